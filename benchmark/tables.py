@@ -1,0 +1,146 @@
+"""Schema: the SQLAlchemy 2 models behind `ResultStore` (the store is their only user).
+
+Tables (plural snake_case, `<entity>_id` keys, a unique constraint on each natural key):
+
+- cnnbench_meta   name/value rows; "schema_version" marks a cnnbench database.
+- studies         one row per study name: file path and hash of the last sync.
+- study_sections  a study's sections in order, with title and interpretation note.
+- jobs            one row per distinct resolved config (`job_key` = its content hash);
+                  the config as queryable columns; current status and lease.
+- study_cells     membership: (study, section, cell, replicate) -> job, published value,
+                  skip reason. A job reached from two sections or studies has two rows.
+- runs            one row per finished attempt (COMPLETE, FAILED or DIVERGED) with final
+                  metrics, error text, code version and provenance. Never deleted.
+- epochs          per-epoch metrics of a run.
+
+Accuracies are percent; times are seconds; timestamps are UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+SCHEMA_VERSION = 1
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class MetaRow(Base):
+    __tablename__ = "cnnbench_meta"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(256))
+
+
+class StudyRow(Base):
+    __tablename__ = "studies"
+
+    study_id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    path: Mapped[str] = mapped_column(Text)
+    file_hash: Mapped[str] = mapped_column(String(64))  # SHA-256 of the study file
+    description: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[datetime]
+
+
+class SectionRow(Base):
+    __tablename__ = "study_sections"
+    __table_args__ = (UniqueConstraint("study_id", "name"),)
+
+    study_section_id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.study_id"))
+    name: Mapped[str] = mapped_column(String(200))
+    position: Mapped[int]
+    title: Mapped[str] = mapped_column(Text, default="")
+    note: Mapped[str] = mapped_column(Text, default="")
+
+
+class JobRow(Base):
+    __tablename__ = "jobs"
+
+    job_id: Mapped[int] = mapped_column(primary_key=True)
+    job_key: Mapped[str] = mapped_column(String(64), unique=True)
+    # --- the resolved TrainConfig, one column per field (see spec.TrainConfig)
+    arch: Mapped[str] = mapped_column(String(32))
+    width: Mapped[float] = mapped_column(Float)
+    batch_norm: Mapped[bool]
+    dropout: Mapped[str] = mapped_column(String(32))
+    dropout_p: Mapped[float] = mapped_column(Float)
+    activation: Mapped[str] = mapped_column(String(32))
+    hidden: Mapped[int]
+    optimizer: Mapped[str] = mapped_column(String(32))
+    lr: Mapped[float] = mapped_column(Float)
+    momentum: Mapped[float] = mapped_column(Float)
+    weight_decay: Mapped[float] = mapped_column(Float)
+    batch_size: Mapped[int]
+    epochs: Mapped[int]
+    train_size: Mapped[int | None]
+    train_offset: Mapped[int]
+    seed: Mapped[int] = mapped_column(Integer)
+    precision: Mapped[str] = mapped_column(String(16))
+    dataset: Mapped[str] = mapped_column(Text)
+    # --- state
+    status: Mapped[str] = mapped_column(String(16), index=True)  # spec.JobStatus
+    code_version: Mapped[str | None] = mapped_column(String(32))  # of the latest finished run
+    attempts: Mapped[int] = mapped_column(default=0)
+    runner: Mapped[str | None] = mapped_column(String(64))  # lease holder while RUNNING
+    runner_host: Mapped[str | None] = mapped_column(String(255))
+    runner_pid: Mapped[int | None]
+    lease_expires: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+
+
+class CellRow(Base):
+    __tablename__ = "study_cells"
+    __table_args__ = (UniqueConstraint("study_id", "section", "cell", "replicate"),)
+
+    study_cell_id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.study_id"), index=True)
+    section: Mapped[str] = mapped_column(String(200))
+    cell: Mapped[str] = mapped_column(String(500))
+    position: Mapped[int]  # cell order within the section
+    replicate: Mapped[int]  # index of the seed within the cell's seeds
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.job_id"), index=True)
+    published: Mapped[float | None] = mapped_column(Float)  # published test accuracy, percent
+    skip_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class RunRow(Base):
+    __tablename__ = "runs"
+
+    run_id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.job_id"), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text)
+    code_version: Mapped[str | None] = mapped_column(String(32))
+    test_accuracy: Mapped[float | None] = mapped_column(Float)  # final epoch, percent
+    test_loss: Mapped[float | None] = mapped_column(Float)
+    train_loss: Mapped[float | None] = mapped_column(Float)
+    epochs_done: Mapped[int] = mapped_column(default=0)
+    param_count: Mapped[int | None]
+    train_seconds: Mapped[float | None] = mapped_column(Float)
+    wall_seconds: Mapped[float | None] = mapped_column(Float)
+    device: Mapped[str | None] = mapped_column(String(64))
+    host: Mapped[str | None] = mapped_column(String(255))
+    runner: Mapped[str | None] = mapped_column(String(64))
+    python_version: Mapped[str | None] = mapped_column(String(32))
+    torch_version: Mapped[str | None] = mapped_column(String(64))
+    cuda_version: Mapped[str | None] = mapped_column(String(32))
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+
+class EpochRow(Base):
+    __tablename__ = "epochs"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.run_id"), primary_key=True)
+    epoch: Mapped[int] = mapped_column(primary_key=True)  # 1-based
+    train_loss: Mapped[float | None] = mapped_column(Float)  # NULL when non-finite
+    test_loss: Mapped[float | None] = mapped_column(Float)
+    test_accuracy: Mapped[float | None] = mapped_column(Float)  # percent
+    seconds: Mapped[float] = mapped_column(Float)  # training time, evaluation excluded
