@@ -1,0 +1,38 @@
+"""Developer sessions: `nox -s tests`, `nox -s lint`, `nox -s quick` (the quick study)."""
+
+import os
+
+import nox
+
+nox.options.sessions = ["lint", "tests"]
+
+# PyTorch is installed first and pinned, so pip never resolves a different multi-GB
+# build. Override for another platform, e.g. CNNBENCH_TORCH="torch torchvision".
+TORCH = os.environ.get("CNNBENCH_TORCH", "torch==2.14.1 torchvision==0.29.1").split()
+
+
+def install(session: nox.Session, *extras: str) -> None:
+    session.install(*TORCH)
+    session.install("-e", f".[{','.join(extras)}]" if extras else ".")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The test suite: fast, offline, CPU; GPU tests are skipped without CUDA."""
+    install(session, "test")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install("ruff")
+    session.run("ruff", "check", "benchmark", "tests", "studies", "noxfile.py")
+
+
+@nox.session
+def quick(session: nox.Session) -> None:
+    """Fetch MNIST if needed, run studies/mnist_quick.py, show its status."""
+    install(session)
+    session.run("cnnbench", "data", "--fetch")
+    session.run("cnnbench", "run", "studies/mnist_quick.py", *session.posargs)
+    session.run("cnnbench", "list", "studies/mnist_quick.py")

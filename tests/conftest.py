@@ -1,0 +1,77 @@
+"""Shared fixtures: small MNIST-format IDX datasets written by the tests, tiny study files."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+STUDIES = Path(__file__).parent / "studies"
+
+
+def write_idx(path: Path, array: np.ndarray, gz: bool = False) -> Path:
+    """Write `array` (uint8) as an IDX file, the format of the MNIST distribution."""
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(
+        int(d).to_bytes(4, "big") for d in array.shape)
+    payload = header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
+    if gz:
+        path = path.with_name(path.name + ".gz")
+        path.write_bytes(gzip.compress(payload))
+    else:
+        path.write_bytes(payload)
+    return path
+
+
+def synthetic_digits(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Learnable 28x28 images: label k lights up row band k, plus noise."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, n).astype(np.uint8)
+    images = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
+    for i, k in enumerate(labels):
+        images[i, 2 + 2 * k:4 + 2 * k, 4:24] = 255
+    return images, labels
+
+
+def make_idx_dir(directory: Path, n_train: int = 320, n_test: int = 200,
+                 gz: bool = False) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    tx, ty = synthetic_digits(n_train, 0)
+    vx, vy = synthetic_digits(n_test, 1)
+    write_idx(directory / "train-images-idx3-ubyte", tx, gz)
+    write_idx(directory / "train-labels-idx1-ubyte", ty, gz)
+    write_idx(directory / "t10k-images-idx3-ubyte", vx, gz)
+    write_idx(directory / "t10k-labels-idx1-ubyte", vy, gz)
+    return directory
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    """No test touches the user's MNIST cache or a database outside tmp_path."""
+    monkeypatch.setenv("CNNBENCH_DATA", str(tmp_path / "mnist-cache"))
+    monkeypatch.delenv("CNNBENCH_DB", raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def workdir(tmp_path) -> Path:
+    """tmp_path with the study fixtures copied in and a small dataset at ./idx."""
+    for study in STUDIES.glob("*.py"):
+        shutil.copy(study, tmp_path / study.name)
+    make_idx_dir(tmp_path / "idx")
+    return tmp_path
+
+
+@pytest.fixture
+def cli():
+    from benchmark.cli import main
+
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(main, list(args), catch_exceptions=False)
+
+    return invoke

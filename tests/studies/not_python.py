@@ -1,0 +1,4 @@
+name: tiny
+sections:
+  - B
+  - C

@@ -1,0 +1,120 @@
+"""End to end through the command line, on the small IDX dataset the fixtures write."""
+
+import json
+import sqlite3
+
+import pytest
+from conftest import make_idx_dir
+
+from benchmark.tables import SCHEMA_VERSION
+
+
+def _statuses(db):
+    con = sqlite3.connect(db)
+    return dict(con.execute("select status, count(*) from jobs group by status").fetchall())
+
+
+def test_run_then_rerun_trains_nothing(workdir, cli):
+    first = cli("run", "tiny.py", "--jobs", "1")
+    assert first.exit_code == 0, first.output
+    assert "4 distinct jobs (4 new)" in first.output and "finished: 4 complete" in first.output
+    assert _statuses(workdir / "results" / "cnnbench.sqlite") == {"COMPLETE": 4}
+    second = cli("run", "tiny.py")
+    assert second.exit_code == 0
+    assert "Nothing to run" in second.output and "training" not in second.output
+
+    status = json.loads(cli("status", "tiny.py", "--json").output)
+    assert status["sections"] == {"A": {"COMPLETE": 4}, "B": {"COMPLETE": 2}}
+    assert status["done"] is True
+    listing = cli("list", "tiny.py").output
+    assert "[A] batch norm: 2 cells, 4 jobs, 4 done" in listing
+    assert "published 90.0%" in listing
+
+
+def test_seeds_option_adds_replicates(workdir, cli):
+    result = cli("run", "tiny.py", "--jobs", "1", "--seeds", "0,1,2", "--db", "r.sqlite")
+    assert result.exit_code == 0, result.output
+    assert "finished: 6 complete" in result.output
+    assert cli("run", "tiny.py", "--seeds", "0,x").exit_code == 2
+
+
+def test_dry_run_and_list_run_nothing_and_write_nothing(workdir, cli):
+    result = cli("run", "tiny.py", "--dry-run", "--jobs", "2")
+    assert result.exit_code == 0
+    assert "4 distinct jobs to train, 0 done, 4 to run" in result.output
+    assert "would train on 2 slot(s)" in result.output
+    assert cli("status", "tiny.py").exit_code == 0
+    assert not (workdir / "results").exists()
+
+
+def test_a_failing_job_is_recorded_while_the_others_finish(workdir, cli):
+    broken = make_idx_dir(workdir / "broken", 200, 50)
+    images = broken / "train-images-idx3-ubyte"
+    images.write_bytes(images.read_bytes()[:5000])  # header intact, body truncated
+    result = cli("run", "failing.py", "--jobs", "2")
+    assert result.exit_code == 1
+    assert "FAILED A/broken seed 0" in result.output and "truncated" in result.output
+    db = workdir / "results" / "cnnbench.sqlite"
+    assert _statuses(db) == {"COMPLETE": 2, "FAILED": 1}
+    error, = sqlite3.connect(db).execute("select error from runs where status='FAILED'").fetchone()
+    assert error.startswith("Traceback") and "DataError" in error
+    again = cli("run", "failing.py")
+    assert again.exit_code == 0
+    assert "1 failed job(s) kept; rerun with --retry-failed" in again.output
+    retry = cli("run", "failing.py", "--retry-failed", "--jobs", "1")
+    assert retry.exit_code == 1 and "finished: 1 failed" in retry.output
+    runs = sqlite3.connect(db).execute("select status, count(*) from runs group by status")
+    assert dict(runs.fetchall()) == {"COMPLETE": 2, "FAILED": 2}
+
+
+@pytest.mark.parametrize("study,message", [
+    ("nowhere.py", "nowhere.py: study file not found"),
+    ("typo.py", "typo.py, line 5: unknown field 'arhc' in TrainConfig; did you mean 'arch'?"),
+    ("typo_cell.py", "unknown field 'batchnorm' in cell 'x'; did you mean 'batch_norm'?"),
+    ("wrong_type.py", "field 'epochs' must be int, got str '20'"),
+    ("bad_choice.py", "got 'adma' (did you mean 'adam'?); valid choices: sgd, adam"),
+    ("empty_axis.py", "axis 'width' is empty"),
+    ("raises.py", "raises.py, line 6: raised KeyError while building the study: 'large'"),
+    ("no_entry.py", "defines no study() function"),
+    ("returns_none.py", "study() returned NoneType, expected a cnnbench Study"),
+    ("not_python.py", "not_python.py, line 2: not valid Python"),
+    ("missing_dataset.py", "no/such/dir' does not exist"),
+    ("big_slice.py", "cell 'train_offset=300': training slice starts at 300 with train_size 100, "
+                     "beyond the 320 training samples"),
+])
+def test_bad_study_files_exit_2_with_a_clear_message_and_write_nothing(workdir, cli, study,
+                                                                       message):
+    result = cli("run", study)
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert not (workdir / "results").exists()
+
+
+def test_bad_options_and_databases_exit_2(workdir, cli):
+    assert "bad device 'tpu'" in cli("run", "tiny.py", "--devices", "tpu").output
+    assert cli("run", "tiny.py", "--jobs", "0").exit_code == 2
+    missing_dir = cli("run", "tiny.py", "--db", "no/such/dir/r.sqlite")
+    assert missing_dir.exit_code == 2 and "does not exist" in missing_dir.output
+
+    assert cli("run", "tiny.py", "--jobs", "1", "--db", "r.sqlite").exit_code == 0
+    con = sqlite3.connect(workdir / "r.sqlite")
+    con.execute("update cnnbench_meta set value=?", (str(SCHEMA_VERSION + 1),))
+    con.commit()
+    before = (workdir / "r.sqlite").read_bytes()
+    newer = cli("run", "tiny.py", "--db", "r.sqlite")
+    assert newer.exit_code == 2 and "newer than this cnnbench" in newer.output
+    assert (workdir / "r.sqlite").read_bytes() == before
+
+
+def test_db_from_environment(workdir, cli, monkeypatch):
+    monkeypatch.setenv("CNNBENCH_DB", str(workdir / "env.sqlite"))
+    assert cli("run", "tiny.py", "--jobs", "1").exit_code == 0
+    assert _statuses(workdir / "env.sqlite") == {"COMPLETE": 4}
+
+
+def test_data_command_checks_idx_directories_and_reports_missing_mnist(workdir, cli):
+    ok = cli("data", "--check", "idx")
+    assert ok.exit_code == 0 and "usable as a study's dataset" in ok.output
+    missing = cli("data")
+    assert missing.exit_code == 2 and "run `cnnbench data --fetch`" in missing.output

@@ -1,0 +1,79 @@
+import os
+
+import pytest
+import torch
+from joblib import Parallel, delayed
+
+from benchmark import TrainConfig
+from benchmark.execute import DeviceError, Task, _acquire_slot, execute, parse_devices
+
+
+def test_cpu_slots_default_to_one_per_core():
+    assert parse_devices("cpu") == ["cpu"] * (os.cpu_count() or 1)
+    assert parse_devices("cpu", jobs=3) == ["cpu"] * 3
+    assert parse_devices("cpux2", jobs=5) == ["cpu"] * 2
+
+
+def test_cuda_slots_from_specification():
+    two = lambda: 2  # noqa: E731 - two visible GPUs
+    assert parse_devices("cuda", cuda_count=two) == ["cuda:0", "cuda:1"]
+    assert parse_devices("cuda:0x4", cuda_count=two) == ["cuda:0"] * 4
+    assert parse_devices("cuda:0,cuda:1x2", cuda_count=two) == ["cuda:0", "cuda:1", "cuda:1"]
+    assert parse_devices("cudax3", cuda_count=two) == ["cuda:0"] * 3 + ["cuda:1"] * 3
+
+
+@pytest.mark.parametrize("spec,message", [
+    ("gpu", "bad device 'gpu'"),
+    ("cuda:0x0", "needs at least one slot"),
+    ("cuda:2", r"cuda:2 does not exist: 2 GPU\(s\) visible"),
+])
+def test_bad_device_specifications(spec, message):
+    with pytest.raises(DeviceError, match=message):
+        parse_devices(spec, cuda_count=lambda: 2)
+
+
+def test_cuda_requested_without_gpu_says_use_cpu():
+    with pytest.raises(DeviceError, match="no GPU is visible here: use --devices cpu"):
+        parse_devices("cuda:0", cuda_count=lambda: 0)
+
+
+def _hold_slot(slot_dir, devices):
+    import time
+
+    device = _acquire_slot(slot_dir, devices)
+    time.sleep(0.5)  # hold it while the other workers pick theirs
+    return os.getpid(), device, [f for f in os.listdir(slot_dir)]
+
+
+def test_each_worker_process_holds_a_distinct_slot(tmp_path):
+    devices = ("cuda:0", "cuda:0", "cuda:1")
+    got = Parallel(n_jobs=3)(delayed(_hold_slot)(str(tmp_path), devices) for _ in range(3))
+    assert len({pid for pid, _, _ in got}) == 3
+    assert sorted(d for _, d, _ in got) == ["cuda:0", "cuda:0", "cuda:1"]
+
+
+def test_execute_streams_results_and_honours_claims(tmp_path):
+    from conftest import make_idx_dir
+
+    data_dir = str(make_idx_dir(tmp_path / "idx", 64, 50))
+    configs = [TrainConfig(arch="sk", width=0.2, epochs=1, train_size=64, seed=s)
+               for s in range(3)]
+    tasks = [Task(c.key(), c, data_dir) for c in configs]
+    refused = tasks[1].key
+    results = list(execute(tasks, ["cpu"], claim=lambda t: t.key != refused))
+    assert sorted(r.key for r in results) == sorted([tasks[0].key, tasks[2].key])
+    assert all(r.status.value == "COMPLETE" and r.device == "cpu" for r in results)
+    assert all(r.code_version and r.versions["torch"] for r in results)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_jobs_run_on_the_gpu_with_several_slots(tmp_path):
+    from conftest import make_idx_dir
+
+    data_dir = str(make_idx_dir(tmp_path / "idx", 256, 100))
+    configs = [TrainConfig(arch="sk", width=0.2, epochs=1, seed=s) for s in range(4)]
+    tasks = [Task(c.key(), c, data_dir) for c in configs]
+    results = list(execute(tasks, parse_devices("cuda:0x2")))
+    assert {r.status.value for r in results} == {"COMPLETE"}
+    assert {r.device for r in results} == {"cuda:0"}

@@ -1,0 +1,57 @@
+from benchmark import Cell, Exclude, Section, Study, TrainConfig, vary
+from benchmark.plan import expand, forward_macs, longest_first, unique_jobs
+
+
+def _study(**kw):
+    return Study("s", TrainConfig(train_size=1000), seeds=kw.pop("seeds", [0, 7]), sections=[
+        Section("A", [Cell("base"), Cell("BN", batch_norm=True, published=98.2)]),
+        Section("B", vary("batch_norm", [True, False]), **kw),
+        Section("C", vary("seed", [3, 4]), fixed={"arch": "sk"}),
+    ])
+
+
+def test_expansion_order_counts_and_shared_seeds():
+    specs = expand(_study())
+    assert [(s.section, s.cell, s.config.seed) for s in specs] == [
+        ("A", "base", 0), ("A", "base", 7), ("A", "BN", 0), ("A", "BN", 7),
+        ("B", "batch_norm=True", 0), ("B", "batch_norm=True", 7),
+        ("B", "batch_norm=False", 0), ("B", "batch_norm=False", 7),
+        ("C", "seed=3", 3), ("C", "seed=4", 4),  # a cell's own seed is its only replicate
+    ]
+    assert specs[2].published == 98.2 and specs[2].config.batch_norm
+    assert specs[8].config.arch == "sk" and specs[8].config.train_size == 1000
+
+
+def test_a_cell_reached_from_two_sections_is_one_job():
+    specs = expand(_study())
+    assert len(specs) == 10
+    assert len(unique_jobs(specs)) == 6  # B duplicates A's four jobs
+    assert specs[2].key == specs[4].key
+
+
+def test_expansion_is_deterministic():
+    assert [s.key for s in expand(_study())] == [s.key for s in expand(_study())]
+
+
+def test_exclusions_are_kept_with_reason_and_not_run():
+    specs = expand(_study(exclude=[Exclude({"batch_norm": False}, "not needed")]))
+    skipped = [s for s in specs if s.skip_reason]
+    assert [(s.section, s.cell) for s in skipped] == [("B", "batch_norm=False")] * 2
+    # A still needs that config, so it stays a job to run
+    assert skipped[0].key in unique_jobs(specs)
+    only = Study("s", TrainConfig(), [Section("A", vary("width", [1, 2]),
+                                              exclude=[Exclude({"width": 2}, "too big")])])
+    assert len(unique_jobs(expand(only))) == 1
+
+
+def test_longest_first_orders_by_estimated_cost():
+    jobs = {c.key(): c for c in [TrainConfig(arch="sk", width=0.2, train_size=500),
+                                 TrainConfig(arch="sk", width=2.0, train_size=10000),
+                                 TrainConfig(arch="base", train_size=10000)]}
+    order = longest_first(jobs, {"mnist": 60000})
+    assert [jobs[k].width for k in order] == [2.0, 1.0, 0.2]
+
+
+def test_cost_model_matches_published_net_sizes():
+    # base net: 2.3 M multiply-accumulates per sample forward (13.8 MFLOP fwd+bwd)
+    assert 2.2e6 < forward_macs(TrainConfig()) < 2.4e6

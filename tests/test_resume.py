@@ -1,0 +1,45 @@
+"""kill -9 of a real `cnnbench run` mid-grid, then a rerun: nothing lost, nothing twice."""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+
+def _count(db, sql):
+    try:
+        return sqlite3.connect(db, timeout=30).execute(sql).fetchone()[0]
+    except sqlite3.OperationalError:  # the database is not created yet
+        return 0
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX process groups")
+def test_kill_9_mid_grid_then_resume_completes_every_job_exactly_once(workdir):
+    db = workdir / "r.sqlite"
+    cmd = [sys.executable, "-m", "benchmark", "run", "slow.py", "--jobs", "2", "--db", str(db)]
+    proc = subprocess.Popen(cmd, cwd=workdir, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while _count(db, "select count(*) from runs") < 2 and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stdout.read().decode()
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)  # the runner and its workers, no cleanup
+    proc.wait()
+    proc.stdout.close()
+    done_before = _count(db, "select count(*) from runs where status='COMPLETE'")
+    assert 2 <= done_before < 8, "kill came too late to test resuming"
+    assert _count(db, "select count(*) from jobs where status='RUNNING'") > 0
+
+    rerun = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert "reclaimed" in rerun.stdout
+    assert f"training {8 - done_before} job(s)" in rerun.stdout
+    assert _count(db, "select count(*) from jobs where status='COMPLETE'") == 8
+    # every job has exactly one COMPLETE run: nothing lost, nothing trained twice
+    per_job = sqlite3.connect(db).execute(
+        "select count(*) from runs where status='COMPLETE' group by job_id").fetchall()
+    assert per_job == [(1,)] * 8
