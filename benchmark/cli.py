@@ -309,25 +309,28 @@ def _show_plan(loaded: LoadedStudy, store: ResultStore, verbose: bool) -> None:
         specs = [s for s in loaded.specs if s.section == section.name]
         done = sum(getattr(states.get((s.section, s.cell, s.replicate)), "status", "") in
                    ("COMPLETE", "DIVERGED") for s in specs)
-        click.echo(f"\n[{section.name}] {section.title}: {len(section.cells)} cells, "
+        title = f" {section.title}" if section.title else ""
+        click.echo(f"\n[{section.name}]{title}: {len(section.cells)} cells, "
                    f"{len(specs)} jobs, {done} done")
         if section.note:
             click.echo(f"  note: {section.note}")
         if verbose:
+            width = max(len(s.cell) for s in specs) + 2
             for s in specs:
-                _show_cell(s, states.get((s.section, s.cell, s.replicate)))
+                _show_cell(s, states.get((s.section, s.cell, s.replicate)), width)
     unique = plan.unique_jobs(loaded.specs)
     done = {c.key for c in states.values() if c.status in ("COMPLETE", "DIVERGED")}
     click.echo(f"\n{len(loaded.specs)} cell runs, {len(unique)} distinct jobs to train, "
                f"{len(done & set(unique))} done, {len(set(unique) - done)} to run")
 
 
-def _show_cell(spec: JobSpec, state) -> None:
-    status = spec.skip_reason and "SKIPPED" or (state.status if state else "PENDING")
+def _show_cell(spec: JobSpec, state, width: int) -> None:
+    status = "SKIPPED" if spec.skip_reason else (state.status if state else "PENDING")
     acc = f"{state.test_accuracy:6.2f}%" if state and state.test_accuracy is not None else " " * 7
     pub = f"published {spec.published:.1f}%" if spec.published is not None else ""
     why = f"({spec.skip_reason})" if spec.skip_reason else ""
-    click.echo(f"  {spec.cell:<28} seed {spec.config.seed:<7} {status:<9} {acc}  {pub}{why}")
+    line = f"  {spec.cell:<{width}} seed {spec.config.seed:<7} {status:<9} {acc}  {pub}{why}"
+    click.echo(line.rstrip())
 
 
 @main.command("list")
