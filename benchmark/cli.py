@@ -190,9 +190,9 @@ def run(study_file: Path, db: str | None, jobs: int | None, devices: str, retry_
                       if failed_before else ""))
         return
     configs = plan.unique_jobs(loaded.specs)
-    tasks = [Task(k, configs[k], dirs[configs[k].dataset])
-             for k in plan.longest_first({k: configs[k] for k in keys}, sizes)]
-    counts = _train(store, tasks, slots, cv, retry_failed, _job_labels(loaded.specs))
+    costs = plan.estimated_costs({k: configs[k] for k in keys}, sizes)
+    tasks = [Task(k, configs[k], dirs[configs[k].dataset]) for k in plan.longest_first(costs)]
+    counts = _train(store, tasks, slots, cv, retry_failed, _job_labels(loaded.specs), costs)
     done = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
     click.echo(f"finished: {done or 'nothing (other runners hold the pending jobs)'}")
     if counts.get("FAILED"):
@@ -202,7 +202,7 @@ def run(study_file: Path, db: str | None, jobs: int | None, devices: str, retry_
 
 
 def _train(store: ResultStore, tasks: list[Task], slots: list[str], cv: str,
-           retry_failed: bool, labels: dict[str, str]) -> Counter:
+           retry_failed: bool, labels: dict[str, str], costs: dict[str, float]) -> Counter:
     runner = Runner.here()
     on_cpu = all(s == "cpu" for s in slots)
     threads = max(1, (os.cpu_count() or 1) // len(slots)) if on_cpu else 1
@@ -215,12 +215,12 @@ def _train(store: ResultStore, tasks: list[Task], slots: list[str], cv: str,
 
     t0 = time.monotonic()
     try:
-        with _heartbeat(store, runner), _progress(len(tasks)) as show:
+        with _heartbeat(store, runner), _progress(costs) as show:
             for result in execute(tasks, slots, threads=threads, claim=claim):
                 if not store.record(result, runner):
                     click.echo(f"warning: lease on {result.key} was lost; result kept", err=True)
                 counts[result.status.value] += 1
-                show(_describe_result(result, labels[result.key]), sum(counts.values()))
+                show(result.key, _describe_result(result, labels[result.key]))
                 if result.status == JobStatus.FAILED:
                     last = (result.error or "").strip().splitlines()[-1:]
                     click.echo(f"FAILED {labels[result.key]}: {' '.join(last)}", err=True)
@@ -236,18 +236,34 @@ def _train(store: ResultStore, tasks: list[Task], slots: list[str], cv: str,
 
 
 @contextmanager
-def _progress(total: int):
-    """A progress bar with done/total and ETA on a terminal; one line per job otherwise."""
-    if sys.stdout.isatty():
-        with click.progressbar(length=total, label="jobs", show_pos=True, show_eta=True,
-                               item_show_func=lambda s: s) as bar:
-            yield lambda line, done: bar.update(1, line)
-        return
+def _progress(costs: dict[str, float]):
+    """Progress with done/total and ETA: a bar on a terminal, one line per job otherwise.
+
+    The ETA weighs jobs by their estimated cost: jobs run longest first, so counting
+    jobs alone would overestimate the time left by a large factor.
+    """
+    total_cost, done_cost, done = sum(costs.values()), 0.0, 0
     t0 = time.monotonic()
 
-    def show(line: str, done: int) -> None:
-        eta = (time.monotonic() - t0) / done * (total - done)
-        click.echo(f"[{done}/{total} ETA {_fmt_seconds(eta)}] {line}")
+    def eta() -> str:
+        left = (time.monotonic() - t0) * (total_cost - done_cost) / max(done_cost, 1e-9)
+        return _fmt_seconds(left)
+
+    if sys.stdout.isatty():
+        with click.progressbar(length=len(costs), label="jobs", show_pos=True,
+                               item_show_func=lambda s: s) as bar:
+            def update(key: str, line: str) -> None:
+                nonlocal done_cost
+                done_cost += costs.get(key, 0.0)
+                bar.update(1, f"ETA {eta()}  {line}")
+            yield update
+        return
+
+    def show(key: str, line: str) -> None:
+        nonlocal done_cost, done
+        done_cost += costs.get(key, 0.0)
+        done += 1
+        click.echo(f"[{done}/{len(costs)} ETA {eta()}] {line}")
 
     yield show
 

@@ -68,13 +68,15 @@ def job_cost(config: TrainConfig, train_samples: int) -> float:
     return seen * (3 * forward_macs(config) + 400_000)
 
 
-def longest_first(jobs: dict[str, TrainConfig], train_len: dict[str, int]) -> list[str]:
-    """Job keys ordered by decreasing estimated cost, so a grid does not end on a long tail.
-
-    `train_len` maps a dataset name to its number of training samples.
-    """
+def estimated_costs(jobs: dict[str, TrainConfig], train_len: dict[str, int]) -> dict[str, float]:
+    """Job key -> relative cost; `train_len` maps a dataset to its number of training samples."""
     def samples(c: TrainConfig) -> int:
         available = train_len[c.dataset] - c.train_offset
         return available if c.train_size is None else min(c.train_size, available)
 
-    return sorted(jobs, key=lambda k: (-job_cost(jobs[k], samples(jobs[k])), k))
+    return {k: job_cost(c, samples(c)) for k, c in jobs.items()}
+
+
+def longest_first(costs: dict[str, float]) -> list[str]:
+    """Job keys by decreasing estimated cost, so a grid does not end on a long tail."""
+    return sorted(costs, key=lambda k: (-costs[k], k))

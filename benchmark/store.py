@@ -144,8 +144,11 @@ class ResultStore:
                              "does not exist")
         try:
             self.engine = create_engine(url)
-        except (ArgumentError, ImportError) as exc:
+        except ArgumentError as exc:
             raise StoreError(f"bad database URL {redact(url)!r}: {exc}") from None
+        except ImportError as exc:
+            raise StoreError(f"the database driver for {redact(url)!r} is not installed "
+                             f"({exc}): pip install it, or use an SQLite path") from None
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._open(create)

@@ -1,5 +1,5 @@
 from benchmark import Cell, Exclude, Section, Study, TrainConfig, vary
-from benchmark.plan import expand, forward_macs, longest_first, unique_jobs
+from benchmark.plan import estimated_costs, expand, forward_macs, longest_first, unique_jobs
 
 
 def _study(**kw):
@@ -48,7 +48,7 @@ def test_longest_first_orders_by_estimated_cost():
     jobs = {c.key(): c for c in [TrainConfig(arch="sk", width=0.2, train_size=500),
                                  TrainConfig(arch="sk", width=2.0, train_size=10000),
                                  TrainConfig(arch="base", train_size=10000)]}
-    order = longest_first(jobs, {"mnist": 60000})
+    order = longest_first(estimated_costs(jobs, {"mnist": 60000}))
     assert [jobs[k].width for k in order] == [2.0, 1.0, 0.2]
 
 

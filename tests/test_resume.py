@@ -17,19 +17,31 @@ def _count(db, sql):
         return 0
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="POSIX process groups")
-def test_kill_9_mid_grid_then_resume_completes_every_job_exactly_once(workdir):
+def _start_and_interrupt(workdir, cmd, sig):
+    """Start `cmd`, wait until two jobs are stored, then send `sig` to its process group."""
     db = workdir / "r.sqlite"
-    cmd = [sys.executable, "-m", "benchmark", "run", "slow.py", "--jobs", "2", "--db", str(db)]
     proc = subprocess.Popen(cmd, cwd=workdir, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 120
     while _count(db, "select count(*) from runs") < 2 and time.monotonic() < deadline:
         assert proc.poll() is None, proc.stdout.read().decode()
         time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)  # the runner and its workers, no cleanup
-    proc.wait()
+    os.killpg(proc.pid, sig)  # the runner and its workers, as a terminal's Ctrl-C does
+    code = proc.wait(timeout=120)
+    output = proc.stdout.read().decode()
     proc.stdout.close()
+    return code, output
+
+
+def _cmd(db):
+    return [sys.executable, "-m", "benchmark", "run", "slow.py", "--jobs", "2", "--db", str(db)]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX process groups")
+def test_kill_9_mid_grid_then_resume_completes_every_job_exactly_once(workdir):
+    db = workdir / "r.sqlite"
+    cmd = _cmd(db)
+    _start_and_interrupt(workdir, cmd, signal.SIGKILL)  # no cleanup at all
     done_before = _count(db, "select count(*) from runs where status='COMPLETE'")
     assert 2 <= done_before < 8, "kill came too late to test resuming"
     assert _count(db, "select count(*) from jobs where status='RUNNING'") > 0
@@ -43,3 +55,16 @@ def test_kill_9_mid_grid_then_resume_completes_every_job_exactly_once(workdir):
     per_job = sqlite3.connect(db).execute(
         "select count(*) from runs where status='COMPLETE' group by job_id").fetchall()
     assert per_job == [(1,)] * 8
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX process groups")
+def test_ctrl_c_returns_running_jobs_to_pending_and_says_how_to_resume(workdir):
+    db = workdir / "r.sqlite"
+    code, output = _start_and_interrupt(workdir, _cmd(db), signal.SIGINT)
+    assert code == 130, output
+    assert "run the same command again to resume" in output
+    assert "Traceback" not in output
+    assert _count(db, "select count(*) from jobs where status='RUNNING'") == 0
+    done = _count(db, "select count(*) from jobs where status='COMPLETE'")
+    assert done + _count(db, "select count(*) from jobs where status='PENDING'") == 8
+    assert _count(db, "select count(*) from runs") == done  # no half-written attempt
