@@ -309,7 +309,7 @@ def status(study_file: Path, db: str | None, as_json: bool) -> None:
         }, indent=2))
         return
     cols = [s for s in STATUS_ORDER if total[s]] or ["PENDING"]
-    width = max(len(n) for n in counts) + 2
+    width = max(len(n) for n in [*counts, "section"]) + 2
     click.echo(f"{'section':<{width}}" + "".join(f"{c:>10}" for c in cols))
     for name, c in [*counts.items(), ("total", total)]:
         click.echo(f"{name:<{width}}" + "".join(f"{c[k]:>10}" for k in cols))
@@ -358,6 +358,52 @@ def list_(study_file: Path, db: str | None, seeds: str | None) -> None:
     with user_errors():
         _show_plan(_load(study_file, seeds), open_store(db, create=False),
                    verbose=True)
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _study_name(study: str) -> str:
+    """A study name, or the name declared by a study file given by path."""
+    if study.endswith(".py") or Path(study).is_file():
+        return load_study(study).study.name
+    return study
+
+
+@main.command()
+@click.argument("studies", nargs=-1, metavar="[STUDY]...")
+@db_option
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default="reports",
+              show_default=True, help="Reports go to OUT/<study>/.")
+@click.option("--format", "formats", default="html,md", show_default=True,
+              help="Comma-separated: html (one self-contained file), md (with PNGs).")
+def report(studies: tuple[str, ...], db: str | None, out: Path, formats: str) -> None:
+    """Write reports/<study>/index.html and report.md from the database.
+
+    STUDY is a study name or study file; default: every study in the database.
+    Reads results only, trains nothing. Results of older training code are listed
+    as stale, not mixed into the statistics.
+    """
+    from . import report as reporting
+
+    wanted = tuple(f.strip() for f in formats.split(",") if f.strip())
+    bad = sorted(set(wanted) - {"html", "md"})
+    if bad or not wanted:
+        raise click.BadParameter(f"{formats!r}: choose from html, md", param_hint="--format")
+    with user_errors():
+        store = open_store(db, create=False)
+        names = [_study_name(s) for s in studies] or store.study_names()
+        if not names:
+            raise UserError(f"no results in {redact(store.url)}: run `cnnbench run STUDY` first")
+        t0 = time.perf_counter()
+        for name in names:
+            try:
+                paths = reporting.write(store, name, out / reporting.slug(name), wanted,
+                                        code_version())
+            except reporting.ReportError as exc:
+                raise UserError(str(exc)) from None
+            click.echo(f"{name}: " + ", ".join(str(p) for p in paths))
+    click.echo(f"report took {time.perf_counter() - t0:.1f}s")
 
 
 # --------------------------------------------------------------------------- data

@@ -30,6 +30,7 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    func,
     inspect,
     or_,
     select,
@@ -40,7 +41,7 @@ from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError
 from sqlalchemy.orm import Session
 
 from . import provenance
-from .spec import DONE_STATUSES, JobResult, JobSpec, JobStatus, Section
+from .spec import CONFIG_FIELDS, DONE_STATUSES, JobResult, JobSpec, JobStatus, Section
 from .tables import (
     SCHEMA_VERSION,
     Base,
@@ -57,6 +58,7 @@ DEFAULT_DB = "results/cnnbench.sqlite"
 LEASE = timedelta(seconds=120)  # a runner that misses heartbeats this long loses its jobs
 HEARTBEAT_SECONDS = 20.0
 _DONE = [s.value for s in DONE_STATUSES]
+CONFIG_COLUMNS = list(CONFIG_FIELDS)  # every TrainConfig field is a column of `jobs`
 
 
 class StoreError(RuntimeError):
@@ -192,6 +194,10 @@ class ResultStore:
         if found < SCHEMA_VERSION:
             raise StoreError(f"{redact(self.url)} has schema version {found}; this cnnbench "
                              f"needs {SCHEMA_VERSION} and has no migration for it")
+
+    @property
+    def url_redacted(self) -> str:
+        return redact(self.url)
 
     @property
     def exists(self) -> bool:
@@ -395,6 +401,75 @@ class ResultStore:
                     RunRow.job_id.in_({r.job_id for r in rows}))):
                 last.setdefault(job_id, (acc, err))
         return [_cell_state(r, last.get(r.job_id, (None, None)), code_version) for r in rows]
+
+
+    def study_info(self, study: str) -> dict | None:
+        """The study row (path, file hash, description, last sync) and its sections in order."""
+        if not self.exists:
+            return None
+        with self.session() as s:
+            row = s.scalar(select(StudyRow).where(StudyRow.name == study))
+            if row is None:
+                return None
+            sections = s.execute(select(SectionRow.name, SectionRow.title, SectionRow.note)
+                                 .where(SectionRow.study_id == row.study_id)
+                                 .order_by(SectionRow.position)).all()
+            return {"name": row.name, "path": row.path, "file_hash": row.file_hash,
+                    "description": row.description, "updated_at": row.updated_at,
+                    "sections": [dict(r._mapping) for r in sections]}
+
+    def results_frame(self, study: str):
+        """Tidy pandas frame: one row per (section, cell, replicate), config columns, job
+        status, and the metrics and provenance of the job's latest finished run."""
+        import pandas as pd
+
+        config_cols = [getattr(JobRow, f) for f in CONFIG_COLUMNS]
+        latest = (select(func.max(RunRow.run_id).label("run_id"), RunRow.job_id)
+                  .group_by(RunRow.job_id).subquery())
+        query = (select(CellRow.section, CellRow.cell, CellRow.position, CellRow.replicate,
+                        CellRow.published, CellRow.skip_reason, JobRow.job_key,
+                        JobRow.status, *config_cols, RunRow.run_id,
+                        RunRow.status.label("run_status"), RunRow.code_version, RunRow.error,
+                        RunRow.test_accuracy, RunRow.test_loss, RunRow.train_loss,
+                        RunRow.epochs_done, RunRow.param_count, RunRow.train_seconds,
+                        RunRow.wall_seconds, RunRow.device, RunRow.host,
+                        RunRow.torch_version, RunRow.cuda_version, RunRow.started_at,
+                        RunRow.finished_at)
+                 .join(JobRow, JobRow.job_id == CellRow.job_id)
+                 .join(StudyRow, StudyRow.study_id == CellRow.study_id)
+                 .join(SectionRow, and_(SectionRow.study_id == StudyRow.study_id,
+                                        SectionRow.name == CellRow.section))
+                 .outerjoin(latest, latest.c.job_id == JobRow.job_id)
+                 .outerjoin(RunRow, RunRow.run_id == latest.c.run_id)
+                 .where(StudyRow.name == study)
+                 .order_by(SectionRow.position, CellRow.position, CellRow.replicate))
+        with self.session() as s:
+            rows = s.execute(query).all()
+        frame = pd.DataFrame([r._mapping for r in rows])
+        if frame.empty:
+            return frame
+        frame.loc[frame["skip_reason"].notna(), "status"] = JobStatus.SKIPPED.value
+        return frame
+
+    def epochs_frame(self, study: str):
+        """Per-epoch metrics of the latest run of each of the study's jobs, with cell labels."""
+        import pandas as pd
+
+        latest = (select(func.max(RunRow.run_id).label("run_id"), RunRow.job_id)
+                  .group_by(RunRow.job_id).subquery())
+        query = (select(CellRow.section, CellRow.cell, CellRow.position, JobRow.seed,
+                        EpochRow.epoch, EpochRow.train_loss, EpochRow.test_loss,
+                        EpochRow.test_accuracy, EpochRow.seconds, RunRow.code_version)
+                 .join(JobRow, JobRow.job_id == CellRow.job_id)
+                 .join(StudyRow, StudyRow.study_id == CellRow.study_id)
+                 .join(latest, latest.c.job_id == JobRow.job_id)
+                 .join(RunRow, RunRow.run_id == latest.c.run_id)
+                 .join(EpochRow, EpochRow.run_id == RunRow.run_id)
+                 .where(StudyRow.name == study, CellRow.skip_reason.is_(None))
+                 .order_by(CellRow.section, CellRow.position, JobRow.seed, EpochRow.epoch))
+        with self.session() as s:
+            rows = s.execute(query).all()
+        return pd.DataFrame([r._mapping for r in rows])
 
 
 def _cell_state(row, last_run: tuple, code_version: str) -> CellState:

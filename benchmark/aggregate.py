@@ -1,0 +1,145 @@
+"""Aggregate stage: statistics over stored results (pure pandas/numpy/scipy, no torch).
+
+Takes the tidy results frame of `ResultStore.results_frame` (one row per section, cell
+and replicate); gives summary frames:
+
+- `cell_table`: per cell, n seeds, mean, standard deviation and 95% confidence interval
+  of the final test accuracy (percent), mean test loss, training seconds, parameter
+  count, the published value and the gap to it. With one seed there is no interval:
+  `noise_floor` gives the test set's binomial standard error instead.
+- `effects`: per section, each cell against the section's first cell (its baseline):
+  the difference in accuracy, paired by seed where at least two seeds match (Welch's
+  test otherwise), its 95% CI and p-value, Holm-corrected within the section, and a
+  verdict. With one seed per side there is no test; the verdict compares the difference
+  with the binomial noise of the test set and says so.
+
+Only rows that are COMPLETE under the current code version count; the frame's `stale`
+rows are reported separately, never mixed in.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+ALPHA = 0.05
+TEST_SET_SIZE = 10_000  # MNIST test images; used for the one-seed noise floor
+
+BETTER, WORSE, SAME = "better", "worse", "no detectable difference"
+UNTESTED_BEYOND = "1 seed: beyond test-set noise, seed noise unknown"
+UNTESTED_WITHIN = "1 seed: within test-set noise"
+
+
+def binomial_se(accuracy_pct: float, n_test: int = TEST_SET_SIZE) -> float:
+    """Standard error (percentage points) of an accuracy measured on n_test samples."""
+    p = accuracy_pct / 100.0
+    return 100.0 * math.sqrt(max(p * (1 - p), 0.0) / n_test)
+
+
+def mean_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean and the two ends of its t-based confidence interval (NaN ends for n < 2)."""
+    values = np.asarray(values, dtype=float)
+    mean = float(values.mean())
+    if len(values) < 2:
+        return mean, math.nan, math.nan
+    half = stats.t.ppf(0.5 + level / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(
+        len(values))
+    return mean, mean - half, mean + half
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values, in the input order (NaN entries stay NaN)."""
+    indexed = [(p, i) for i, p in enumerate(p_values) if not math.isnan(p)]
+    indexed.sort()
+    m, adjusted, running = len(indexed), [math.nan] * len(p_values), 0.0
+    for rank, (p, i) in enumerate(indexed):
+        running = max(running, min(1.0, (m - rank) * p))
+        adjusted[i] = running
+    return adjusted
+
+
+def usable(frame: pd.DataFrame, code_version: str | None = None) -> pd.DataFrame:
+    """Rows with a COMPLETE result (under `code_version`, when given)."""
+    ok = frame["status"].isin(["COMPLETE"]) & frame["test_accuracy"].notna()
+    if code_version is not None:
+        ok &= frame["code_version"] == code_version
+    return frame[ok]
+
+
+def cell_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per (section, cell) statistics of the final test accuracy; see the module doc."""
+    rows = []
+    for (section, position, cell), g in frame.groupby(["section", "position", "cell"],
+                                                      sort=False):
+        acc = g["test_accuracy"].to_numpy(dtype=float)
+        mean, low, high = mean_ci(acc)
+        published = g["published"].dropna()
+        pub = float(published.iloc[0]) if len(published) else math.nan
+        rows.append({
+            "section": section, "position": position, "cell": cell, "n": len(acc),
+            "mean": mean, "std": float(acc.std(ddof=1)) if len(acc) > 1 else math.nan,
+            "ci_low": low, "ci_high": high,
+            "noise_floor": binomial_se(mean) if len(acc) == 1 else math.nan,
+            "test_loss": float(g["test_loss"].mean()),
+            "train_seconds": float(g["train_seconds"].mean()),
+            "param_count": int(g["param_count"].iloc[0]),
+            "published": pub, "gap": mean - pub,
+        })
+    return pd.DataFrame(rows)
+
+
+def compare(base: pd.DataFrame, other: pd.DataFrame) -> dict:
+    """Difference other - base in accuracy, with test, CI and method."""
+    pairs = base[["seed", "test_accuracy"]].merge(other[["seed", "test_accuracy"]], on="seed",
+                                                   suffixes=("_base", "_other"))
+    a, b = base["test_accuracy"].to_numpy(float), other["test_accuracy"].to_numpy(float)
+    if len(pairs) >= 2:
+        d = (pairs["test_accuracy_other"] - pairs["test_accuracy_base"]).to_numpy(float)
+        diff, low, high = mean_ci(d)
+        p = float(stats.ttest_rel(pairs["test_accuracy_other"],
+                                  pairs["test_accuracy_base"]).pvalue) if d.std() > 0 else (
+            0.0 if diff != 0 else 1.0)
+        return {"diff": diff, "ci_low": low, "ci_high": high, "p": p,
+                "method": f"paired t, {len(d)} seeds"}
+    if len(a) >= 2 and len(b) >= 2:
+        test = stats.ttest_ind(b, a, equal_var=False)
+        ci = test.confidence_interval(0.95)
+        return {"diff": float(b.mean() - a.mean()), "ci_low": float(ci.low),
+                "ci_high": float(ci.high), "p": float(test.pvalue),
+                "method": f"Welch t, {len(b)} vs {len(a)} seeds"}
+    diff = float(b.mean() - a.mean())
+    noise = math.hypot(binomial_se(a.mean()), binomial_se(b.mean()))
+    return {"diff": diff, "ci_low": math.nan, "ci_high": math.nan, "p": math.nan,
+            "method": f"1 seed; test-set noise ±{noise:.2f} pp (1 SE)", "noise": noise}
+
+
+def _verdict(row: dict) -> str:
+    if math.isnan(row["p"]):
+        return UNTESTED_BEYOND if abs(row["diff"]) > 2 * row["noise"] else UNTESTED_WITHIN
+    if row["p_holm"] < ALPHA:
+        return BETTER if row["diff"] > 0 else WORSE
+    return SAME
+
+
+def effects(frame: pd.DataFrame) -> pd.DataFrame:
+    """Each cell against its section's first cell; see the module doc."""
+    out = []
+    for section, g in frame.groupby("section", sort=False):
+        cells = g.sort_values("position").groupby(["position", "cell"], sort=True)
+        groups = [(cell, sub) for (_, cell), sub in cells]
+        if len(groups) < 2:
+            continue
+        base_cell, base = groups[0]
+        rows = [{"section": section, "cell": cell, "baseline": base_cell,
+                 "n": len(sub), **compare(base, sub)} for cell, sub in groups[1:]]
+        for row, p in zip(rows, holm([r["p"] for r in rows]), strict=True):
+            row["p_holm"] = p
+            row.setdefault("noise", math.nan)
+            row["verdict"] = _verdict(row)
+        out += rows
+    columns = ["section", "cell", "baseline", "n", "diff", "ci_low", "ci_high", "p", "p_holm",
+               "method", "noise", "verdict"]
+    return pd.DataFrame(out, columns=columns)

@@ -1,0 +1,88 @@
+"""Statistics on hand-made frames with answers worked out by hand."""
+
+import math
+
+import pandas as pd
+import pytest
+
+from benchmark import aggregate
+
+
+def _frame(rows):
+    """rows: (section, position, cell, seed, accuracy)."""
+    return pd.DataFrame([
+        {"section": s, "position": p, "cell": c, "seed": seed, "test_accuracy": acc,
+         "test_loss": 0.1, "train_seconds": 1.0, "param_count": 10, "published": math.nan,
+         "status": "COMPLETE", "code_version": "v"}
+        for s, p, c, seed, acc in rows])
+
+
+def test_mean_ci_uses_student_t():
+    mean, low, high = aggregate.mean_ci([1.0, 2.0, 3.0])
+    # t(0.975, 2) = 4.302653; sd = 1; half width = 4.302653 / sqrt(3) = 2.484138
+    assert mean == 2.0
+    assert (low, high) == pytest.approx((2 - 2.484138, 2 + 2.484138), abs=1e-6)
+    assert math.isnan(aggregate.mean_ci([5.0])[1])
+
+
+def test_holm_adjusts_in_step_down_order():
+    # sorted: 0.01*3 = 0.03, 0.03*2 = 0.06, 0.04*1 = 0.04 -> monotone: 0.03, 0.06, 0.06
+    assert aggregate.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert aggregate.holm([0.5, math.nan])[0] == 0.5
+
+
+def test_paired_difference_when_seeds_match():
+    frame = _frame([("C", 0, "base", s, a) for s, a in zip([0, 1, 2], [97, 98, 96])]
+                   + [("C", 1, "BN", s, a) for s, a in zip([0, 1, 2], [98, 99, 98])])
+    eff = aggregate.effects(frame).iloc[0]
+    # differences 1, 1, 2: mean 4/3, sd 0.57735, se 1/3, t = 4 on 2 df -> p = 0.0572
+    assert eff["diff"] == pytest.approx(4 / 3)
+    assert eff["p"] == pytest.approx(0.05719, abs=1e-4)
+    assert (eff["ci_low"], eff["ci_high"]) == pytest.approx((4 / 3 - 4.302653 / 3,
+                                                             4 / 3 + 4.302653 / 3), abs=1e-5)
+    assert eff["method"] == "paired t, 3 seeds"
+    assert eff["verdict"] == aggregate.SAME
+
+
+def test_welch_when_seeds_differ():
+    frame = _frame([("K", 0, "SGD", 0, 97), ("K", 0, "SGD", 1, 98),
+                    ("K", 1, "Adam", 5, 99), ("K", 1, "Adam", 6, 100)])
+    eff = aggregate.effects(frame).iloc[0]
+    # se = sqrt(0.5/2 + 0.5/2) = 0.7071, t = 2.828 on 2 Welch df -> p = 0.1056
+    assert eff["diff"] == pytest.approx(2.0)
+    assert eff["p"] == pytest.approx(0.1056, abs=1e-3)
+    assert eff["method"].startswith("Welch")
+
+
+def test_clear_effect_is_called_better_or_worse_after_holm():
+    base = [("G", 0, "small", s, 90 + 0.1 * s) for s in range(5)]
+    big = [("G", 1, "big", s, 99 + 0.1 * s + 0.05 * (s % 2)) for s in range(5)]
+    worse = [("G", 2, "worse", s, 80 - 0.1 * s) for s in range(5)]
+    eff = aggregate.effects(_frame(base + big + worse)).set_index("cell")
+    assert eff.loc["big", "verdict"] == aggregate.BETTER
+    assert eff.loc["worse", "verdict"] == aggregate.WORSE
+    assert (eff["p_holm"] >= eff["p"]).all()
+
+
+def test_one_seed_reports_the_binomial_noise_floor_instead_of_a_test():
+    # SE of 97.3% on 10,000 images = 100 * sqrt(.973 * .027 / 10000) = 0.16208 pp
+    assert aggregate.binomial_se(97.3) == pytest.approx(0.16208, abs=1e-5)
+    frame = _frame([("C", 0, "base", 0, 97.3), ("C", 1, "BN", 0, 98.2),
+                    ("C", 2, "tiny", 0, 97.4)])
+    cells = aggregate.cell_table(frame)
+    assert cells["n"].tolist() == [1, 1, 1]
+    assert cells["noise_floor"].iloc[0] == pytest.approx(0.16208, abs=1e-5)
+    assert cells["ci_low"].isna().all()
+    eff = aggregate.effects(frame).set_index("cell")
+    assert eff["p"].isna().all()
+    assert eff.loc["BN", "verdict"] == aggregate.UNTESTED_BEYOND  # 0.9 pp > 2 x 0.21
+    assert eff.loc["tiny", "verdict"] == aggregate.UNTESTED_WITHIN
+
+
+def test_published_gap_and_stale_rows_excluded():
+    frame = _frame([("B", 0, "base", 0, 97.0)])
+    frame["published"] = 97.3
+    stale = frame.assign(code_version="old", test_accuracy=50.0)
+    usable = aggregate.usable(pd.concat([frame, stale], ignore_index=True), "v")
+    cells = aggregate.cell_table(usable)
+    assert len(usable) == 1 and cells["gap"].iloc[0] == pytest.approx(-0.3)

@@ -1,0 +1,119 @@
+"""Reports from a database filled through the store (reports read results only)."""
+
+import subprocess
+import sys
+
+import pytest
+
+from benchmark import Cell, JobStatus, Section, Study, TrainConfig
+from benchmark.plan import expand
+from benchmark.spec import EpochMetrics, JobResult
+from benchmark.store import ResultStore, Runner
+
+STUDY = Study("demo", TrainConfig(train_size=100), seeds=[0, 1, 2], sections=[
+    Section("C", [Cell("base", published=97.3), Cell("BN", batch_norm=True, published=98.2)],
+            title="Batch norm"),
+    Section("<script>alert(1)</script>", [Cell("base"), Cell("wide", width=2.0)],
+            title="needs escaping & <b>more</b>"),
+    Section("G", [Cell("small", train_size=50), Cell("big", train_size=100)], title="Size"),
+])
+
+
+def _fill(db, code_version="v1", fail=()):
+    store = ResultStore(f"sqlite:///{db}")
+    specs = expand(STUDY)
+    store.sync_study("demo", "demo.py", "ab" * 32, "A demo study", STUDY.sections, specs)
+    runner = Runner("r", "h", 1)
+    for n, key in enumerate(store.runnable("demo", code_version)):
+        store.claim(key, runner, code_version)
+        config = next(s.config for s in specs if s.key == key)
+        if config.width in fail:
+            store.record(JobResult(key, JobStatus.FAILED, error="Traceback\nValueError: <bad>",
+                                   code_version=code_version), runner)
+            continue
+        acc = 97.0 + config.batch_norm + 0.1 * config.seed + 0.01 * (n % 3)
+        epochs = tuple(EpochMetrics(e, 0.5 / e, 0.4 / e, acc - 2 / e, 1.0) for e in (1, 2, 3))
+        store.record(JobResult(key, JobStatus.COMPLETE, epochs=epochs, param_count=431080,
+                               train_seconds=3.0, wall_seconds=4.0, started_at=0.0,
+                               finished_at=4.0, device="cpu", host="h",
+                               code_version=code_version, versions={"torch": "2.x"}), runner)
+    return store
+
+
+def test_report_files_hold_section_tables_figures_and_provenance(tmp_path, cli):
+    _fill(tmp_path / "r.sqlite", fail=(2.0,))
+    from benchmark.report import write
+
+    store = ResultStore(f"sqlite:///{tmp_path / 'r.sqlite'}", create=False)
+    paths = write(store, "demo", tmp_path / "out", ("md", "html"), "v1")
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert [p.name for p in paths] == ["report.md", "index.html"]
+    assert "## Reproduced vs published" in md
+    assert "| C | base | 97.3 |" in md and "| C | BN | 98.2 |" in md
+    assert "## C: Batch norm" in md and "## G: Size" in md
+    assert "| BN | base |" in md and "paired t, 3 seeds" in md
+    assert "![C: test accuracy by cell](figures/section_C.png)" in md
+    assert (tmp_path / "out" / "figures" / "section_C.png").read_bytes()[:4] == b"\x89PNG"
+    assert "## Missing and failed" in md and "ValueError: <bad>" in md
+    assert "| code versions in results | v1 |" in md
+    page = (tmp_path / "out" / "index.html").read_text()
+    assert page.count('src="data:image/png;base64,') >= 4  # self-contained
+    assert "<script>alert" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<b>more</b>" not in page and "ValueError: &lt;bad&gt;" in page
+
+
+def test_results_of_older_code_are_flagged_not_mixed_in(tmp_path):
+    _fill(tmp_path / "r.sqlite", code_version="old")
+    from benchmark.report import write
+
+    store = ResultStore(f"sqlite:///{tmp_path / 'r.sqlite'}", create=False)
+    write(store, "demo", tmp_path / "out", ("md",), "new")
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "STALE (code old, now new)" in md
+    assert "No current results yet." in md and "## Reproduced vs published" not in md
+
+
+def test_report_command_writes_files_and_refuses_unknown_studies(tmp_path, cli, monkeypatch):
+    _fill(tmp_path / "r.sqlite")
+    from benchmark.provenance import code_version
+
+    monkeypatch.setattr("benchmark.cli.code_version", lambda: "v1")
+    ok = cli("report", "--db", str(tmp_path / "r.sqlite"), "--out", str(tmp_path / "rep"))
+    assert ok.exit_code == 0, ok.output
+    assert (tmp_path / "rep" / "demo" / "index.html").exists()
+    bad = cli("report", "nope", "--db", str(tmp_path / "r.sqlite"))
+    assert bad.exit_code == 2 and "no study 'nope'" in bad.output and "demo" in bad.output
+    empty = cli("report", "--db", str(tmp_path / "none.sqlite"))
+    assert empty.exit_code == 2 and "run `cnnbench run STUDY` first" in empty.output
+    assert cli("report", "--format", "pdf").exit_code == 2
+    assert code_version() != "v1"
+
+
+def test_report_path_never_imports_torch(tmp_path):
+    _fill(tmp_path / "r.sqlite")
+    script = (
+        "import sys\n"
+        "from benchmark.cli import main\n"
+        f"main(['report', '--db', {str(tmp_path / 'r.sqlite')!r}, '--out', "
+        f"{str(tmp_path / 'rep')!r}], standalone_mode=False)\n"
+        f"main(['status', {str(tmp_path / 'nothing.py')!r}], standalone_mode=False)\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    (tmp_path / "nothing.py").write_text(
+        "from benchmark import Cell, Section, Study, TrainConfig\n"
+        "def study():\n"
+        "    return Study('demo', TrainConfig(), [Section('A', [Cell('x')])])\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "rep" / "demo" / "report.md").exists()
+
+
+@pytest.mark.parametrize("formats", ["md", "html"])
+def test_single_format(tmp_path, formats):
+    _fill(tmp_path / "r.sqlite")
+    from benchmark.report import write
+
+    store = ResultStore(f"sqlite:///{tmp_path / 'r.sqlite'}", create=False)
+    paths = write(store, "demo", tmp_path / "o", (formats,), "v1")
+    assert len(paths) == 1
