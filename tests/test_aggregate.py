@@ -32,8 +32,8 @@ def test_holm_adjusts_in_step_down_order():
 
 
 def test_paired_difference_when_seeds_match():
-    frame = _frame([("C", 0, "base", s, a) for s, a in zip([0, 1, 2], [97, 98, 96])]
-                   + [("C", 1, "BN", s, a) for s, a in zip([0, 1, 2], [98, 99, 98])])
+    frame = _frame([("C", 0, "base", s, a) for s, a in zip([0, 1, 2], [97, 98, 96], strict=True)]
+                   + [("C", 1, "BN", s, a) for s, a in zip([0, 1, 2], [98, 99, 98], strict=True)])
     eff = aggregate.effects(frame).iloc[0]
     # differences 1, 1, 2: mean 4/3, sd 0.57735, se 1/3, t = 4 on 2 df -> p = 0.0572
     assert eff["diff"] == pytest.approx(4 / 3)
