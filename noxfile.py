@@ -31,8 +31,9 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def quick(session: nox.Session) -> None:
-    """Fetch MNIST if needed, run studies/mnist_quick.py, show its status."""
+    """Fetch MNIST if needed, run studies/mnist_quick.py, write its report."""
     install(session)
     session.run("cnnbench", "data", "--fetch")
     session.run("cnnbench", "run", "studies/mnist_quick.py", *session.posargs)
     session.run("cnnbench", "list", "studies/mnist_quick.py")
+    session.run("cnnbench", "report", "studies/mnist_quick.py")
