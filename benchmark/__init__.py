@@ -2,11 +2,13 @@
 
 What a study file needs is importable from here:
 
-    from benchmark import Cell, Exclude, Section, Study, TrainConfig, grid, product, vary, zipped
+    from benchmark import (Cell, Claim, Exclude, Section, Study, TrainConfig, grid, product,
+                           vary, zipped)
 """
 
 from .spec import (
     Cell,
+    Claim,
     Exclude,
     JobStatus,
     Section,
@@ -19,6 +21,6 @@ from .spec import (
     zipped,
 )
 
-__all__ = ["Cell", "Exclude", "JobStatus", "Section", "SpecError", "Study", "TrainConfig",
+__all__ = ["Cell", "Claim", "Exclude", "JobStatus", "Section", "SpecError", "Study", "TrainConfig",
            "grid", "product", "vary", "zipped"]
 __version__ = "0.1.0"

@@ -143,3 +143,47 @@ def effects(frame: pd.DataFrame) -> pd.DataFrame:
     columns = ["section", "cell", "baseline", "n", "diff", "ci_low", "ci_high", "p", "p_holm",
                "method", "noise", "verdict"]
     return pd.DataFrame(out, columns=columns)
+
+
+def check_claims(frame: pd.DataFrame, claims) -> pd.DataFrame:
+    """Each claim (spec.Claim) with a verdict and the evidence behind it."""
+    rows = []
+    for claim in claims:
+        section = frame[frame["section"] == claim.section]
+        if claim.kind == "beats":
+            verdict, evidence = _check_beats(section, claim.cell, claim.baseline)
+        else:
+            verdict, evidence = _check_increasing(section)
+        rows.append({"claim": claim.text, "section": claim.section, "verdict": verdict,
+                     "evidence": evidence})
+    return pd.DataFrame(rows, columns=["claim", "section", "verdict", "evidence"])
+
+
+def _check_beats(section: pd.DataFrame, cell: str, baseline: str) -> tuple[str, str]:
+    a, b = section[section["cell"] == baseline], section[section["cell"] == cell]
+    if not len(a) or not len(b):
+        return "no data", f"needs results for {cell!r} and {baseline!r}"
+    r = compare(a, b)
+    if math.isnan(r["p"]):
+        beyond = abs(r["diff"]) > 2 * r["noise"]
+        direction = "consistent with" if r["diff"] > 0 else "against"
+        return (f"1 seed: {direction} the claim" + ("" if beyond else ", within test-set noise"),
+                f"{r['diff']:+.2f} pp; {r['method']}; seed noise untested")
+    evidence = (f"{r['diff']:+.2f} pp, 95% CI [{r['ci_low']:+.2f}, {r['ci_high']:+.2f}], "
+                f"p = {r['p']:.3g} ({r['method']})")
+    if r["p"] < ALPHA:
+        return ("holds" if r["diff"] > 0 else "contradicted"), evidence
+    return "not shown: no detectable difference", evidence
+
+
+def _check_increasing(section: pd.DataFrame) -> tuple[str, str]:
+    if section["position"].nunique() < 3:
+        return "no data", "needs results for at least 3 cells"
+    means = section.groupby("position")["test_accuracy"].mean().sort_index()
+    rho, p = stats.spearmanr(section["position"], section["test_accuracy"])
+    steps = int((means.diff().dropna() > 0).sum())
+    evidence = (f"Spearman rho = {rho:+.2f} over {len(section)} results (p = {p:.3g}); "
+                f"mean rises in {steps} of {len(means) - 1} steps")
+    if p < ALPHA:
+        return ("holds" if rho > 0 else "contradicted"), evidence
+    return "not shown", evidence

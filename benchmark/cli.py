@@ -175,7 +175,8 @@ def run(study_file: Path, db: str | None, jobs: int | None, devices: str, retry_
         store = open_store(db)
         study = loaded.study
         summary = store.sync_study(study.name, str(loaded.path), loaded.file_hash,
-                                   study.description, study.sections, loaded.specs)
+                                   study.description, study.sections, loaded.specs,
+                                   study.claims)
         reclaimed = store.reclaim()
     cv = code_version()
     keys = store.runnable(study.name, cv, retry_failed)

@@ -265,6 +265,11 @@ def build(store: ResultStore, study: str, code_version: str) -> tuple[str, list[
     parts = [Part("p", info["description"])] if info["description"] else []
     parts.append(Part("h2", "Summary"))
     parts += [Part("p", line) for line in _summary(eff)]
+    if info["claims"]:
+        claims = aggregate.check_claims(good, info["claims"])
+        parts.append(Part("h2", "Claims"))
+        parts.append(Part("table", "", ["claim", "section", "verdict", "evidence"],
+                          claims.astype(str).values.tolist()))
     missing = frame[~frame.index.isin(good.index) & (frame["status"] != "SKIPPED")]
     if len(missing):
         parts.append(Part("p", f"{len(missing)} of {len(frame)} cell runs have no current "

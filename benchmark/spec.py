@@ -331,6 +331,44 @@ def _check_seeds(seeds: Any, where: str) -> tuple[int, ...]:
 
 
 @dataclass(frozen=True)
+class Claim:
+    """A statement the report checks against the results.
+
+    `Claim.beats(text, section, cell, baseline)`: `cell` has higher test accuracy than
+    `baseline` in `section`. `Claim.increasing(text, section)`: accuracy rises along the
+    section's cells in their declared order.
+    """
+
+    text: str
+    section: str
+    kind: str  # "beats" | "increasing"
+    cell: str | None = None
+    baseline: str | None = None
+
+    @classmethod
+    def beats(cls, text: str, section: str, cell: str, baseline: str) -> Claim:
+        return cls(text, section, "beats", cell, baseline)
+
+    @classmethod
+    def increasing(cls, text: str, section: str) -> Claim:
+        return cls(text, section, "increasing")
+
+    def check(self, sections: Sequence[Section]) -> None:
+        found = {s.name: s for s in sections}
+        if self.section not in found:
+            raise SpecError(f"claim {self.text!r}: no section {self.section!r}; "
+                            f"sections: {', '.join(found)}")
+        labels = [c.label for c in found[self.section].cells]
+        for label in (self.cell, self.baseline):
+            if label is not None and label not in labels:
+                lower = {x.lower(): x for x in labels}
+                close = difflib.get_close_matches(label.lower(), lower, n=1)
+                hint = f" (did you mean {lower[close[0]]!r}?)" if close else ""
+                raise SpecError(f"claim {self.text!r}: section {self.section!r} has no cell "
+                                f"{label!r}{hint}; cells: {', '.join(labels)}")
+
+
+@dataclass(frozen=True)
 class Study:
     """A baseline configuration and the sections that vary it.
 
@@ -343,6 +381,7 @@ class Study:
     sections: Sequence[Section]
     seeds: Sequence[int] = (0,)
     description: str = ""
+    claims: Sequence[Claim] = ()  # checked by the report
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -360,6 +399,11 @@ class Study:
             raise SpecError(f"study {self.name!r} has duplicate section names: {dupes}")
         object.__setattr__(self, "sections", tuple(sections))
         object.__setattr__(self, "seeds", _check_seeds(self.seeds, f"study {self.name!r}"))
+        object.__setattr__(self, "claims", tuple(self.claims))
+        for claim in self.claims:
+            if not isinstance(claim, Claim):
+                raise SpecError(f"claims must be Claim objects, got {type(claim).__name__}")
+            claim.check(sections)
 
     def with_seeds(self, seeds: Sequence[int]) -> Study:
         """The same study with other replicate seeds (sections with their own seeds keep them)."""

@@ -41,11 +41,20 @@ from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError
 from sqlalchemy.orm import Session
 
 from . import provenance
-from .spec import CONFIG_FIELDS, DONE_STATUSES, JobResult, JobSpec, JobStatus, Section
+from .spec import (
+    CONFIG_FIELDS,
+    DONE_STATUSES,
+    Claim,
+    JobResult,
+    JobSpec,
+    JobStatus,
+    Section,
+)
 from .tables import (
     SCHEMA_VERSION,
     Base,
     CellRow,
+    ClaimRow,
     EpochRow,
     JobRow,
     MetaRow,
@@ -191,9 +200,18 @@ class ResultStore:
                 f"{redact(self.url)} has schema version {found}, newer than this cnnbench "
                 f"understands ({SCHEMA_VERSION}): upgrade cnnbench, or pass another --db"
             )
+        if found < 1:
+            raise StoreError(f"{redact(self.url)} has no usable schema version ({found}): "
+                             "pass another --db")
         if found < SCHEMA_VERSION:
-            raise StoreError(f"{redact(self.url)} has schema version {found}; this cnnbench "
-                             f"needs {SCHEMA_VERSION} and has no migration for it")
+            self._migrate(found)
+
+    def _migrate(self, found: int) -> None:
+        """Bring an older schema up to date. Every change so far only adds tables, which
+        create_all makes (it never alters or drops what exists)."""
+        Base.metadata.create_all(self.engine)
+        with self.session() as s:
+            s.merge(MetaRow(name="schema_version", value=str(SCHEMA_VERSION)))
 
     @property
     def url_redacted(self) -> str:
@@ -221,7 +239,8 @@ class ResultStore:
     # ----------------------------------------------------------------- grid
 
     def sync_study(self, name: str, path: str, file_hash: str, description: str,
-                   sections: Sequence[Section], specs: Sequence[JobSpec]) -> SyncSummary:
+                   sections: Sequence[Section], specs: Sequence[JobSpec],
+                   claims: Sequence[Claim] = ()) -> SyncSummary:
         """Write the study's whole grid: new jobs as PENDING (SKIPPED if excluded everywhere)."""
         needed = {s.key for s in specs if s.skip_reason is None}
         configs = {s.key: s.config for s in specs}
@@ -238,6 +257,10 @@ class ResultStore:
             s.execute(delete(SectionRow).where(SectionRow.study_id == study.study_id))
             s.add_all(SectionRow(study_id=study.study_id, name=sec.name, position=i,
                                  title=sec.title, note=sec.note) for i, sec in enumerate(sections))
+            s.execute(delete(ClaimRow).where(ClaimRow.study_id == study.study_id))
+            s.add_all(ClaimRow(study_id=study.study_id, position=i, text=c.text,
+                               section=c.section, kind=c.kind, cell=c.cell, baseline=c.baseline)
+                      for i, c in enumerate(claims))
             ids = self._job_ids(s, configs)
             new = [k for k in configs if k not in ids]
             s.add_all(JobRow(job_key=k, **configs[k].to_dict(), updated_at=now(),
@@ -414,9 +437,13 @@ class ResultStore:
             sections = s.execute(select(SectionRow.name, SectionRow.title, SectionRow.note)
                                  .where(SectionRow.study_id == row.study_id)
                                  .order_by(SectionRow.position)).all()
+            claims = s.scalars(select(ClaimRow).where(ClaimRow.study_id == row.study_id)
+                               .order_by(ClaimRow.position)).all()
             return {"name": row.name, "path": row.path, "file_hash": row.file_hash,
                     "description": row.description, "updated_at": row.updated_at,
-                    "sections": [dict(r._mapping) for r in sections]}
+                    "sections": [dict(r._mapping) for r in sections],
+                    "claims": [Claim(c.text, c.section, c.kind, c.cell, c.baseline)
+                               for c in claims]}
 
     def results_frame(self, study: str):
         """Tidy pandas frame: one row per (section, cell, replicate), config columns, job

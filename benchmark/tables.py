@@ -7,6 +7,7 @@ Tables (plural snake_case, `<entity>_id` keys, a unique constraint on each natur
 - study_sections  a study's sections in order, with title and interpretation note.
 - jobs            one row per distinct resolved config (`job_key` = its content hash);
                   the config as queryable columns; current status and lease.
+- study_claims    statements the report checks ("BN beats base").
 - study_cells     membership: (study, section, cell, replicate) -> job, published value,
                   skip reason. A job reached from two sections or studies has two rows.
 - runs            one row per finished attempt (COMPLETE, FAILED or DIVERGED) with final
@@ -23,7 +24,7 @@ from datetime import datetime
 from sqlalchemy import Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: study_claims
 
 
 class Base(DeclarativeBase):
@@ -58,6 +59,20 @@ class SectionRow(Base):
     position: Mapped[int]
     title: Mapped[str] = mapped_column(Text, default="")
     note: Mapped[str] = mapped_column(Text, default="")
+
+
+class ClaimRow(Base):
+    __tablename__ = "study_claims"
+    __table_args__ = (UniqueConstraint("study_id", "position"),)
+
+    study_claim_id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.study_id"))
+    position: Mapped[int]
+    text: Mapped[str] = mapped_column(Text)
+    section: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(32))  # "beats" | "increasing"
+    cell: Mapped[str | None] = mapped_column(String(500))
+    baseline: Mapped[str | None] = mapped_column(String(500))
 
 
 class JobRow(Base):

@@ -18,7 +18,7 @@ Interpretation choices (the homework does not state them):
 - K: the base net of B with Adam at lr 1e-3 against B's SGD.
 """
 
-from benchmark import Cell, Section, Study, TrainConfig, vary
+from benchmark import Cell, Claim, Section, Study, TrainConfig, vary
 
 HOMEWORK = TrainConfig(
     arch="base", optimizer="sgd", lr=0.01, momentum=0.5, batch_size=64, epochs=20,
@@ -29,6 +29,19 @@ SK02 = {**SK, "width": 0.2}
 SIZES = [500, 1_000, 2_000, 5_000, 10_000, 20_000, 60_000]
 SEEDS_I = [0, 1, 12, 123, 1234, 12345, 123456]
 OFFSETS = [i * 10_000 for i in range(6)]
+
+
+# What the homework's write-up concludes; the report checks each against the results.
+CLAIMS = [
+    Claim.beats("BN beats base", "C", "BN", "base"),
+    Claim.beats("dropout (on the logits) helps the base net", "D", "base+dropout", "base"),
+    Claim.beats("dropout (on the logits) helps the BN net", "D", "BN+dropout", "BN"),
+    Claim.beats("two stacked 3x3 convs beat one 5x5", "E", "SK", "base+BN"),
+    Claim.increasing("accuracy rises with channel width", "F"),
+    Claim.increasing("accuracy rises with training-set size", "G"),
+    Claim.beats("ReLU beats sigmoid", "J", "ReLU", "sigmoid"),
+    Claim.beats("Adam beats SGD", "K", "Adam", "SGD"),
+]
 
 
 def k(samples: int) -> str:
@@ -52,6 +65,7 @@ def homework(name: str, *, epochs: int = 20, scale: float = 1.0, seeds_i=SEEDS_I
         description=description,
         baseline=base,
         seeds=[0],
+        claims=CLAIMS,
         sections=[
             Section("B", [Cell("base", published=pub(97.3))],
                     title=f"Base net, first {k(n(10_000))} training samples"),

@@ -86,3 +86,18 @@ def test_published_gap_and_stale_rows_excluded():
     usable = aggregate.usable(pd.concat([frame, stale], ignore_index=True), "v")
     cells = aggregate.cell_table(usable)
     assert len(usable) == 1 and cells["gap"].iloc[0] == pytest.approx(-0.3)
+
+
+def test_claims_get_verdicts_with_evidence():
+    from benchmark import Claim
+
+    rows = [("G", p, f"n{p}", s, 90 + 2 * p + 0.1 * s) for p in range(4) for s in range(3)]
+    rows += [("C", 0, "base", s, 97 + 0.1 * s) for s in range(3)]
+    rows += [("C", 1, "BN", s, 97 + 0.1 * s + (0.01 if s else 0.02)) for s in range(3)]
+    claims = [Claim.increasing("rises", "G"), Claim.beats("BN beats base", "C", "BN", "base"),
+              Claim.beats("nothing there", "C", "BN", "missing")]
+    out = aggregate.check_claims(_frame(rows), claims).set_index("claim")
+    assert out.loc["rises", "verdict"] == "holds"
+    assert "rises in 3 of 3 steps" in out.loc["rises", "evidence"]
+    assert out.loc["BN beats base", "verdict"] == "not shown: no detectable difference"
+    assert out.loc["nothing there", "verdict"] == "no data"

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from benchmark import Cell, JobStatus, Section, Study, TrainConfig
+from benchmark import Cell, Claim, JobStatus, Section, Study, TrainConfig
 from benchmark.plan import expand
 from benchmark.spec import EpochMetrics, JobResult
 from benchmark.store import ResultStore, Runner
@@ -16,13 +16,15 @@ STUDY = Study("demo", TrainConfig(train_size=100), seeds=[0, 1, 2], sections=[
     Section("<script>alert(1)</script>", [Cell("base"), Cell("wide", width=2.0)],
             title="needs escaping & <b>more</b>"),
     Section("G", [Cell("small", train_size=50), Cell("big", train_size=100)], title="Size"),
-])
+], claims=[Claim.beats("BN beats base", "C", "BN", "base"),
+           Claim.beats("base beats BN", "C", "base", "BN")])
 
 
 def _fill(db, code_version="v1", fail=()):
     store = ResultStore(f"sqlite:///{db}")
     specs = expand(STUDY)
-    store.sync_study("demo", "demo.py", "ab" * 32, "A demo study", STUDY.sections, specs)
+    store.sync_study("demo", "demo.py", "ab" * 32, "A demo study", STUDY.sections, specs,
+                     STUDY.claims)
     runner = Runner("r", "h", 1)
     for n, key in enumerate(store.runnable("demo", code_version)):
         store.claim(key, runner, code_version)
@@ -55,6 +57,7 @@ def test_report_files_hold_section_tables_figures_and_provenance(tmp_path, cli):
     assert "![C: test accuracy by cell](figures/section_C.png)" in md
     assert (tmp_path / "out" / "figures" / "section_C.png").read_bytes()[:4] == b"\x89PNG"
     assert "## Missing and failed" in md and "ValueError: <bad>" in md
+    assert "| BN beats base | C | holds |" in md and "| base beats BN | C | contradicted |" in md
     assert "| code versions in results | v1 |" in md
     page = (tmp_path / "out" / "index.html").read_text()
     assert page.count('src="data:image/png;base64,') >= 4  # self-contained

@@ -74,3 +74,14 @@ def test_study_level_errors():
         Study("s", TrainConfig(), [Section("A", [Cell("x")])], seeds=[1, 1])
     with pytest.raises(SpecError, match="needs a reason"):
         Exclude({"arch": "sk"}, "")
+
+
+def test_claims_must_name_existing_sections_and_cells():
+    from benchmark import Claim
+
+    sections = [Section("C", [Cell("base"), Cell("BN", batch_norm=True)])]
+    Study("s", TrainConfig(), sections, claims=[Claim.beats("ok", "C", "BN", "base")])
+    with pytest.raises(SpecError, match="no section 'X'"):
+        Study("s", TrainConfig(), sections, claims=[Claim.increasing("x", "X")])
+    with pytest.raises(SpecError, match="no cell 'bn' \\(did you mean 'BN'\\?\\)"):
+        Study("s", TrainConfig(), sections, claims=[Claim.beats("x", "C", "bn", "base")])
