@@ -407,6 +407,45 @@ def report(studies: tuple[str, ...], db: str | None, out: Path, formats: str) ->
     click.echo(f"report took {time.perf_counter() - t0:.1f}s")
 
 
+@main.command()
+@click.argument("studies", nargs=-1, metavar="[STUDY]...")
+@db_option
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default="results",
+              show_default=True, help="Directory for the exported files.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv",
+              show_default=True, help="parquet needs pyarrow installed.")
+def export(studies: tuple[str, ...], db: str | None, out: Path, fmt: str) -> None:
+    """Write the tidy per-job and per-epoch tables of each STUDY as CSV or parquet.
+
+    OUT/<study>_jobs.<fmt>: one row per section, cell and replicate, with the config,
+    status and the latest run's metrics and provenance. OUT/<study>_epochs.<fmt>: one
+    row per epoch of those runs.
+    """
+    from .report import slug
+
+    with user_errors():
+        store = open_store(db, create=False)
+        names = [_study_name(s) for s in studies] or store.study_names()
+        if not names:
+            raise UserError(f"no results in {redact(store.url)}: run `cnnbench run STUDY` first")
+        out.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            if store.study_info(name) is None:
+                raise UserError(f"no study {name!r} in {redact(store.url)}")
+            for table, frame in (("jobs", store.results_frame(name)),
+                                 ("epochs", store.epochs_frame(name))):
+                path = out / f"{slug(name)}_{table}.{fmt}"
+                if fmt == "csv":
+                    frame.to_csv(path, index=False)
+                else:
+                    try:
+                        frame.to_parquet(path, index=False)
+                    except ImportError as exc:
+                        raise UserError(f"parquet export needs pyarrow ({exc}): "
+                                        "pip install pyarrow, or use --format csv") from None
+                click.echo(f"{path}: {len(frame)} rows")
+
+
 # --------------------------------------------------------------------------- data
 
 

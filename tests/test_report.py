@@ -120,3 +120,16 @@ def test_single_format(tmp_path, formats):
     store = ResultStore(f"sqlite:///{tmp_path / 'r.sqlite'}", create=False)
     paths = write(store, "demo", tmp_path / "o", (formats,), "v1")
     assert len(paths) == 1
+
+
+def test_export_writes_tidy_tables(tmp_path, cli):
+    import pandas as pd
+
+    _fill(tmp_path / "r.sqlite")
+    result = cli("export", "demo", "--db", str(tmp_path / "r.sqlite"), "--out", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    jobs = pd.read_csv(tmp_path / "demo_jobs.csv")
+    epochs = pd.read_csv(tmp_path / "demo_epochs.csv")
+    assert len(jobs) == 18 and {"section", "cell", "seed", "test_accuracy", "width"} <= set(jobs)
+    assert set(epochs["epoch"]) == {1, 2, 3}
+    assert cli("export", "nope", "--db", str(tmp_path / "r.sqlite")).exit_code == 2
