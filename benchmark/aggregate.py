@@ -128,13 +128,14 @@ def effects(frame: pd.DataFrame) -> pd.DataFrame:
     """Each cell against its section's first cell; see the module doc."""
     out = []
     for section, g in frame.groupby("section", sort=False):
-        cells = g.sort_values("position").groupby(["position", "cell"], sort=True)
-        groups = [(cell, sub) for (_, cell), sub in cells]
-        if len(groups) < 2:
+        cells = g.groupby(["position", "cell"], sort=True)
+        groups = [(position, cell, sub) for (position, cell), sub in cells]
+        # The baseline is the section's declared first cell; without its results, no test.
+        if len(groups) < 2 or groups[0][0] != 0:
             continue
-        base_cell, base = groups[0]
+        _, base_cell, base = groups[0]
         rows = [{"section": section, "cell": cell, "baseline": base_cell,
-                 "n": len(sub), **compare(base, sub)} for cell, sub in groups[1:]]
+                 "n": len(sub), **compare(base, sub)} for _, cell, sub in groups[1:]]
         for row, p in zip(rows, holm([r["p"] for r in rows]), strict=True):
             row["p_holm"] = p
             row.setdefault("noise", math.nan)

@@ -101,3 +101,8 @@ def test_claims_get_verdicts_with_evidence():
     assert "rises in 3 of 3 steps" in out.loc["rises", "evidence"]
     assert out.loc["BN beats base", "verdict"] == "not shown: no detectable difference"
     assert out.loc["nothing there", "verdict"] == "no data"
+
+
+def test_no_comparison_without_the_section_baseline():
+    frame = _frame([("F", 1, "k1", 0, 98.6), ("F", 2, "k2", 0, 98.8)])  # k0.5 (position 0) missing
+    assert aggregate.effects(frame).empty
