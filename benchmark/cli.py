@@ -364,11 +364,13 @@ def list_(study_file: Path, db: str | None, seeds: str | None) -> None:
 # --------------------------------------------------------------------------- report
 
 
-def _study_name(study: str) -> str:
-    """A study name, or the name declared by a study file given by path."""
-    if study.endswith(".py") or Path(study).is_file():
-        return load_study(study).study.name
-    return study
+def _study_names(store: ResultStore, studies: Sequence[str]) -> list[str]:
+    """Study names from names or study files (the name a file declares); default: all."""
+    names = [load_study(s).study.name if s.endswith(".py") or Path(s).is_file() else s
+             for s in studies] or store.study_names()
+    if not names:
+        raise UserError(f"no results in {redact(store.url)}: run `cnnbench run STUDY` first")
+    return names
 
 
 @main.command()
@@ -393,9 +395,7 @@ def report(studies: tuple[str, ...], db: str | None, out: Path, formats: str) ->
         raise click.BadParameter(f"{formats!r}: choose from html, md", param_hint="--format")
     with user_errors():
         store = open_store(db, create=False)
-        names = [_study_name(s) for s in studies] or store.study_names()
-        if not names:
-            raise UserError(f"no results in {redact(store.url)}: run `cnnbench run STUDY` first")
+        names = _study_names(store, studies)
         t0 = time.perf_counter()
         for name in names:
             try:
@@ -425,9 +425,7 @@ def export(studies: tuple[str, ...], db: str | None, out: Path, fmt: str) -> Non
 
     with user_errors():
         store = open_store(db, create=False)
-        names = [_study_name(s) for s in studies] or store.study_names()
-        if not names:
-            raise UserError(f"no results in {redact(store.url)}: run `cnnbench run STUDY` first")
+        names = _study_names(store, studies)
         out.mkdir(parents=True, exist_ok=True)
         for name in names:
             if store.study_info(name) is None:

@@ -451,8 +451,7 @@ class ResultStore:
         import pandas as pd
 
         config_cols = [getattr(JobRow, f) for f in CONFIG_COLUMNS]
-        latest = (select(func.max(RunRow.run_id).label("run_id"), RunRow.job_id)
-                  .group_by(RunRow.job_id).subquery())
+        latest = _latest_runs()
         query = (select(CellRow.section, CellRow.cell, CellRow.position, CellRow.replicate,
                         CellRow.published, CellRow.skip_reason, JobRow.job_key,
                         JobRow.status, *config_cols, RunRow.run_id,
@@ -482,8 +481,7 @@ class ResultStore:
         """Per-epoch metrics of the latest run of each of the study's jobs, with cell labels."""
         import pandas as pd
 
-        latest = (select(func.max(RunRow.run_id).label("run_id"), RunRow.job_id)
-                  .group_by(RunRow.job_id).subquery())
+        latest = _latest_runs()
         query = (select(CellRow.section, CellRow.cell, CellRow.position, JobRow.seed,
                         EpochRow.epoch, EpochRow.train_loss, EpochRow.test_loss,
                         EpochRow.test_accuracy, EpochRow.seconds, RunRow.code_version)
@@ -497,6 +495,12 @@ class ResultStore:
         with self.session() as s:
             rows = s.execute(query).all()
         return pd.DataFrame([r._mapping for r in rows])
+
+
+def _latest_runs():
+    """Subquery: (run_id, job_id) of each job's most recent finished run."""
+    return (select(func.max(RunRow.run_id).label("run_id"), RunRow.job_id)
+            .group_by(RunRow.job_id).subquery())
 
 
 def _cell_state(row, last_run: tuple, code_version: str) -> CellState:
