@@ -184,7 +184,7 @@ def run(study_file: Path, db: str | None, jobs: int | None, devices: str, retry_
                f"({summary.new_jobs} new) in {redact(store.url)}; code version {cv}")
     if reclaimed:
         click.echo(f"reclaimed {reclaimed} job(s) left RUNNING by a runner that died")
-    failed_before = sum(c.status == "FAILED" for c in store.cells(study.name, cv))
+    failed_before = sum(status == "FAILED" for status in _states(loaded, store).values())
     if not keys:
         click.echo("Nothing to run: every job is done under this code version."
                    + (f" {failed_before} failed job(s) kept; rerun with --retry-failed."
@@ -272,17 +272,18 @@ def _progress(costs: dict[str, float]):
 # --------------------------------------------------------------------------- status, list
 
 
+def _states(loaded: LoadedStudy, store: ResultStore) -> dict[JobSpec, str]:
+    """Each cell run of the study file -> its status in the database (by job key, so a job
+    another study already trained counts as done)."""
+    jobs = store.job_states((s.key for s in loaded.specs), code_version())
+    return {s: "SKIPPED" if s.skip_reason else
+            (jobs[s.key].status if s.key in jobs else "PENDING") for s in loaded.specs}
+
+
 def _section_counts(loaded: LoadedStudy, store: ResultStore) -> dict[str, Counter]:
-    cells = store.cells(loaded.study.name, code_version())
     counts: dict[str, Counter] = {s.name: Counter() for s in loaded.study.sections}
-    known = {(c.section, c.cell, c.replicate, c.key) for c in cells}
-    for c in cells:
-        if c.section in counts:
-            counts[c.section][c.status] += 1
-    # Cells not yet written to the database (study edited since the last run) are pending.
-    for s in loaded.specs:
-        if (s.section, s.cell, s.replicate, s.key) not in known:
-            counts[s.section]["SKIPPED" if s.skip_reason else "PENDING"] += 1
+    for spec, status in _states(loaded, store).items():
+        counts[spec.section][status] += 1
     return counts
 
 
@@ -318,14 +319,14 @@ def status(study_file: Path, db: str | None, as_json: bool) -> None:
 
 def _show_plan(loaded: LoadedStudy, store: ResultStore, verbose: bool) -> None:
     study = loaded.study
-    states = {(c.section, c.cell, c.replicate): c for c in store.cells(study.name, code_version())}
+    states = _states(loaded, store)
+    jobs = store.job_states((s.key for s in loaded.specs), code_version()) if verbose else {}
     click.echo(f"study {study.name} ({loaded.path})")
     if study.description:
         click.echo(f"  {study.description}")
     for section in study.sections:
         specs = [s for s in loaded.specs if s.section == section.name]
-        done = sum(getattr(states.get((s.section, s.cell, s.replicate)), "status", "") in
-                   ("COMPLETE", "DIVERGED") for s in specs)
+        done = sum(states[s] in ("COMPLETE", "DIVERGED") for s in specs)
         title = f" {section.title}" if section.title else ""
         click.echo(f"\n[{section.name}]{title}: {len(section.cells)} cells, "
                    f"{len(specs)} jobs, {done} done")
@@ -334,16 +335,16 @@ def _show_plan(loaded: LoadedStudy, store: ResultStore, verbose: bool) -> None:
         if verbose:
             width = max(len(s.cell) for s in specs) + 2
             for s in specs:
-                _show_cell(s, states.get((s.section, s.cell, s.replicate)), width)
-    unique = plan.unique_jobs(loaded.specs)
-    done = {c.key for c in states.values() if c.status in ("COMPLETE", "DIVERGED")}
+                acc = jobs[s.key].test_accuracy if s.key in jobs else None
+                _show_cell(s, states[s], acc, width)
+    unique = set(plan.unique_jobs(loaded.specs))
+    done = {s.key for s, status in states.items() if status in ("COMPLETE", "DIVERGED")}
     click.echo(f"\n{len(loaded.specs)} cell runs, {len(unique)} distinct jobs to train, "
-               f"{len(done & set(unique))} done, {len(set(unique) - done)} to run")
+               f"{len(done & unique)} done, {len(unique - done)} to run")
 
 
-def _show_cell(spec: JobSpec, state, width: int) -> None:
-    status = "SKIPPED" if spec.skip_reason else (state.status if state else "PENDING")
-    acc = f"{state.test_accuracy:6.2f}%" if state and state.test_accuracy is not None else " " * 7
+def _show_cell(spec: JobSpec, status: str, accuracy: float | None, width: int) -> None:
+    acc = f"{accuracy:6.2f}%" if accuracy is not None else " " * 7
     pub = f"published {spec.published:.1f}%" if spec.published is not None else ""
     why = f"({spec.skip_reason})" if spec.skip_reason else ""
     line = f"  {spec.cell:<{width}} seed {spec.config.seed:<7} {status:<9} {acc}  {pub}{why}"

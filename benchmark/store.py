@@ -112,20 +112,9 @@ class Runner:
 
 
 @dataclass(frozen=True)
-class CellState:
-    """One (section, cell, replicate) of a study and where its job stands."""
-
-    section: str
-    cell: str
-    position: int
-    replicate: int
-    key: str
-    seed: int
+class JobState:
     status: str  # a JobStatus value, or "STALE": done under older training code
-    published: float | None
-    skip_reason: str | None
     test_accuracy: float | None  # final epoch of the latest finished run, percent
-    error: str | None  # of the latest run, when it failed
 
 
 @dataclass(frozen=True)
@@ -402,29 +391,25 @@ class ResultStore:
         with self.session() as s:
             return list(s.scalars(select(StudyRow.name).order_by(StudyRow.name)))
 
-    def cells(self, study: str, code_version: str) -> list[CellState]:
-        """Every (section, cell, replicate) of the study with its job's state, in study order."""
-        if not self.exists:
-            return []
-        latest = (select(RunRow.job_id, RunRow.test_accuracy, RunRow.error)
-                  .order_by(RunRow.run_id.desc()))
-        query = (select(CellRow.section, CellRow.cell, CellRow.position, CellRow.replicate,
-                        CellRow.job_id, CellRow.published, CellRow.skip_reason,
-                        JobRow.job_key, JobRow.seed, JobRow.status, JobRow.code_version)
-                 .join(JobRow, JobRow.job_id == CellRow.job_id)
-                 .join(StudyRow, StudyRow.study_id == CellRow.study_id)
-                 .join(SectionRow, and_(SectionRow.study_id == StudyRow.study_id,
-                                        SectionRow.name == CellRow.section))
-                 .where(StudyRow.name == study)
-                 .order_by(SectionRow.position, CellRow.position, CellRow.replicate))
+    def job_states(self, keys, code_version: str) -> dict[str, JobState]:
+        """Where each job stands, by key, whichever study put it in the database."""
+        keys = list(dict.fromkeys(keys))
+        if not self.exists or not keys:
+            return {}
+        out: dict[str, JobState] = {}
         with self.session() as s:
-            rows = s.execute(query).all()
-            last: dict[int, tuple] = {}
-            for job_id, acc, err in s.execute(latest.where(
-                    RunRow.job_id.in_({r.job_id for r in rows}))):
-                last.setdefault(job_id, (acc, err))
-        return [_cell_state(r, last.get(r.job_id, (None, None)), code_version) for r in rows]
-
+            for i in range(0, len(keys), 500):  # stay under SQLite's bound-parameter limit
+                rows = s.execute(select(JobRow.job_key, JobRow.status, JobRow.code_version,
+                                        RunRow.test_accuracy)
+                                 .outerjoin(latest := _latest_runs(),
+                                            latest.c.job_id == JobRow.job_id)
+                                 .outerjoin(RunRow, RunRow.run_id == latest.c.run_id)
+                                 .where(JobRow.job_key.in_(keys[i:i + 500])))
+                for key, status, cv, acc in rows:
+                    if status in _DONE and cv != code_version:
+                        status = "STALE"
+                    out[key] = JobState(status, acc if status in (*_DONE, "STALE") else None)
+        return out
 
     def study_info(self, study: str) -> dict | None:
         """The study row (path, file hash, description, last sync) and its sections in order."""
@@ -450,6 +435,8 @@ class ResultStore:
         status, and the metrics and provenance of the job's latest finished run."""
         import pandas as pd
 
+        if not self.exists:
+            return pd.DataFrame()
         config_cols = [getattr(JobRow, f) for f in CONFIG_COLUMNS]
         latest = _latest_runs()
         query = (select(CellRow.section, CellRow.cell, CellRow.position, CellRow.replicate,
@@ -481,6 +468,8 @@ class ResultStore:
         """Per-epoch metrics of the latest run of each of the study's jobs, with cell labels."""
         import pandas as pd
 
+        if not self.exists:
+            return pd.DataFrame()
         latest = _latest_runs()
         query = (select(CellRow.section, CellRow.cell, CellRow.position, JobRow.seed,
                         EpochRow.epoch, EpochRow.train_loss, EpochRow.test_loss,
@@ -501,19 +490,6 @@ def _latest_runs():
     """Subquery: (run_id, job_id) of each job's most recent finished run."""
     return (select(func.max(RunRow.run_id).label("run_id"), RunRow.job_id)
             .group_by(RunRow.job_id).subquery())
-
-
-def _cell_state(row, last_run: tuple, code_version: str) -> CellState:
-    status = row.status
-    if row.skip_reason is not None:
-        status = JobStatus.SKIPPED.value
-    elif status in _DONE and row.code_version != code_version:
-        status = "STALE"
-    acc, err = last_run
-    return CellState(row.section, row.cell, row.position, row.replicate, row.job_key, row.seed,
-                     status, row.published, row.skip_reason,
-                     acc if status in (*_DONE, "STALE") else None,
-                     err if status == JobStatus.FAILED.value else None)
 
 
 def _utc(t: float | None) -> datetime | None:
@@ -547,5 +523,5 @@ def open_store(db: str | None, *, create: bool = True) -> ResultStore:
     return ResultStore(database_url(db), create=create)
 
 
-__all__ = ["CellState", "DEFAULT_DB", "HEARTBEAT_SECONDS", "ResultStore", "Runner",
+__all__ = ["JobState", "DEFAULT_DB", "HEARTBEAT_SECONDS", "ResultStore", "Runner",
            "StoreError", "SyncSummary", "database_url", "open_store", "redact"]

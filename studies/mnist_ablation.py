@@ -50,8 +50,10 @@ def k(samples: int) -> str:
 
 
 def homework(name: str, *, epochs: int = 20, scale: float = 1.0, seeds_i=SEEDS_I,
-             published: bool = True, description: str = "") -> Study:
-    """The homework's sections; `scale` shrinks every training-set size (not the offsets)."""
+             published: bool = True, description: str = "", seeds=(0,),
+             only: str | None = None) -> Study:
+    """The homework's sections; `scale` shrinks every training-set size (not the offsets),
+    `seeds` are the replicate seeds, `only` keeps the named sections (e.g. "BCDEFK")."""
     def n(samples: int) -> int:
         return max(1, round(samples * scale))
 
@@ -64,9 +66,9 @@ def homework(name: str, *, epochs: int = 20, scale: float = 1.0, seeds_i=SEEDS_I
         name=name,
         description=description,
         baseline=base,
-        seeds=[0],
-        claims=CLAIMS,
-        sections=[
+        seeds=list(seeds),
+        claims=[c for c in CLAIMS if only is None or c.section in only],
+        sections=[s for s in [
             Section("B", [Cell("base", published=pub(97.3))],
                     title=f"Base net, first {k(n(10_000))} training samples"),
             Section("C", [Cell("base"), Cell("BN", batch_norm=True, published=pub(98.2))],
@@ -108,7 +110,7 @@ def homework(name: str, *, epochs: int = 20, scale: float = 1.0, seeds_i=SEEDS_I
                     title=f"Activation (SK0.2, first {k(full)})"),
             Section("K", [Cell("SGD"), Cell("Adam", optimizer="adam", lr=1e-3)],
                     title="SGD (lr 0.01, momentum 0.5) vs Adam (lr 1e-3), base net"),
-        ],
+        ] if only is None or s.name in only],
     )
 
 

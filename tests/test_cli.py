@@ -29,6 +29,8 @@ def test_run_then_rerun_trains_nothing(workdir, cli):
     listing = cli("list", "tiny.py").output
     assert "[A] batch norm: 2 cells, 4 jobs, 4 done" in listing
     assert "published 90.0%" in listing
+    more = cli("list", "tiny.py", "--seeds", "0,1,2").output
+    assert "6 distinct jobs to train, 4 done, 2 to run" in more
 
 
 def test_seeds_option_adds_replicates(workdir, cli):

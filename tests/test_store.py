@@ -30,9 +30,9 @@ def _result(key, status=JobStatus.COMPLETE, acc=97.5, cv="v1"):
 
 def test_grid_is_written_before_anything_runs(tmp_path):
     store = _store(tmp_path)
-    cells = store.cells("s", "v1")
-    assert len(cells) == 6 and {c.status for c in cells} == {"PENDING"}
-    assert cells[0].published == 97.3
+    cells = store.results_frame("s")
+    assert len(cells) == 6 and set(cells["status"]) == {"PENDING"}
+    assert cells["published"].iloc[0] == 97.3
     assert len(store.runnable("s", "v1")) == 4  # B's two cells are A's BN jobs
 
 
@@ -43,8 +43,8 @@ def test_claim_is_exclusive_and_record_round_trips(tmp_path):
     assert store.claim(key, me, "v1")
     assert not store.claim(key, other, "v1")
     assert store.record(_result(key), me)
-    states = [c for c in store.cells("s", "v1") if c.key == key]
-    assert {c.status for c in states} == {"COMPLETE"} and states[0].test_accuracy == 97.5
+    state = store.job_states([key], "v1")[key]
+    assert (state.status, state.test_accuracy) == ("COMPLETE", 97.5)
     assert key not in store.runnable("s", "v1")
     assert not store.claim(key, other, "v1")  # done jobs are not claimable
     con = sqlite3.connect(tmp_path / "r.sqlite")
@@ -59,7 +59,7 @@ def test_new_code_version_makes_results_stale_and_keeps_old_runs(tmp_path):
     me = Runner("me", "h", 1)
     store.claim(key, me, "v1")
     store.record(_result(key), me)
-    assert {c.status for c in store.cells("s", "v2") if c.key == key} == {"STALE"}
+    assert store.job_states([key], "v2")[key].status == "STALE"
     assert key in store.runnable("s", "v2")
     assert store.claim(key, me, "v2")
     store.record(_result(key, acc=98.0, cv="v2"), me)
@@ -76,8 +76,9 @@ def test_failed_jobs_rerun_only_when_asked(tmp_path):
     store.record(JobResult(key, JobStatus.FAILED, error="Traceback: boom"), me)
     assert key not in store.runnable("s", "v1")
     assert key in store.runnable("s", "v1", retry_failed=True)
-    failed = [c for c in store.cells("s", "v1") if c.key == key]
-    assert failed[0].status == "FAILED" and "boom" in failed[0].error
+    assert store.job_states([key], "v1")[key].status == "FAILED"
+    failed = store.results_frame("s").set_index("job_key").loc[key]
+    assert (failed["status"] == "FAILED").all() and "boom" in failed["error"].iloc[0]
 
 
 def test_release_and_reclaim_of_dead_runners(tmp_path):
@@ -101,7 +102,7 @@ def test_resync_is_idempotent_and_follows_study_edits(tmp_path):
     assert (again.cells, again.jobs, again.new_jobs) == (6, 4, 0)
     smaller = Study("s", TrainConfig(train_size=100), [Section("A", [Cell("base")])])
     store.sync_study("s", "s.py", "hash2", "", smaller.sections, expand(smaller))
-    assert [c.cell for c in store.cells("s", "v1")] == ["base"]
+    assert store.results_frame("s")["cell"].tolist() == ["base"]
 
 
 def test_newer_schema_and_foreign_databases_are_refused_untouched(tmp_path):
@@ -123,7 +124,8 @@ def test_newer_schema_and_foreign_databases_are_refused_untouched(tmp_path):
 
 def test_reading_never_creates_a_database(tmp_path):
     store = ResultStore(f"sqlite:///{tmp_path / 'none.sqlite'}", create=False)
-    assert store.cells("s", "v1") == [] and not (tmp_path / "none.sqlite").exists()
+    assert store.results_frame("s").empty and store.job_states(["k"], "v1") == {}
+    assert not (tmp_path / "none.sqlite").exists()
 
 
 def test_bad_urls_are_clear_errors(tmp_path):
