@@ -204,7 +204,8 @@ def _check_increasing(section: pd.DataFrame) -> tuple[str, str]:
     means = section.groupby("position")["test_accuracy"].mean().sort_index()
     rho, p = spearman(section["position"], section["test_accuracy"])
     steps = int((means.diff().dropna() > 0).sum())
-    evidence = (f"Spearman rho = {rho:+.2f} over {len(section)} results (p = {p:.3g}); "
+    p_text = "p < 0.001" if p < 0.001 else f"p = {p:.3g}"
+    evidence = (f"Spearman rho = {rho:+.2f} over {len(section)} results ({p_text}); "
                 f"mean rises in {steps} of {len(means) - 1} steps")
     if p < ALPHA:
         return ("holds" if rho > 0 else "contradicted"), evidence
