@@ -1,7 +1,7 @@
 """Store stage: the result database, and the only code that talks SQL.
 
 Takes expanded studies, claims and `JobResult`s; gives plain frozen value objects
-(`CellState`, `SyncSummary`), never ORM rows. Any SQLAlchemy URL works; the default
+(`JobState`, `SyncSummary`) and pandas frames for reports, never ORM rows. Any SQLAlchemy URL works; the default
 is an SQLite file in WAL mode. Writes from the threads of one process are serialised
 by a lock (joblib dispatches from a callback thread, a heartbeat thread extends leases).
 
