@@ -1,9 +1,10 @@
 """Store stage: the result database, and the only code that talks SQL.
 
 Takes expanded studies, claims and `JobResult`s; gives plain frozen value objects
-(`JobState`, `SyncSummary`) and pandas frames for reports, never ORM rows. Any SQLAlchemy URL works; the default
-is an SQLite file in WAL mode. Writes from the threads of one process are serialised
-by a lock (joblib dispatches from a callback thread, a heartbeat thread extends leases).
+(`JobState`, `SyncSummary`) and pandas frames for reports, never ORM rows. Any
+SQLAlchemy URL works; the default is an SQLite file in WAL mode. Writes from the
+threads of one process are serialised by a lock (joblib dispatches from a callback
+thread, a heartbeat thread extends leases).
 
 Job life cycle: `sync_study` writes the whole grid (PENDING, or SKIPPED where every
 membership excludes it); `claim` moves one job to RUNNING under a lease, atomically, so
