@@ -220,6 +220,37 @@ class Part:
     headers: list[str] | None = None
     rows: list[list[str]] | None = None
     figure: Figure | None = None
+    plot: tuple | None = None  # (function, args) that makes `figure`; see render_figures
+
+
+_PLOTS: list[tuple] = []  # read by forked figure workers
+
+
+def _plot(index: int) -> Figure:
+    function, args = _PLOTS[index]
+    return function(*args)
+
+
+def render_figures(parts: list[Part]) -> None:
+    """Draw every figure part. Drawing is most of a report's time and each figure is
+    independent, so with fork available they are drawn on all cores: forked workers
+    inherit the imported matplotlib and the data, and send back only PNG bytes."""
+    import multiprocessing
+    import os
+
+    pending = [p for p in parts if p.plot is not None]
+    _PLOTS[:] = [p.plot for p in pending]
+    workers = min(os.cpu_count() or 1, len(pending) // 4)
+    try:
+        if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+            with multiprocessing.get_context("fork").Pool(workers) as pool:
+                figures = pool.map(_plot, range(len(pending)))
+        else:
+            figures = [_plot(i) for i in range(len(pending))]
+    finally:
+        _PLOTS.clear()
+    for part, figure in zip(pending, figures, strict=True):
+        part.figure, part.plot = figure, None
 
 
 def _summary(eff: pd.DataFrame) -> list[str]:
@@ -295,11 +326,12 @@ def build(store: ResultStore, study: str, code_version: str) -> tuple[str, list[
     for sec in info["sections"]:
         parts += _section_parts(sec, good, cells, eff, epochs)
     if len(cells):
-        parts += [Part("h2", "Cost"), Part("figure", figure=cost_figure(cells))]
+        parts += [Part("h2", "Cost"), Part("figure", plot=(cost_figure, (cells,)))]
     parts += _missing_parts(frame, good, code_version)
     parts.append(Part("h2", "Provenance"))
     parts.append(Part("table", "", ["", ""], _provenance(store, study, info, frame,
                                                          code_version)))
+    render_figures(parts)
     return f"cnnbench report: {study}", parts
 
 
@@ -316,10 +348,10 @@ def _section_parts(sec: dict, good, cells, eff, epochs) -> list[Part]:
     if len(sec_eff):
         parts.append(Part("table", "", *effect_rows(sec_eff)))
     rows = good[good["section"] == name]
-    parts.append(Part("figure", figure=section_figure(name, sec["title"], rows, sec_cells)))
+    parts.append(Part("figure", plot=(section_figure, (name, sec["title"], rows, sec_cells))))
     sec_epochs = epochs[epochs["section"] == name] if len(epochs) else epochs
     if len(sec_epochs) and sec_epochs["epoch"].nunique() > 1:
-        parts.append(Part("figure", figure=curves_figure(name, sec_epochs)))
+        parts.append(Part("figure", plot=(curves_figure, (name, sec_epochs))))
     return parts
 
 
