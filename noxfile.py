@@ -37,3 +37,10 @@ def quick(session: nox.Session) -> None:
     session.run("cnnbench", "run", "studies/mnist_quick.py", *session.posargs)
     session.run("cnnbench", "list", "studies/mnist_quick.py")
     session.run("cnnbench", "report", "studies/mnist_quick.py")
+
+
+@nox.session
+def perf(session: nox.Session) -> None:
+    """Throughput of cnnbench's trainer against the classic DataLoader loop (figures + JSON)."""
+    install(session)
+    session.run("python", "-m", "benchmark.perf", *session.posargs)

@@ -34,3 +34,15 @@ def test_sk02_learns_real_mnist_in_one_short_epoch():
     out = train(TrainConfig(arch="sk", width=0.2, batch_norm=True, epochs=1, train_size=3000),
                 device_data)
     assert out.epochs[-1].test_accuracy > 85.0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_real_mnist() is None, reason="real MNIST is not cached here")
+def test_perf_benchmark_variants_run(monkeypatch):
+    from benchmark import perf
+
+    monkeypatch.setenv("CNNBENCH_DATA", str(_real_mnist()))
+    classic = perf.classic("SK0.2", steps=5, warmup=2)
+    ours = perf.trainer("SK0.2", steps=5, precision="bf16", workers=1)
+    assert classic["samples_per_s"] > 0 and classic["threads"] >= 1
+    assert ours["workers"] == 1 and ours["samples_per_s"] > 0
