@@ -35,7 +35,8 @@ OFFSETS = [i * 10_000 for i in range(6)]
 CLAIMS = [
     Claim.beats("BN beats base", "C", "BN", "base"),
     Claim.beats("dropout (on the logits) helps the base net", "D", "base+dropout", "base"),
-    Claim.beats("dropout (on the logits) helps the BN net", "D", "BN+dropout", "BN"),
+    # published: BN 98.2 > BN+dropout 97.9, so with BN the homework saw dropout hurt
+    Claim.beats("dropout (on the logits) hurts the BN net", "D", "BN", "BN+dropout"),
     Claim.beats("two stacked 3x3 convs beat one 5x5", "E", "SK", "base+BN"),
     Claim.increasing("accuracy rises with channel width", "F"),
     Claim.increasing("accuracy rises with training-set size", "G"),
