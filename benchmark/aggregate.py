@@ -137,9 +137,14 @@ def compare(base: pd.DataFrame, other: pd.DataFrame) -> dict:
             "method": f"1 seed; test-set noise ±{noise:.2f} pp (1 SE)", "noise": noise}
 
 
+def beyond_noise(comparison: dict) -> bool:
+    """A one-seed difference larger than twice the test set's standard error."""
+    return abs(comparison["diff"]) > 2 * comparison["noise"]
+
+
 def _verdict(row: dict) -> str:
     if math.isnan(row["p"]):
-        return UNTESTED_BEYOND if abs(row["diff"]) > 2 * row["noise"] else UNTESTED_WITHIN
+        return UNTESTED_BEYOND if beyond_noise(row) else UNTESTED_WITHIN
     if row["p_holm"] < ALPHA:
         return BETTER if row["diff"] > 0 else WORSE
     return SAME
@@ -187,9 +192,9 @@ def _check_beats(section: pd.DataFrame, cell: str, baseline: str) -> tuple[str, 
         return "no data", f"needs results for {cell!r} and {baseline!r}"
     r = compare(a, b)
     if math.isnan(r["p"]):
-        beyond = abs(r["diff"]) > 2 * r["noise"]
         direction = "consistent with" if r["diff"] > 0 else "against"
-        return (f"1 seed: {direction} the claim" + ("" if beyond else ", within test-set noise"),
+        within = "" if beyond_noise(r) else ", within test-set noise"
+        return (f"1 seed: {direction} the claim{within}",
                 f"{r['diff']:+.2f} pp; {r['method']}; seed noise untested")
     evidence = (f"{r['diff']:+.2f} pp, 95% CI [{r['ci_low']:+.2f}, {r['ci_high']:+.2f}], "
                 f"p = {r['p']:.3g} ({r['method']})")

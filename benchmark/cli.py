@@ -27,7 +27,7 @@ from . import data, plan
 from .execute import DeviceError, Task, execute, parse_devices
 from .provenance import code_version
 from .spec import JobResult, JobSpec, JobStatus, SpecError
-from .store import HEARTBEAT_SECONDS, ResultStore, Runner, StoreError, open_store, redact
+from .store import HEARTBEAT_SECONDS, JobState, ResultStore, Runner, StoreError, open_store
 from .studyfile import LoadedStudy, StudyFileError, load_study
 
 STATUS_ORDER = ["COMPLETE", "DIVERGED", "FAILED", "RUNNING", "PENDING", "STALE", "SKIPPED"]
@@ -181,10 +181,11 @@ def run(study_file: Path, db: str | None, jobs: int | None, devices: str, retry_
     cv = code_version()
     keys = store.runnable(study.name, cv, retry_failed)
     click.echo(f"{study.name}: {summary.cells} cells, {summary.jobs} distinct jobs "
-               f"({summary.new_jobs} new) in {redact(store.url)}; code version {cv}")
+               f"({summary.new_jobs} new) in {store.url_redacted}; code version {cv}")
     if reclaimed:
         click.echo(f"reclaimed {reclaimed} job(s) left RUNNING by a runner that died")
-    failed_before = sum(status == "FAILED" for status in _states(loaded, store).values())
+    states = _states(loaded, _job_states(loaded, store))
+    failed_before = sum(status == "FAILED" for status in states.values())
     if not keys:
         click.echo("Nothing to run: every job is done under this code version."
                    + (f" {failed_before} failed job(s) kept; rerun with --retry-failed."
@@ -272,17 +273,20 @@ def _progress(costs: dict[str, float]):
 # --------------------------------------------------------------------------- status, list
 
 
-def _states(loaded: LoadedStudy, store: ResultStore) -> dict[JobSpec, str]:
+def _job_states(loaded: LoadedStudy, store: ResultStore) -> dict[str, JobState]:
+    return store.job_states((s.key for s in loaded.specs), code_version())
+
+
+def _states(loaded: LoadedStudy, jobs: dict[str, JobState]) -> dict[JobSpec, str]:
     """Each cell run of the study file -> its status in the database (by job key, so a job
     another study already trained counts as done)."""
-    jobs = store.job_states((s.key for s in loaded.specs), code_version())
     return {s: "SKIPPED" if s.skip_reason else
             (jobs[s.key].status if s.key in jobs else "PENDING") for s in loaded.specs}
 
 
 def _section_counts(loaded: LoadedStudy, store: ResultStore) -> dict[str, Counter]:
     counts: dict[str, Counter] = {s.name: Counter() for s in loaded.study.sections}
-    for spec, status in _states(loaded, store).items():
+    for spec, status in _states(loaded, _job_states(loaded, store)).items():
         counts[spec.section][status] += 1
     return counts
 
@@ -303,7 +307,7 @@ def status(study_file: Path, db: str | None, as_json: bool) -> None:
     total: Counter = sum(counts.values(), Counter())
     if as_json:
         click.echo(json.dumps({
-            "study": loaded.study.name, "database": redact(store.url),
+            "study": loaded.study.name, "database": store.url_redacted,
             "code_version": code_version(),
             "sections": {name: dict(c) for name, c in counts.items()},
             "total": dict(total),
@@ -319,8 +323,8 @@ def status(study_file: Path, db: str | None, as_json: bool) -> None:
 
 def _show_plan(loaded: LoadedStudy, store: ResultStore, verbose: bool) -> None:
     study = loaded.study
-    states = _states(loaded, store)
-    jobs = store.job_states((s.key for s in loaded.specs), code_version()) if verbose else {}
+    jobs = _job_states(loaded, store)
+    states = _states(loaded, jobs)
     click.echo(f"study {study.name} ({loaded.path})")
     if study.description:
         click.echo(f"  {study.description}")
@@ -370,7 +374,7 @@ def _study_names(store: ResultStore, studies: Sequence[str]) -> list[str]:
     names = [load_study(s).study.name if s.endswith(".py") or Path(s).is_file() else s
              for s in studies] or store.study_names()
     if not names:
-        raise UserError(f"no results in {redact(store.url)}: run `cnnbench run STUDY` first")
+        raise UserError(f"no results in {store.url_redacted}: run `cnnbench run STUDY` first")
     return names
 
 
@@ -430,7 +434,7 @@ def export(studies: tuple[str, ...], db: str | None, out: Path, fmt: str) -> Non
         out.mkdir(parents=True, exist_ok=True)
         for name in names:
             if store.study_info(name) is None:
-                raise UserError(f"no study {name!r} in {redact(store.url)}")
+                raise UserError(f"no study {name!r} in {store.url_redacted}")
             for table, frame in (("jobs", store.results_frame(name)),
                                  ("epochs", store.epochs_frame(name))):
                 path = out / f"{slug(name)}_{table}.{fmt}"

@@ -215,7 +215,7 @@ def cost_figure(cells: pd.DataFrame) -> Figure:
 class Part:
     """One block of the report, rendered to both markdown and HTML."""
 
-    kind: str  # "h2" | "p" | "table" | "figure" | "pre"
+    kind: str  # "h2" | "p" | "table" | "figure"
     text: str = ""
     headers: list[str] | None = None
     rows: list[list[str]] | None = None
@@ -275,7 +275,7 @@ def _summary(eff: pd.DataFrame) -> list[str]:
     return lines or ["No comparisons yet."]
 
 
-def _provenance(store: ResultStore, study: str, info: dict, frame: pd.DataFrame,
+def _provenance(store: ResultStore, info: dict, frame: pd.DataFrame,
                 code_version: str) -> list[list[str]]:
     done = frame[frame["run_id"].notna()]
     counts = frame["status"].value_counts()
@@ -327,10 +327,9 @@ def build(store: ResultStore, study: str, code_version: str) -> tuple[str, list[
         parts += _section_parts(sec, good, cells, eff, epochs)
     if len(cells):
         parts += [Part("h2", "Cost"), Part("figure", plot=(cost_figure, (cells,)))]
-    parts += _missing_parts(frame, good, code_version)
+    parts += _missing_parts(frame, missing, code_version)
     parts.append(Part("h2", "Provenance"))
-    parts.append(Part("table", "", ["", ""], _provenance(store, study, info, frame,
-                                                         code_version)))
+    parts.append(Part("table", "", ["", ""], _provenance(store, info, frame, code_version)))
     render_figures(parts)
     return f"cnnbench report: {study}", parts
 
@@ -355,8 +354,8 @@ def _section_parts(sec: dict, good, cells, eff, epochs) -> list[Part]:
     return parts
 
 
-def _missing_parts(frame: pd.DataFrame, good: pd.DataFrame, code_version: str) -> list[Part]:
-    rest = frame[~frame.index.isin(good.index) & (frame["status"] != "SKIPPED")]
+def _missing_parts(frame: pd.DataFrame, rest: pd.DataFrame, code_version: str) -> list[Part]:
+    """Cell runs without a current result (`rest`) and the skipped ones, with reasons."""
     skipped = frame[frame["status"] == "SKIPPED"]
     if not len(rest) and not len(skipped):
         return []
