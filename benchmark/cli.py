@@ -25,6 +25,7 @@ import click
 
 from . import data, plan
 from .execute import DeviceError, Task, execute, parse_devices
+from .execute import fuse as fuse_tasks
 from .provenance import code_version
 from .spec import JobResult, JobSpec, JobStatus, SpecError
 from .store import HEARTBEAT_SECONDS, JobState, ResultStore, Runner, StoreError, open_store
@@ -154,9 +155,18 @@ def _describe_result(r: JobResult, label: str) -> str:
                    "GPU 0 at once).")
 @click.option("--retry-failed", is_flag=True, help="Also rerun jobs that FAILED before.")
 @click.option("--seeds", metavar="S1,S2,...", help="Replicate seeds, replacing the study's.")
-@click.option("--dry-run", is_flag=True, help="Show what would run, run nothing.")
+@click.option("--fuse", type=click.IntRange(min=1), default=1, show_default=True,
+              metavar="N",
+              help="Train up to N jobs that differ only in seed or training slice as one "
+                   "vectorised model (torch.func). Pays off on GPUs; on CPU it is no faster.")
+@click.option("--eval-every", type=click.IntRange(min=1), default=1, show_default=True,
+              metavar="N", help="Evaluate the test set every N epochs (and after the last); "
+                                "final results are the same, learning curves sparser.")
+@click.option("--dry-run", is_flag=True,
+              help="Show what would run and estimate its wall time from a short calibration "
+                   "of each network on these slots; train nothing.")
 def run(study_file: Path, db: str | None, jobs: int | None, devices: str, retry_failed: bool,
-        seeds: str | None, dry_run: bool) -> None:
+        seeds: str | None, fuse: int, eval_every: int, dry_run: bool) -> None:
     """Run the jobs of STUDY that are not yet done.
 
     The whole grid is written to the database first; then pending jobs train in
@@ -168,8 +178,9 @@ def run(study_file: Path, db: str | None, jobs: int | None, devices: str, retry_
         loaded = _load(study_file, seeds)
         slots = parse_devices(devices, jobs)
         if dry_run:
-            _show_plan(loaded, open_store(db, create=False), verbose=False)
+            pending = _show_plan(loaded, open_store(db, create=False), verbose=False)
             click.echo(f"dry run: would train on {len(slots)} slot(s): {', '.join(slots)}")
+            _estimate(loaded, pending, slots, eval_every, fuse)
             return
         dirs, sizes = _datasets(loaded.specs, fetch=True)
         store = open_store(db)
@@ -194,7 +205,8 @@ def run(study_file: Path, db: str | None, jobs: int | None, devices: str, retry_
     configs = plan.unique_jobs(loaded.specs)
     costs = plan.estimated_costs({k: configs[k] for k in keys}, sizes)
     tasks = [Task(k, configs[k], dirs[configs[k].dataset]) for k in plan.longest_first(costs)]
-    counts = _train(store, tasks, slots, cv, retry_failed, _job_labels(loaded.specs), costs)
+    counts = _train(store, fuse_tasks(tasks, fuse), slots, cv, retry_failed,
+                    _job_labels(loaded.specs), costs, eval_every)
     done = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
     click.echo(f"finished: {done or 'nothing (other runners hold the pending jobs)'}")
     if counts.get("FAILED"):
@@ -203,13 +215,49 @@ def run(study_file: Path, db: str | None, jobs: int | None, devices: str, retry_
         sys.exit(1)
 
 
-def _train(store: ResultStore, tasks: list[Task], slots: list[str], cv: str,
-           retry_failed: bool, labels: dict[str, str], costs: dict[str, float]) -> Counter:
-    runner = Runner.here()
+def _threads(slots: list[str]) -> int:
+    """Threads per worker: the cores shared out on CPU, one per GPU slot."""
     on_cpu = all(s == "cpu" for s in slots)
-    threads = max(1, (os.cpu_count() or 1) // len(slots)) if on_cpu else 1
+    return max(1, (os.cpu_count() or 1) // len(slots)) if on_cpu else 1
+
+
+def _estimate(loaded: LoadedStudy, pending: set[str], slots: list[str], eval_every: int,
+              fuse: int) -> None:
+    """Print the calibrated wall-time estimate of the pending jobs (dry run)."""
+    from .estimate import estimate, shape_of
+
+    if not pending:
+        return
+    try:
+        _, sizes = _datasets([s for s in loaded.specs if s.key in pending], fetch=False)
+    except (data.DataError, UserError) as exc:
+        click.echo(f"no time estimate: {exc}")
+        return
+    configs = plan.unique_jobs(loaded.specs)
+    jobs = {k: configs[k] for k in pending if k in configs}
+    samples = {k: plan.train_samples(c, sizes) for k, c in jobs.items()}
+    order = plan.longest_first(plan.estimated_costs(jobs, sizes))
+    click.echo(f"calibrating {len({shape_of(c) for c in jobs.values()})} network(s) on "
+               "these slots...")
+    est = estimate(jobs, order, samples, slots, _threads(slots), eval_every)
+    click.echo(
+        f"estimated wall time {_fmt_seconds(est.wall_seconds)} for {len(jobs)} job(s) "
+        f"(sum of job times {_fmt_seconds(sum(est.job_seconds.values()))}), from timing "
+        f"training steps and a test batch of each of {est.networks} distinct network(s) on "
+        f"{len(slots)} slot(s) side by side ({est.calibration_seconds:.0f} s), then replaying "
+        "the longest-first schedule"
+        + ("; fusion (--fuse) is not modelled" if fuse > 1 else ""))
+
+
+def _train(store: ResultStore, groups: list[list[Task]], slots: list[str], cv: str,
+           retry_failed: bool, labels: dict[str, str], costs: dict[str, float],
+           eval_every: int = 1) -> Counter:
+    runner = Runner.here()
+    threads = _threads(slots)
     counts: Counter = Counter()
-    click.echo(f"training {len(tasks)} job(s) on {len(slots)} slot(s) "
+    n = sum(len(g) for g in groups)
+    fused = f" in {len(groups)} fused group(s)" if len(groups) < n else ""
+    click.echo(f"training {n} job(s){fused} on {len(slots)} slot(s) "
                f"({', '.join(sorted(set(slots)))}), {threads} thread(s) each")
 
     def claim(task: Task) -> bool:
@@ -218,7 +266,8 @@ def _train(store: ResultStore, tasks: list[Task], slots: list[str], cv: str,
     t0 = time.monotonic()
     try:
         with _heartbeat(store, runner), _progress(costs) as show:
-            for result in execute(tasks, slots, threads=threads, claim=claim):
+            for result in execute(groups, slots, threads=threads, claim=claim,
+                                  eval_every=eval_every):
                 if not store.record(result, runner):
                     click.echo(f"warning: lease on {result.key} was lost; result kept", err=True)
                 counts[result.status.value] += 1
@@ -321,7 +370,8 @@ def status(study_file: Path, db: str | None, as_json: bool) -> None:
         click.echo(f"{name:<{width}}" + "".join(f"{c[k]:>10}" for k in cols))
 
 
-def _show_plan(loaded: LoadedStudy, store: ResultStore, verbose: bool) -> None:
+def _show_plan(loaded: LoadedStudy, store: ResultStore, verbose: bool) -> set[str]:
+    """Print the study's sections and job counts; give the keys of the jobs still to run."""
     study = loaded.study
     jobs = _job_states(loaded, store)
     states = _states(loaded, jobs)
@@ -345,6 +395,7 @@ def _show_plan(loaded: LoadedStudy, store: ResultStore, verbose: bool) -> None:
     done = {s.key for s, status in states.items() if status in ("COMPLETE", "DIVERGED")}
     click.echo(f"\n{len(loaded.specs)} cell runs, {len(unique)} distinct jobs to train, "
                f"{len(done & unique)} done, {len(unique - done)} to run")
+    return unique - done
 
 
 def _show_cell(spec: JobSpec, status: str, accuracy: float | None, width: int) -> None:

@@ -10,7 +10,8 @@ loaded and moved to the device once per worker, not once per job. Each worker ho
 device slot for its lifetime: a lock file per slot, taken at its first job, released by
 the operating system when the process ends, so `cuda:0x4` puts at most four jobs on that
 GPU at any time, whichever worker runs them. A job that raises comes back FAILED with its
-traceback; the other jobs go on.
+traceback; the other jobs go on. Jobs that differ only in seed and training slice can be
+fused into one vectorised training step (`fuse`), which pays off on a GPU.
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ import re
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from joblib import Parallel, delayed
 
 from . import provenance
+from .plan import fusion_key
 from .spec import JobResult, JobStatus, TrainConfig
 
 
@@ -125,8 +127,12 @@ def _device_data(data_dir: str, device: str):
     return cache[(data_dir, device)]
 
 
-def run_task(task: Task, slot_dir: str, devices: tuple[str, ...], threads: int) -> JobResult:
-    """Worker entry point: train one job; never raises, a failure is a FAILED result."""
+def run_group(tasks: Sequence[Task], slot_dir: str, devices: tuple[str, ...], threads: int,
+              eval_every: int = 1) -> list[JobResult]:
+    """Worker entry point: train one job, or several fused into one vectorised model.
+
+    Never raises: a failure is a FAILED result for every job of the group.
+    """
     started, t0 = time.time(), time.perf_counter()
     device = None
     versions = {"python": provenance.python_version()}
@@ -142,40 +148,68 @@ def run_task(task: Task, slot_dir: str, devices: tuple[str, ...], threads: int) 
         versions.update(torch=torch.__version__, cuda=torch.version.cuda or "")
         if device.startswith("cuda"):
             torch.cuda.set_device(device)
-        outcome = train.train(task.config, _device_data(task.data_dir, device))
-        status, error, epochs = outcome.status, outcome.error, outcome.epochs
-        params, train_s = outcome.param_count, outcome.train_seconds
+        resident = _device_data(tasks[0].data_dir, device)
+        if len(tasks) == 1:
+            outcomes = [train.train(tasks[0].config, resident, eval_every)]
+        else:
+            outcomes = train.train_fused([t.config for t in tasks], resident, eval_every)
+        done = [(o.status, o.error, o.epochs, o.param_count, o.train_seconds) for o in outcomes]
     except Exception:
-        status, error, epochs, params, train_s = (JobStatus.FAILED, traceback.format_exc(),
-                                                  (), None, None)
-    return JobResult(
-        key=task.key, status=status, error=error, epochs=epochs, param_count=params,
-        train_seconds=train_s, wall_seconds=time.perf_counter() - t0, started_at=started,
-        finished_at=time.time(), device=device, host=provenance.host(),
-        code_version=provenance.code_version(), versions=versions,
-    )
+        done = [(JobStatus.FAILED, traceback.format_exc(), (), None, None)] * len(tasks)
+    finished, wall = time.time(), time.perf_counter() - t0
+    return [
+        JobResult(
+            key=task.key, status=status, error=error, epochs=epochs, param_count=params,
+            train_seconds=train_s, wall_seconds=wall / len(tasks), started_at=started,
+            finished_at=finished, device=device, host=provenance.host(),
+            code_version=provenance.code_version(), versions=versions,
+        )
+        for task, (status, error, epochs, params, train_s) in zip(tasks, done, strict=True)
+    ]
 
 
 # --------------------------------------------------------------------------- parent side
 
 
-def execute(tasks: Iterable[Task], slots: list[str], *, threads: int = 1,
-            claim: Callable[[Task], bool] | None = None, backend: str = "loky",
-            ) -> Iterator[JobResult]:
-    """Run tasks on `len(slots)` workers, yielding results as they complete.
+def fuse(tasks: Sequence[Task], size: int) -> list[list[Task]]:
+    """Groups of at most `size` tasks that can train as one vectorised model.
 
-    `claim(task)` is called just before a task is handed to a worker (from joblib's
+    Tasks fuse when their configs differ only in seed and training-slice start and they
+    use the same dataset; a group takes the position of its first task, so an order such
+    as longest-first is kept. `size` 1 gives one task per group.
+    """
+    groups: list[list[Task]] = []
+    open_groups: dict[tuple, list[Task]] = {}
+    for task in tasks:
+        key = (fusion_key(task.config), task.data_dir) if size > 1 else (task.key,)
+        group = open_groups.get(key)
+        if group is None or len(group) >= size:
+            group = open_groups[key] = []
+            groups.append(group)
+        group.append(task)
+    return groups
+
+
+def execute(groups: Iterable[Sequence[Task]], slots: list[str], *, threads: int = 1,
+            claim: Callable[[Task], bool] | None = None, backend: str = "loky",
+            eval_every: int = 1) -> Iterator[JobResult]:
+    """Run groups of tasks on `len(slots)` workers, yielding results as they complete.
+
+    A group of one is a plain job; a larger group trains fused (see `fuse`).
+    `claim(task)` is called just before a group is handed to a worker (from joblib's
     dispatch thread); a task it refuses is not run.
     """
     slot_dir = tempfile.mkdtemp(prefix="cnnbench-slots-")
     devices = tuple(slots)
 
     def dispatched():
-        for task in tasks:
-            if claim is None or claim(task):
-                yield delayed(run_task)(task, slot_dir, devices, threads)
+        for group in groups:
+            claimed = tuple(t for t in group if claim is None or claim(t))
+            if claimed:
+                yield delayed(run_group)(claimed, slot_dir, devices, threads, eval_every)
 
     # pre_dispatch="n_jobs": claim a job only when a worker is about to be free for it.
     parallel = Parallel(n_jobs=len(slots), backend=backend, batch_size=1,
                         pre_dispatch="n_jobs", return_as="generator_unordered")
-    yield from parallel(dispatched())
+    for results in parallel(dispatched()):
+        yield from results

@@ -8,6 +8,7 @@ so a cell reached from two sections is one job listed twice. No torch here.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 
 from .spec import JobSpec, SpecError, Study, TrainConfig
 
@@ -68,15 +69,27 @@ def job_cost(config: TrainConfig, train_samples: int) -> float:
     return seen * (3 * forward_macs(config) + 400_000)
 
 
+def train_samples(config: TrainConfig, train_len: dict[str, int]) -> int:
+    """Training samples of a job; `train_len` maps a dataset to its training-set size."""
+    available = train_len[config.dataset] - config.train_offset
+    return available if config.train_size is None else min(config.train_size, available)
+
+
 def estimated_costs(jobs: dict[str, TrainConfig], train_len: dict[str, int]) -> dict[str, float]:
     """Job key -> relative cost; `train_len` maps a dataset to its number of training samples."""
-    def samples(c: TrainConfig) -> int:
-        available = train_len[c.dataset] - c.train_offset
-        return available if c.train_size is None else min(c.train_size, available)
-
-    return {k: job_cost(c, samples(c)) for k, c in jobs.items()}
+    return {k: job_cost(c, train_samples(c, train_len)) for k, c in jobs.items()}
 
 
 def longest_first(costs: dict[str, float]) -> list[str]:
     """Job keys by decreasing estimated cost, so a grid does not end on a long tail."""
     return sorted(costs, key=lambda k: (-costs[k], k))
+
+
+def fusion_key(config: TrainConfig) -> TrainConfig:
+    """Jobs with equal fusion keys can train as one vectorised model (`train.train_fused`):
+    they differ only in seed and in where their equally long training slice starts.
+    (A slice running to the end of the training set has a length that depends on its
+    start, so such a job fuses only with jobs of the same start.)"""
+    if config.train_size is None:
+        return replace(config, seed=0)
+    return replace(config, seed=0, train_offset=0)

@@ -1,6 +1,7 @@
 """End to end through the command line, on the small IDX dataset the fixtures write."""
 
 import json
+import re
 import sqlite3
 
 import pytest
@@ -45,8 +46,24 @@ def test_dry_run_and_list_run_nothing_and_write_nothing(workdir, cli):
     assert result.exit_code == 0
     assert "4 distinct jobs to train, 0 done, 4 to run" in result.output
     assert "would train on 2 slot(s)" in result.output
+    assert "calibrating 2 network(s)" in result.output  # SK0.2 with and without BN
+    assert re.search(r"estimated wall time \d+m\d\ds for 4 job\(s\)", result.output)
     assert cli("status", "tiny.py").exit_code == 0
     assert not (workdir / "results").exists()
+
+
+def test_fused_run_with_sparse_evaluation_records_every_job_and_reports(workdir, cli):
+    result = cli("run", "tiny.py", "--jobs", "1", "--fuse", "2", "--eval-every", "2")
+    assert result.exit_code == 0, result.output
+    assert "training 4 job(s) in 2 fused group(s)" in result.output
+    db = workdir / "results" / "cnnbench.sqlite"
+    assert _statuses(db) == {"COMPLETE": 4}
+    rows = sqlite3.connect(db).execute(
+        "select epoch, count(*), count(test_accuracy) from epochs group by epoch").fetchall()
+    assert rows == [(1, 4, 0), (2, 4, 4)]  # epoch 1 not evaluated, the last always
+    report = cli("report", "tiny.py")
+    assert report.exit_code == 0, report.output
+    assert (workdir / "reports" / "tiny" / "index.html").exists()
 
 
 def test_a_failing_job_is_recorded_while_the_others_finish(workdir, cli):

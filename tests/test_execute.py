@@ -5,7 +5,7 @@ import torch
 from joblib import Parallel, delayed
 
 from benchmark import TrainConfig
-from benchmark.execute import DeviceError, Task, _acquire_slot, execute, parse_devices
+from benchmark.execute import DeviceError, Task, _acquire_slot, execute, fuse, parse_devices
 
 
 def test_cpu_slots_default_to_one_per_core():
@@ -60,7 +60,7 @@ def test_execute_streams_results_and_honours_claims(tmp_path):
                for s in range(3)]
     tasks = [Task(c.key(), c, data_dir) for c in configs]
     refused = tasks[1].key
-    results = list(execute(tasks, ["cpu"], claim=lambda t: t.key != refused))
+    results = list(execute([[t] for t in tasks], ["cpu"], claim=lambda t: t.key != refused))
     assert sorted(r.key for r in results) == sorted([tasks[0].key, tasks[2].key])
     assert all(r.status.value == "COMPLETE" and r.device == "cpu" for r in results)
     assert all(r.code_version and r.versions["torch"] for r in results)
@@ -74,6 +74,36 @@ def test_jobs_run_on_the_gpu_with_several_slots(tmp_path):
     data_dir = str(make_idx_dir(tmp_path / "idx", 256, 100))
     configs = [TrainConfig(arch="sk", width=0.2, epochs=1, seed=s) for s in range(4)]
     tasks = [Task(c.key(), c, data_dir) for c in configs]
-    results = list(execute(tasks, parse_devices("cuda:0x2")))
+    results = list(execute(fuse(tasks, 1), parse_devices("cuda:0x2")))
     assert {r.status.value for r in results} == {"COMPLETE"}
     assert {r.device for r in results} == {"cuda:0"}
+
+
+def test_fuse_groups_jobs_differing_only_in_seed_and_slice_keeping_order():
+    def task(**fields):
+        c = TrainConfig(arch="sk", width=0.2, train_size=100, **fields)
+        return Task(c.key(), c, "d")
+
+    a0, b, a1, a2, a3 = (task(seed=0), task(seed=0, lr=0.1), task(seed=1),
+                         task(seed=2, train_offset=100), task(seed=3))
+    groups = fuse([a0, b, a1, a2, a3], 3)
+    assert [[t.key for t in g] for g in groups] == [[a0.key, a1.key, a2.key], [b.key],
+                                                    [a3.key]]
+    assert fuse([a0, a1], 1) == [[a0], [a1]]
+    whole = [Task(c.key(), c, "d") for c in (TrainConfig(seed=0), TrainConfig(seed=1),
+                                             TrainConfig(seed=2, train_offset=10))]
+    assert [len(g) for g in fuse(whole, 4)] == [2, 1]  # a shorter whole-set slice: alone
+
+
+def test_a_fused_group_runs_in_one_worker_and_honours_claims(tmp_path):
+    from conftest import make_idx_dir
+
+    data_dir = str(make_idx_dir(tmp_path / "idx", 64, 50))
+    configs = [TrainConfig(arch="sk", width=0.2, epochs=1, train_size=32,
+                           train_offset=32 * (s % 2), seed=s) for s in range(3)]
+    tasks = [Task(c.key(), c, data_dir) for c in configs]
+    refused = tasks[1].key
+    results = list(execute(fuse(tasks, 3), ["cpu"], claim=lambda t: t.key != refused))
+    assert sorted(r.key for r in results) == sorted([tasks[0].key, tasks[2].key])
+    assert {r.status.value for r in results} == {"COMPLETE"}
+    assert results[0].epochs[0].train_loss != results[1].epochs[0].train_loss

@@ -5,7 +5,7 @@ import torch
 from conftest import synthetic_digits
 
 from benchmark import JobStatus, TrainConfig
-from benchmark.train import to_device, train
+from benchmark.train import to_device, train, train_fused
 
 
 @pytest.fixture(scope="module")
@@ -55,3 +55,65 @@ def test_adam_and_bf16_and_other_activations_run(tiny):
                             dropout="fc1")]:
         out = train(cfg, tiny)
         assert out.status == JobStatus.COMPLETE and math.isfinite(out.epochs[0].test_loss)
+
+
+def test_eval_every_skips_test_epochs_without_changing_training(tiny):
+    cfg = TrainConfig(**{**CFG.to_dict(), "epochs": 3})
+    every, sparse = train(cfg, tiny), train(cfg, tiny, eval_every=2)
+    assert [e.train_loss for e in every.epochs] == [e.train_loss for e in sparse.epochs]
+    assert [math.isnan(e.test_accuracy) for e in sparse.epochs] == [True, False, False]
+    assert sparse.epochs[-1].test_loss == every.epochs[-1].test_loss  # last always evaluated
+
+
+FUSABLE = [  # (config fields, seeds and slice starts of the fused models)
+    ({"arch": "base", "width": 0.3}, [(0, 0), (1, 96), (7, 32)]),
+    ({"arch": "sk", "width": 0.2, "batch_norm": True}, [(0, 0), (3, 128), (4, 64)]),
+    ({"arch": "base", "width": 0.3, "batch_norm": True, "optimizer": "adam", "lr": 1e-3},
+     [(2, 0), (5, 0)]),
+]
+
+
+@pytest.mark.parametrize("fields,members", FUSABLE, ids=["base-sgd", "sk-bn", "bn-adam"])
+def test_fused_training_equals_separate_runs(tiny, fields, members):
+    configs = [TrainConfig(**{"lr": 0.05, **fields}, epochs=3, batch_size=32, train_size=128,
+                           train_offset=o, seed=s) for s, o in members]
+    # Tolerances: the fused step sums in another order (a grouped convolution), and
+    # training amplifies float differences; a wrong seed, slice or buffer is off by far more.
+    separate = [train(c, tiny) for c in configs]
+    fused = train_fused(configs, tiny)
+    for one, many in zip(separate, fused, strict=True):
+        assert many.status == JobStatus.COMPLETE and many.param_count == one.param_count
+        assert [e.train_loss for e in many.epochs] == pytest.approx(
+            [e.train_loss for e in one.epochs], rel=1e-3, abs=1e-3)
+        assert many.epochs[-1].test_loss == pytest.approx(one.epochs[-1].test_loss,
+                                                          rel=5e-3, abs=2e-3)
+        assert abs(many.epochs[-1].test_accuracy - one.epochs[-1].test_accuracy) <= 1.0
+    # the models really are different models: their seeds and slices show in the losses
+    assert len({round(o.epochs[0].train_loss, 6) for o in fused}) == len(configs)
+
+
+def test_fused_models_draw_their_own_dropout_masks(tiny):
+    # Same seed and slice: only dropout randomness can tell the two models apart.
+    cfg = TrainConfig(arch="base", width=0.3, dropout="fc1", epochs=1, batch_size=32,
+                      train_size=128)
+    a, b = train_fused([cfg, cfg], tiny)
+    assert a.epochs[0].train_loss != b.epochs[0].train_loss
+
+
+def test_fused_rejects_jobs_that_differ_in_more_than_seed_and_slice(tiny):
+    with pytest.raises(ValueError, match="differ only in seed and train_offset"):
+        train_fused([CFG, TrainConfig(**{**CFG.to_dict(), "lr": 0.1})], tiny)
+
+
+def test_one_diverging_model_does_not_stop_the_others(tiny):
+    ok = TrainConfig(arch="base", width=0.3, lr=0.05, epochs=2, batch_size=32, train_size=128)
+    bad = TrainConfig(**{**ok.to_dict(), "seed": 1})
+    # a NaN image in the second model's slice only: its loss turns non-finite
+    x = tiny.train_x.clone()
+    x[128:256] = float("nan")
+    poisoned = type(tiny)(x, tiny.train_y, tiny.test_x, tiny.test_y)
+    bad = TrainConfig(**{**bad.to_dict(), "train_offset": 128})
+    good, diverged = train_fused([ok, bad], poisoned)
+    assert good.status == JobStatus.COMPLETE and len(good.epochs) == 2
+    assert math.isfinite(good.epochs[-1].test_loss)
+    assert diverged.status == JobStatus.DIVERGED and "non-finite" in diverged.error
