@@ -10,7 +10,9 @@ In one run, for the base, BN and SK0.2 nets, measures training samples/s of
   (c) cnnbench's trainer with bf16 autocast, one single-thread worker per core;
 and prints each with its ratio to (a). Warm-up is excluded: (a) times the steps after
 the first `warmup`, (b) and (c) time their second epoch. Workers of (b)/(c) run side by
-side and their throughputs add up ("aggregate"). Figures go to a JSON file.
+side and their throughputs add up ("aggregate"). Then the wall time of a 500-sample job
+inside a running grid (persistent workers) against a worker's cold first job, and the
+quick study from scratch with one worker against the default. Figures go to a JSON file.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import argparse
 import json
 import os
 import platform
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -91,10 +95,57 @@ def trainer(net: str, steps: int, precision: str, workers: int) -> dict:
     return {"samples_per_s": sum(rates), "per_worker": rates, "workers": workers}
 
 
+def _small_job(task, slot_dir: str, devices: tuple[str, ...]) -> tuple[int, float]:
+    from .execute import run_group
+
+    (result,) = run_group((task,), slot_dir, devices, 1)
+    return os.getpid(), result.wall_seconds
+
+
+def grid_small_jobs(workers: int, jobs: int = 12) -> dict:
+    """Wall time of 500-sample, 1-epoch jobs (with their 10k-sample evaluation) inside a
+    running grid of persistent workers, against each worker's first (cold) job, which also
+    pays for importing torch and loading MNIST."""
+    from .execute import Task
+
+    data_dir = str(data.resolve(data.MNIST, fetch=False))
+    slot_dir = tempfile.mkdtemp(prefix="cnnbench-perf-")
+    configs = [TrainConfig(arch="sk", width=0.2, batch_norm=True, train_size=500, epochs=1,
+                           train_offset=500 * i, seed=i) for i in range(jobs)]
+    t0 = time.perf_counter()
+    got = Parallel(n_jobs=workers, batch_size=1)(
+        delayed(_small_job)(Task(c.key(), c, data_dir), slot_dir, ("cpu",) * workers)
+        for c in configs)
+    total = time.perf_counter() - t0
+    seen: set[int] = set()
+    cold, warm = [], []
+    for pid, wall in got:
+        (warm if pid in seen else cold).append(wall)
+        seen.add(pid)
+    warm.sort()
+    return {"jobs": jobs, "workers": workers, "grid_wall_s": total,
+            "cold_job_s": max(cold), "warm_job_median_s": warm[len(warm) // 2] if warm else None}
+
+
+def quick_study(jobs: int | None) -> float | None:
+    """Wall seconds of `cnnbench run studies/mnist_quick.py` into a fresh database."""
+    study = Path("studies/mnist_quick.py")
+    if not study.exists():
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "benchmark", "run", str(study), "--db", f"{tmp}/q.sqlite"]
+        t0 = time.perf_counter()
+        subprocess.run(cmd + (["--jobs", str(jobs)] if jobs else []), check=True,
+                       stdout=subprocess.DEVNULL)
+        return time.perf_counter() - t0
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=300, help="timed steps of batch 64")
     parser.add_argument("--out", default="results/perf.json")
+    parser.add_argument("--no-quick-study", action="store_true",
+                        help="skip timing studies/mnist_quick.py with 1 worker and the default")
     args = parser.parse_args(argv)
     data.resolve(data.MNIST, fetch=True, log=print)
     workers = os.cpu_count() or 1
@@ -112,6 +163,18 @@ def main(argv: list[str] | None = None) -> dict:
             row["ratio"] = row["samples_per_s"] / reference
             print(f"{net:<7}{variant:<34}{row['samples_per_s']:>11.0f}{row['ratio']:>10.2f}x")
         results["nets"][net] = rows
+    grid = grid_small_jobs(workers)
+    results["small_jobs"] = grid
+    print(f"\n500-sample 1-epoch job in a running grid of {workers} workers: "
+          f"{grid['warm_job_median_s']:.2f} s (median); a worker's first job "
+          f"{grid['cold_job_s']:.2f} s (imports torch, loads MNIST)")
+    if not args.no_quick_study:
+        one, default = quick_study(1), quick_study(None)
+        if one is not None:
+            results["quick_study"] = {"one_worker_s": one, "default_s": default,
+                                      "default_workers": workers}
+            print(f"studies/mnist_quick.py from scratch: 1 worker {one:.0f} s, "
+                  f"{workers} workers (default) {default:.0f} s ({one / default:.2f}x)")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))

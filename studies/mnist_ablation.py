@@ -52,9 +52,10 @@ def k(samples: int) -> str:
 
 def homework(name: str, *, epochs: int = 20, scale: float = 1.0, seeds_i=SEEDS_I,
              published: bool = True, description: str = "", seeds=(0,),
-             only: str | None = None) -> Study:
+             only: str | None = None, precision: str = "fp32") -> Study:
     """The homework's sections; `scale` shrinks every training-set size (not the offsets),
-    `seeds` are the replicate seeds, `only` keeps the named sections (e.g. "BCDEFK")."""
+    `seeds` are the replicate seeds, `only` keeps the named sections (e.g. "BCDEFK"),
+    `precision` is fp32 as published or bf16 (autocast)."""
     def n(samples: int) -> int:
         return max(1, round(samples * scale))
 
@@ -62,7 +63,8 @@ def homework(name: str, *, epochs: int = 20, scale: float = 1.0, seeds_i=SEEDS_I
         return values if published else None
 
     full = n(60_000)
-    base = TrainConfig(**{**HOMEWORK.to_dict(), "epochs": epochs, "train_size": n(10_000)})
+    base = TrainConfig(**{**HOMEWORK.to_dict(), "epochs": epochs, "train_size": n(10_000),
+                          "precision": precision})
     return Study(
         name=name,
         description=description,

@@ -107,3 +107,17 @@ def test_a_fused_group_runs_in_one_worker_and_honours_claims(tmp_path):
     assert sorted(r.key for r in results) == sorted([tasks[0].key, tasks[2].key])
     assert {r.status.value for r in results} == {"COMPLETE"}
     assert results[0].epochs[0].train_loss != results[1].epochs[0].train_loss
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_fused_groups_train_on_the_gpu(tmp_path):
+    from conftest import make_idx_dir
+
+    data_dir = str(make_idx_dir(tmp_path / "idx", 256, 100))
+    configs = [TrainConfig(arch="sk", width=0.2, batch_norm=True, epochs=1, train_size=128,
+                           train_offset=128 * (s % 2), seed=s) for s in range(6)]
+    tasks = [Task(c.key(), c, data_dir) for c in configs]
+    results = list(execute(fuse(tasks, 3), parse_devices("cuda:0x2")))
+    assert len(results) == 6 and {r.status.value for r in results} == {"COMPLETE"}
+    assert {r.device for r in results} == {"cuda:0"}
