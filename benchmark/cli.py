@@ -24,7 +24,7 @@ from pathlib import Path
 import click
 
 from . import data, plan
-from .execute import DeviceError, Task, execute, parse_devices
+from .execute import DeviceError, Task, dask_client, execute, parse_devices
 from .execute import fuse as fuse_tasks
 from .provenance import code_version
 from .spec import JobResult, JobSpec, JobStatus, SpecError
@@ -155,6 +155,12 @@ def _describe_result(r: JobResult, label: str) -> str:
                    "GPU 0 at once).")
 @click.option("--retry-failed", is_flag=True, help="Also rerun jobs that FAILED before.")
 @click.option("--seeds", metavar="S1,S2,...", help="Replicate seeds, replacing the study's.")
+@click.option("--backend", type=click.Choice(["loky", "dask"]), default="loky",
+              show_default=True,
+              help="loky: worker processes on this machine. dask: a Dask cluster, local "
+                   "(--jobs single-thread workers) or the one at --scheduler.")
+@click.option("--scheduler", metavar="tcp://HOST:PORT",
+              help="Dask scheduler to send jobs to (with --backend dask).")
 @click.option("--fuse", type=click.IntRange(min=1), default=1, show_default=True,
               metavar="N",
               help="Train up to N jobs that differ only in seed or training slice as one "
@@ -166,7 +172,8 @@ def _describe_result(r: JobResult, label: str) -> str:
               help="Show what would run and estimate its wall time from a short calibration "
                    "of each network on these slots; train nothing.")
 def run(study_file: Path, db: str | None, jobs: int | None, devices: str, retry_failed: bool,
-        seeds: str | None, fuse: int, eval_every: int, dry_run: bool) -> None:
+        seeds: str | None, backend: str, scheduler: str | None, fuse: int, eval_every: int,
+        dry_run: bool) -> None:
     """Run the jobs of STUDY that are not yet done.
 
     The whole grid is written to the database first; then pending jobs train in
@@ -176,6 +183,8 @@ def run(study_file: Path, db: str | None, jobs: int | None, devices: str, retry_
     """
     with user_errors():
         loaded = _load(study_file, seeds)
+        if scheduler and backend != "dask":
+            raise UserError("--scheduler needs --backend dask")
         slots = parse_devices(devices, jobs)
         if dry_run:
             pending = _show_plan(loaded, open_store(db, create=False), verbose=False)
@@ -205,8 +214,9 @@ def run(study_file: Path, db: str | None, jobs: int | None, devices: str, retry_
     configs = plan.unique_jobs(loaded.specs)
     costs = plan.estimated_costs({k: configs[k] for k in keys}, sizes)
     tasks = [Task(k, configs[k], dirs[configs[k].dataset]) for k in plan.longest_first(costs)]
-    counts = _train(store, fuse_tasks(tasks, fuse), slots, cv, retry_failed,
-                    _job_labels(loaded.specs), costs, eval_every)
+    with user_errors(), _cluster(backend, scheduler, len(slots)):
+        counts = _train(store, fuse_tasks(tasks, fuse), slots, cv, retry_failed,
+                        _job_labels(loaded.specs), costs, eval_every, backend)
     done = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
     click.echo(f"finished: {done or 'nothing (other runners hold the pending jobs)'}")
     if counts.get("FAILED"):
@@ -249,16 +259,29 @@ def _estimate(loaded: LoadedStudy, pending: set[str], slots: list[str], eval_eve
         + ("; fusion (--fuse) is not modelled" if fuse > 1 else ""))
 
 
+@contextmanager
+def _cluster(backend: str, scheduler: str | None, workers: int) -> Iterator[None]:
+    """The Dask client of a --backend dask run, for as long as it trains."""
+    if backend != "dask":
+        yield
+        return
+    with dask_client(scheduler, workers) as client:
+        where = scheduler or f"a local cluster of {workers} worker(s)"
+        click.echo(f"Dask: {where}, {sum(client.nthreads().values())} worker thread(s)")
+        yield
+
+
 def _train(store: ResultStore, groups: list[list[Task]], slots: list[str], cv: str,
            retry_failed: bool, labels: dict[str, str], costs: dict[str, float],
-           eval_every: int = 1) -> Counter:
+           eval_every: int = 1, backend: str = "loky") -> Counter:
     runner = Runner.here()
-    threads = _threads(slots)
+    threads = _threads(slots) if backend == "loky" else 1
     counts: Counter = Counter()
     n = sum(len(g) for g in groups)
     fused = f" in {len(groups)} fused group(s)" if len(groups) < n else ""
-    click.echo(f"training {n} job(s){fused} on {len(slots)} slot(s) "
-               f"({', '.join(sorted(set(slots)))}), {threads} thread(s) each")
+    where = ("the Dask cluster" if backend == "dask" else
+             f"{len(slots)} slot(s) ({', '.join(sorted(set(slots)))})")
+    click.echo(f"training {n} job(s){fused} on {where}, {threads} thread(s) each")
 
     def claim(task: Task) -> bool:
         return store.claim(task.key, runner, cv, retry_failed)
@@ -267,7 +290,7 @@ def _train(store: ResultStore, groups: list[list[Task]], slots: list[str], cv: s
     try:
         with _heartbeat(store, runner), _progress(costs) as show:
             for result in execute(groups, slots, threads=threads, claim=claim,
-                                  eval_every=eval_every):
+                                  eval_every=eval_every, backend=backend):
                 if not store.record(result, runner):
                     click.echo(f"warning: lease on {result.key} was lost; result kept", err=True)
                 counts[result.status.value] += 1

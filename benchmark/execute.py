@@ -16,7 +16,9 @@ fused into one vectorised training step (`fuse`), which pays off on a GPU.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import logging
 import os
 import re
 import tempfile
@@ -25,7 +27,7 @@ import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from joblib import Parallel, delayed
+from joblib import Parallel, delayed, parallel_config
 
 from . import provenance
 from .plan import fusion_key
@@ -127,8 +129,8 @@ def _device_data(data_dir: str, device: str):
     return cache[(data_dir, device)]
 
 
-def run_group(tasks: Sequence[Task], slot_dir: str, devices: tuple[str, ...], threads: int,
-              eval_every: int = 1) -> list[JobResult]:
+def run_group(tasks: Sequence[Task], slot_dir: str | None, devices: tuple[str, ...],
+              threads: int, eval_every: int = 1) -> list[JobResult]:
     """Worker entry point: train one job, or several fused into one vectorised model.
 
     Never raises: a failure is a FAILED result for every job of the group.
@@ -137,7 +139,8 @@ def run_group(tasks: Sequence[Task], slot_dir: str, devices: tuple[str, ...], th
     device = None
     versions = {"python": provenance.python_version()}
     try:
-        device = _acquire_slot(slot_dir, devices)
+        # Loky workers share this machine's slots; a Dask worker is a slot by itself.
+        device = _acquire_slot(slot_dir, devices) if slot_dir else devices[0]
         import torch
 
         from . import train
@@ -198,9 +201,17 @@ def execute(groups: Iterable[Sequence[Task]], slots: list[str], *, threads: int 
     A group of one is a plain job; a larger group trains fused (see `fuse`).
     `claim(task)` is called just before a group is handed to a worker (from joblib's
     dispatch thread); a task it refuses is not run.
+
+    backend "loky": worker processes on this machine, one per slot. Backend "dask": the
+    Dask cluster of the current `distributed.Client` (see `dask_client`); every worker
+    thread of the cluster runs one job at a time on `slots[0]`'s device kind (cpu, or
+    cuda:0 = the GPU that worker sees), and the dataset directory must be readable there.
     """
-    slot_dir = tempfile.mkdtemp(prefix="cnnbench-slots-")
-    devices = tuple(slots)
+    if backend == "dask":
+        slot_dir, devices, n_jobs = None, (slots[0],), -1
+    else:
+        slot_dir = tempfile.mkdtemp(prefix="cnnbench-slots-")
+        devices, n_jobs = tuple(slots), len(slots)
 
     def dispatched():
         for group in groups:
@@ -209,7 +220,34 @@ def execute(groups: Iterable[Sequence[Task]], slots: list[str], *, threads: int 
                 yield delayed(run_group)(claimed, slot_dir, devices, threads, eval_every)
 
     # pre_dispatch="n_jobs": claim a job only when a worker is about to be free for it.
-    parallel = Parallel(n_jobs=len(slots), backend=backend, batch_size=1,
-                        pre_dispatch="n_jobs", return_as="generator_unordered")
+    with parallel_config(backend=backend):  # registers joblib's Dask backend when asked
+        parallel = Parallel(n_jobs=n_jobs, batch_size=1, pre_dispatch="n_jobs",
+                            return_as="generator_unordered")
     for results in parallel(dispatched()):
         yield from results
+
+
+@contextlib.contextmanager
+def dask_client(scheduler: str | None, workers: int) -> Iterator[object]:
+    """A Dask client: connected to `scheduler` (tcp://HOST:PORT), or to a local cluster of
+    `workers` single-thread worker processes on loopback, closed on exit."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise DeviceError("--backend dask needs Dask's distributed scheduler: "
+                          "pip install 'cnnbench[dask]'") from None
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout="10s")
+        except (OSError, TimeoutError) as exc:
+            raise DeviceError(f"cannot reach the Dask scheduler at {scheduler}: {exc}; start "
+                              "it with `dask scheduler` or leave out --scheduler for a "
+                              "local cluster") from None
+        with client:
+            yield client
+        return
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                      host="127.0.0.1", dashboard_address=None,
+                      silence_logs=logging.ERROR) as cluster, \
+            Client(cluster) as client:
+        yield client

@@ -66,6 +66,32 @@ def test_fused_run_with_sparse_evaluation_records_every_job_and_reports(workdir,
     assert (workdir / "reports" / "tiny" / "index.html").exists()
 
 
+def test_run_on_a_local_dask_cluster(workdir, cli):
+    pytest.importorskip("distributed")
+    result = cli("run", "tiny.py", "--backend", "dask", "--jobs", "2")
+    assert result.exit_code == 0, result.output
+    assert "Dask: a local cluster of 2 worker(s), 2 worker thread(s)" in result.output
+    assert "training 4 job(s) on the Dask cluster" in result.output
+    db = workdir / "results" / "cnnbench.sqlite"
+    assert _statuses(db) == {"COMPLETE": 4}
+    runs = sqlite3.connect(db).execute("select count(*), count(distinct job_id) from runs")
+    assert runs.fetchone() == (4, 4)  # every job exactly once
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--scheduler", "tcp://127.0.0.1:9"], "--scheduler needs --backend dask"),
+    (["--backend", "dask", "--scheduler", "tcp://127.0.0.1:9"],
+     "cannot reach the Dask scheduler at tcp://127.0.0.1:9"),
+])
+def test_dask_options_misused_or_unreachable(workdir, cli, args, message):
+    pytest.importorskip("distributed")
+    db = workdir / "results" / "cnnbench.sqlite"
+    cli("run", "tiny.py", "--dry-run")
+    result = cli("run", "tiny.py", *args)
+    assert result.exit_code == 2 and message in result.output
+    assert not db.exists() or _statuses(db).get("COMPLETE") is None
+
+
 def test_a_failing_job_is_recorded_while_the_others_finish(workdir, cli):
     broken = make_idx_dir(workdir / "broken", 200, 50)
     images = broken / "train-images-idx3-ubyte"
