@@ -16,9 +16,12 @@ No torch here.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
+import random
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -38,7 +41,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError
+from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from . import provenance
@@ -99,6 +102,46 @@ def _sqlite_path(url: str) -> Path | None:
     return Path(parsed.database)
 
 
+RETRY_SECONDS = 60.0  # how long a write waits out a locked or contended database
+
+
+class _Contended(Exception):
+    """Another process is mid-way through the same write (schema creation, a sync)."""
+
+
+def _transient(exc: BaseException) -> bool:
+    if isinstance(exc, _Contended | IntegrityError):
+        return True
+    text = str(getattr(exc, "orig", exc)).lower()
+    return isinstance(exc, OperationalError) and any(
+        word in text for word in ("locked", "busy", "deadlock", "could not serialize"))
+
+
+def _retried(method):
+    """Retry a store operation, whole, with exponential backoff while the database is
+    locked or another runner races it for the same rows; then a clear StoreError.
+
+    Every retried operation is one transaction, so a failed attempt left nothing behind.
+    """
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        deadline, delay = time.monotonic() + RETRY_SECONDS, 0.05
+        while True:
+            try:
+                return method(self, *args, **kwargs)
+            except Exception as exc:
+                if not _transient(exc):
+                    raise
+                if time.monotonic() > deadline:
+                    raise StoreError(
+                        f"{redact(self.url)} stayed locked or contended for "
+                        f"{RETRY_SECONDS:.0f} s ({getattr(exc, 'orig', exc)}): another process "
+                        "holds it; retry when it finishes (nothing was written)") from None
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 2.0)
+    return wrapper
+
+
 @dataclass(frozen=True)
 class Runner:
     """Identity of one `cnnbench run` process, written into the leases it holds."""
@@ -156,6 +199,7 @@ class ResultStore:
 
     # ----------------------------------------------------------------- schema
 
+    @_retried
     def _open(self, create: bool) -> None:
         try:
             names = set(inspect(self.engine).get_table_names())
@@ -170,6 +214,8 @@ class ResultStore:
             if names:
                 self._check_version()
         except OperationalError as exc:
+            if _transient(exc):
+                raise
             raise StoreError(f"cannot open database {redact(self.url)}: {exc.orig}. "
                              "Check the --db / CNNBENCH_DB URL and that the server is up; "
                              "if another process holds the lock, retry when it finishes") from None
@@ -177,7 +223,12 @@ class ResultStore:
             raise StoreError(f"{redact(self.url)} is not a usable database: {exc.orig}") from None
 
     def _create(self) -> None:
-        Base.metadata.create_all(self.engine)
+        """Tables, then the version row: a database with tables but no version row is one
+        another process is creating right now (see `_check_version`)."""
+        try:
+            Base.metadata.create_all(self.engine)
+        except DatabaseError as exc:  # another process created a table first
+            raise _Contended(str(exc)) from None
         with self.session() as s:
             s.merge(MetaRow(name="schema_version", value=str(SCHEMA_VERSION)))
 
@@ -185,6 +236,8 @@ class ResultStore:
         with Session(self.engine) as s:
             row = s.get(MetaRow, "schema_version")
         found = int(row.value) if row else 0
+        if row is None:
+            raise _Contended("schema being created by another process")
         if found > SCHEMA_VERSION:
             raise StoreError(
                 f"{redact(self.url)} has schema version {found}, newer than this cnnbench "
@@ -228,6 +281,7 @@ class ResultStore:
 
     # ----------------------------------------------------------------- grid
 
+    @_retried
     def sync_study(self, name: str, path: str, file_hash: str, description: str,
                    sections: Sequence[Section], specs: Sequence[JobSpec],
                    claims: Sequence[Claim] = ()) -> SyncSummary:
@@ -299,6 +353,7 @@ class ResultStore:
 
     # ----------------------------------------------------------------- leases
 
+    @_retried
     def claim(self, key: str, runner: Runner, code_version: str,
               retry_failed: bool = False) -> bool:
         """Atomically take one runnable job; False if another runner has it or it is done."""
@@ -311,6 +366,7 @@ class ResultStore:
         with self.session() as s:
             return s.execute(stmt).rowcount == 1
 
+    @_retried
     def heartbeat(self, runner: Runner) -> None:
         with self.session() as s:
             s.execute(update(JobRow)
@@ -324,11 +380,13 @@ class ResultStore:
                         runner_pid=None, lease_expires=None, updated_at=now()))
         return s.execute(stmt).rowcount
 
+    @_retried
     def release(self, runner: Runner) -> int:
         """Return the jobs this runner still holds to PENDING (interrupted or aborted run)."""
         with self.session() as s:
             return self._to_pending(s, JobRow.runner == runner.runner_id)
 
+    @_retried
     def reclaim(self, host: str | None = None) -> int:
         """Return jobs of dead runners to PENDING: lease expired, or (on this host) pid gone."""
         host = host or provenance.host()
@@ -344,6 +402,7 @@ class ResultStore:
 
     # ----------------------------------------------------------------- results
 
+    @_retried
     def record(self, result: JobResult, runner: Runner) -> bool:
         """Store a finished attempt and set the job's status; False if the lease was lost.
 

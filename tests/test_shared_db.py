@@ -1,0 +1,115 @@
+"""Several runners on one database: SQLite, and a real PostgreSQL server on loopback.
+
+The PostgreSQL server comes from Debian's postgresql package (.ci/run installs it); on a
+machine without it these tests skip, in CI they fail.
+"""
+
+import os
+import subprocess
+import sys
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from benchmark import store as store_module
+from benchmark.store import ResultStore, Runner
+from benchmark.studyfile import load_study
+
+REQUIRED = bool(os.environ.get("CI"))
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    from pgserver import PostgresServer, bindir
+
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        if REQUIRED:
+            raise
+        pytest.skip("psycopg is not installed")
+    if bindir() is None and not REQUIRED:
+        pytest.skip("PostgreSQL server binaries not installed")
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'shared.sqlite'}"
+    return request.getfixturevalue("postgres").url(f"t_{os.getpid()}_{id(request)}")
+
+
+def _rows(url, sql):
+    engine = create_engine(url)
+    try:
+        with engine.connect() as con:
+            return con.execute(text(sql)).all()
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def stores():
+    """ResultStore(url), closed after the test (a pooled connection left open warns)."""
+    opened = []
+
+    def open_store(url):
+        opened.append(ResultStore(url))
+        return opened[-1]
+
+    yield open_store
+    for store in opened:
+        store.close()
+
+
+def _synced(url, workdir, open_store):
+    loaded = load_study(workdir / "tiny.py", None)
+    store = open_store(url)
+    s = loaded.study
+    store.sync_study(s.name, str(loaded.path), loaded.file_hash, s.description, s.sections,
+                     loaded.specs, s.claims)
+    return store, sorted({spec.key for spec in loaded.specs})
+
+
+def test_a_job_is_claimed_by_exactly_one_runner(db_url, workdir, stores):
+    store, keys = _synced(db_url, workdir, stores)
+    other = stores(db_url)  # a second process's connection
+    a, b = Runner("runner-a", "host-a", 1), Runner("runner-b", "host-b", 2)
+    got_a = [store.claim(k, a, "v1") for k in keys]
+    got_b = [other.claim(k, b, "v1") for k in keys]
+    assert all(got_a) and not any(got_b)
+    assert store.release(a) == len(keys)
+    assert all(other.claim(k, b, "v1") for k in keys)
+
+
+def test_an_expired_lease_is_reclaimed_a_live_one_is_not(db_url, workdir, stores,
+                                                          monkeypatch):
+    store, keys = _synced(db_url, workdir, stores)
+    remote = Runner("remote", "another-host", 999_999)  # not checkable from here: lease only
+    assert store.claim(keys[0], remote, "v1")
+    assert store.reclaim() == 0  # lease still valid, and the pid is on another host
+    monkeypatch.setattr(store_module, "LEASE", timedelta(seconds=-1))
+    assert store.claim(keys[1], remote, "v1")  # this lease is already expired
+    assert store.reclaim() == 1
+    states = dict(_rows(db_url, "select job_key, status from jobs"))
+    assert states[keys[0]] == "RUNNING" and states[keys[1]] == "PENDING"
+
+
+def test_two_concurrent_runners_finish_one_grid_each_job_once(db_url, workdir):
+    cmd = [sys.executable, "-m", "benchmark", "run", "tiny.py", "--jobs", "1",
+           "--seeds", "0,1,2,3", "--db", db_url]
+    procs = [subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    assert _rows(db_url, "select status, count(*) from jobs group by status") == [
+        ("COMPLETE", 8)]
+    per_job = _rows(db_url, "select job_id, count(*) from runs group by job_id")
+    assert len(per_job) == 8 and {n for _, n in per_job} == {1}  # nothing trained twice
+    trained = [int(o.split("finished: ")[1].split()[0]) if "finished: " in o and
+               "complete" in o.split("finished: ")[1] else 0 for o in outputs]
+    assert sum(trained) == 8, outputs
