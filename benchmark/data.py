@@ -109,13 +109,23 @@ def idx_shape(path: Path) -> tuple[int, ...]:
         dims = fh.read(4 * header[3])
     if len(dims) < 4 * header[3]:
         raise DataError(f"{path} is truncated (incomplete IDX header)")
-    return tuple(int.from_bytes(dims[i:i + 4], "big") for i in range(0, len(dims), 4))
+    shape = tuple(int.from_bytes(dims[i:i + 4], "big") for i in range(0, len(dims), 4))
+    if path.suffix != ".gz":  # a raw file's size is known without reading it
+        item = np.dtype(_IDX_DTYPES[header[2]]).itemsize
+        expected = 4 + len(dims) + int(np.prod(shape)) * item
+        if path.stat().st_size != expected:
+            raise DataError(f"{path} is truncated or corrupt: {path.stat().st_size} bytes, its "
+                            f"header declares {shape} = {expected} bytes")
+    return shape
 
 
 def read_idx(path: Path) -> np.ndarray:
     """The whole array stored in an IDX file, checked against its declared shape."""
-    with _open(path) as fh:
-        raw = fh.read()
+    try:
+        with _open(path) as fh:
+            raw = fh.read()
+    except (EOFError, OSError) as exc:  # a cut or damaged .gz stream
+        raise DataError(f"{path} is truncated or corrupt: {exc}") from None
     if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] not in _IDX_DTYPES:
         raise DataError(f"{path} is not an IDX file (bad magic number)")
     ndim = raw[3]

@@ -216,6 +216,11 @@ class ResultStore:
         except OperationalError as exc:
             if _transient(exc):
                 raise
+            path = _sqlite_path(self.url)
+            if path is not None:
+                raise StoreError(f"cannot open SQLite database {path}: {exc.orig}. Check that "
+                                 f"{path.parent} is writable and has free space, or pass "
+                                 "another --db / CNNBENCH_DB") from None
             raise StoreError(f"cannot open database {redact(self.url)}: {exc.orig}. "
                              "Check the --db / CNNBENCH_DB URL and that the server is up; "
                              "if another process holds the lock, retry when it finishes") from None

@@ -1,0 +1,202 @@
+"""The bad-input catalogue: every mistake a user can make at the door of `cnnbench run`
+(and the other commands) gets one clear message naming the problem and the fix, exit
+code 2, no traceback, and leaves the result database exactly as it was.
+
+Each case runs against a database that already holds the results of a finished study.
+"""
+
+import os
+import shutil
+import sqlite3
+import textwrap
+
+import pytest
+from conftest import make_idx_dir
+
+from benchmark.tables import SCHEMA_VERSION
+
+STUDY = textwrap.dedent('''
+    from benchmark import Cell, Claim, Section, Study, TrainConfig, vary
+
+    def study():
+        base = TrainConfig(arch="sk", width=0.2, epochs=1, batch_size=32, train_size=64,
+                           dataset="idx")
+        {body}
+''')
+
+
+def _study(body: str) -> str:
+    return STUDY.format(body=textwrap.indent(textwrap.dedent(body), "    ").strip())
+
+
+ONE_CELL = ('return Study(name="t", baseline=base, '
+            'sections=[Section("A", [Cell("x", dataset="{dataset}")])])')
+
+
+# name -> (files to write {path: text}, extra CLI args (None: `run case.py`), message)
+CASES = {
+    "missing study file": ({}, ["run", "nowhere.py"], "nowhere.py: study file not found"),
+    "field typo": ("typo.py", None, "line 5: unknown field 'arhc' in TrainConfig; did you mean "
+                                    "'arch'?"),
+    "cell field typo": ("typo_cell.py", None, "unknown field 'batchnorm' in cell 'x'; did you "
+                                              "mean 'batch_norm'?"),
+    "wrong type": ("wrong_type.py", None, "field 'epochs' must be int, got str '20'"),
+    "unknown optimizer": ("bad_choice.py", None, "got 'adma' (did you mean 'adam'?); valid "
+                                                 "choices: sgd, adam"),
+    "empty axis": ("empty_axis.py", None, "axis 'width' is empty"),
+    "study raises": ("raises.py", None, "line 6: raised KeyError while building the study"),
+    "no study()": ("no_entry.py", None, "defines no study() function"),
+    "study() returns None": ("returns_none.py", None, "study() returned NoneType, expected a "
+                                                      "cnnbench Study"),
+    "not Python": ("not_python.py", None, "line 2: not valid Python"),
+    "missing dataset": ("missing_dataset.py", None, "no/such/dir' does not exist"),
+    "slice beyond the dataset": ("big_slice.py", None, "training slice starts at 300 with "
+                                                       "train_size 100, beyond the 320"),
+    "negative training size": (_study('''
+        return Study(name="neg", baseline=base, sections=[Section("A", vary("train_size", [-5]))])
+    '''), None, "field 'train_size' must be"),
+    "negative learning rate": (_study('''
+        return Study(name="neg", baseline=base, sections=[Section("A", [Cell("x", lr=-0.1)])])
+    '''), None, "field 'lr' must be"),
+    "duplicate section names": (_study('''
+        return Study(name="dup", baseline=base,
+                     sections=[Section("A", [Cell("x")]), Section("A", [Cell("y")])])
+    '''), None, "duplicate section names: ['A']"),
+    "empty grid": (_study('''
+        return Study(name="empty", baseline=base, sections=[])
+    '''), None, "has no sections"),
+    "claim on a missing cell": (_study('''
+        return Study(name="claim", baseline=base, sections=[Section("A", [Cell("BN")])],
+                     claims=[Claim.beats("x", "A", "bn", "BN")])
+    '''), None, "no cell 'bn' (did you mean 'BN'?)"),
+    "width with no channels": (_study('''
+        return Study(name="w", baseline=base, sections=[Section("A", vary("width", [0.01]))])
+    '''), None, "leaves a conv layer with no channels"),
+    "non-MNIST IDX dataset": ({f"foreign/{name}": "not an idx file at all" for name in (
+        "train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte")}, ["data", "--check", "foreign"], "not an IDX file"),
+    "dataset of the wrong shape": ("<wrong shape>", ["run", "case.py"],
+                                   "images have shape (64, 14, 56), expected (N, 28, 28)"),
+    "truncated dataset in a study": ("<truncated>", ["run", "case.py"],
+                                     "is truncated or corrupt"),
+    "truncated IDX dataset": ("<truncated>", ["data", "--check", "short"],
+                              "truncated or corrupt"),
+    "MNIST checksum mismatch": ("<corrupt cache>", ["data"], "fails its SHA-256 check"),
+    "newer database schema": ("<newer db>", ["run", "tiny.py"], "newer than this cnnbench"),
+    "foreign database": ("<foreign db>", ["run", "tiny.py", "--db", "foreign.sqlite"],
+                         "not a cnnbench database"),
+    "not a database": ({"junk.sqlite": "just text, no database"},
+                       ["run", "tiny.py", "--db", "junk.sqlite"], "not a usable database"),
+    "database directory missing": ({}, ["run", "tiny.py", "--db", "no/such/r.sqlite"],
+                                   "directory no/such does not exist"),
+    "read-only database path": ({}, ["run", "tiny.py", "--db", "/proc/cnnbench.sqlite"],
+                                "Check that /proc is writable and has free space"),
+    "unknown database driver": ({}, ["run", "tiny.py", "--db", "postgresql+nodriver://x/y"],
+                                "bad database URL"),
+    "unknown option": ({}, ["run", "tiny.py", "--job", "2"],
+                       "No such option '--job'. (Did you mean one of: '--db', '--jobs'?)"),
+    "bad --devices": ({}, ["run", "tiny.py", "--devices", "tpu"], "bad device 'tpu'"),
+    "--jobs 0": ({}, ["run", "tiny.py", "--jobs", "0"], "0 is not in the range x>=1"),
+    "bad --seeds": ({}, ["run", "tiny.py", "--seeds", "0,x"], "give comma-separated integers"),
+    "--fuse 0": ({}, ["run", "tiny.py", "--fuse", "0"], "0 is not in the range x>=1"),
+    "--scheduler without dask": ({}, ["run", "tiny.py", "--scheduler", "tcp://127.0.0.1:9"],
+                                 "--scheduler needs --backend dask"),
+    "report of an unknown study": ({}, ["report", "nosuch.py"], "nosuch.py: study file not "
+                                                                "found"),
+}
+
+
+@pytest.fixture(scope="module")
+def finished_db(tmp_path_factory):
+    """A database holding the finished tiny study (trained once for the module)."""
+    from click.testing import CliRunner
+    from conftest import STUDIES
+
+    from benchmark.cli import main
+
+    where = tmp_path_factory.mktemp("finished")
+    shutil.copy(STUDIES / "tiny.py", where / "tiny.py")
+    make_idx_dir(where / "idx")
+    cwd = os.getcwd()
+    os.chdir(where)
+    try:
+        result = CliRunner().invoke(main, ["run", "tiny.py", "--jobs", "1", "--db", "r.sqlite"])
+    finally:
+        os.chdir(cwd)
+    assert result.exit_code == 0, result.output
+    con = sqlite3.connect(where / "r.sqlite")
+    con.execute("pragma wal_checkpoint(truncate)")  # everything in the main file, for copying
+    assert con.execute("select count(*) from runs").fetchone() == (4,)
+    con.close()
+    return where / "r.sqlite"
+
+
+def _dump(db) -> list[str]:
+    con = sqlite3.connect(db)
+    try:
+        return list(con.iterdump())
+    finally:
+        con.close()
+
+
+def _prepare(workdir, files, finished_db, monkeypatch) -> None:
+    shutil.copy(finished_db, workdir / "r.sqlite")
+    monkeypatch.setenv("CNNBENCH_DB", str(workdir / "r.sqlite"))
+    if files == "<truncated>":
+        short = make_idx_dir(workdir / "short", 64, 20)
+        images = short / "train-images-idx3-ubyte"
+        images.write_bytes(images.read_bytes()[:3000])
+        (workdir / "case.py").write_text(_study(ONE_CELL.format(dataset="short")))
+    elif files == "<wrong shape>":
+        odd = make_idx_dir(workdir / "odd", 64, 20)
+        images = odd / "train-images-idx3-ubyte"
+        raw = bytearray(images.read_bytes())
+        raw[8:16] = (14).to_bytes(4, "big") + (56).to_bytes(4, "big")  # 28x28 -> 14x56
+        images.write_bytes(bytes(raw))
+        (workdir / "case.py").write_text(_study(ONE_CELL.format(dataset="odd")))
+    elif files == "<corrupt cache>":
+        cache = workdir / "mnist-cache"
+        cache.mkdir(exist_ok=True)
+        for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                     "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+            (cache / name).write_bytes(b"not mnist")
+        monkeypatch.setenv("CNNBENCH_DATA", str(cache))
+    elif files == "<newer db>":
+        con = sqlite3.connect(workdir / "r.sqlite")
+        con.execute("update cnnbench_meta set value=?", (str(SCHEMA_VERSION + 1),))
+        con.commit()
+        con.close()
+    elif files == "<foreign db>":
+        con = sqlite3.connect(workdir / "foreign.sqlite")
+        con.execute("create table customers (id integer)")
+        con.commit()
+        con.close()
+    elif isinstance(files, dict):
+        for path, content in files.items():
+            (workdir / path).parent.mkdir(parents=True, exist_ok=True)
+            (workdir / path).write_text(content)
+    elif files.endswith(".py") and files != "case.py":
+        pass  # a fixture study file, already in workdir
+    else:
+        (workdir / "case.py").write_text(files)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_bad_input_is_refused_cleanly_and_changes_nothing(name, workdir, cli, finished_db,
+                                                          monkeypatch):
+    files, args, message = CASES[name]
+    _prepare(workdir, files, finished_db, monkeypatch)
+    if args is None:
+        study = files if isinstance(files, str) and files.endswith(".py") else "case.py"
+        args = ["run", study]
+    before = _dump(workdir / "r.sqlite")
+    result = cli(*args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output, result.output
+    assert "Traceback" not in result.output
+    assert _dump(workdir / "r.sqlite") == before
+    assert not (workdir / "results").exists()
+
+
+def test_the_catalogue_has_at_least_twenty_cases():
+    assert len(CASES) >= 20
