@@ -168,12 +168,16 @@ def _describe_result(r: JobResult, label: str) -> str:
 @click.option("--eval-every", type=click.IntRange(min=1), default=1, show_default=True,
               metavar="N", help="Evaluate the test set every N epochs (and after the last); "
                                 "final results are the same, learning curves sparser.")
+@click.option("--checkpoints", metavar="DIR", type=click.Path(file_okay=False),
+              help="Save each job's state after every epoch in DIR, so a job cut short "
+                   "(kill, crash, power) resumes after its last epoch when the run is "
+                   "repeated. Off by default; fused groups are not checkpointed.")
 @click.option("--dry-run", is_flag=True,
               help="Show what would run and estimate its wall time from a short calibration "
                    "of each network on these slots; train nothing.")
 def run(study_file: Path, db: str | None, jobs: int | None, devices: str, retry_failed: bool,
         seeds: str | None, backend: str, scheduler: str | None, fuse: int, eval_every: int,
-        dry_run: bool) -> None:
+        checkpoints: str | None, dry_run: bool) -> None:
     """Run the jobs of STUDY that are not yet done.
 
     The whole grid is written to the database first; then pending jobs train in
@@ -216,7 +220,8 @@ def run(study_file: Path, db: str | None, jobs: int | None, devices: str, retry_
     tasks = [Task(k, configs[k], dirs[configs[k].dataset]) for k in plan.longest_first(costs)]
     with user_errors(), _cluster(backend, scheduler, len(slots)):
         counts = _train(store, fuse_tasks(tasks, fuse), slots, cv, retry_failed,
-                        _job_labels(loaded.specs), costs, eval_every, backend)
+                        _job_labels(loaded.specs), costs, eval_every, backend,
+                        os.path.abspath(checkpoints) if checkpoints else None)
     done = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
     click.echo(f"finished: {done or 'nothing (other runners hold the pending jobs)'}")
     if counts.get("FAILED"):
@@ -273,7 +278,8 @@ def _cluster(backend: str, scheduler: str | None, workers: int) -> Iterator[None
 
 def _train(store: ResultStore, groups: list[list[Task]], slots: list[str], cv: str,
            retry_failed: bool, labels: dict[str, str], costs: dict[str, float],
-           eval_every: int = 1, backend: str = "loky") -> Counter:
+           eval_every: int = 1, backend: str = "loky",
+           checkpoints: str | None = None) -> Counter:
     runner = Runner.here()
     threads = _threads(slots) if backend == "loky" else 1
     counts: Counter = Counter()
@@ -290,7 +296,8 @@ def _train(store: ResultStore, groups: list[list[Task]], slots: list[str], cv: s
     try:
         with _heartbeat(store, runner), _progress(costs) as show:
             for result in execute(groups, slots, threads=threads, claim=claim,
-                                  eval_every=eval_every, backend=backend):
+                                  eval_every=eval_every, backend=backend,
+                                  checkpoints=checkpoints):
                 if not store.record(result, runner):
                     click.echo(f"warning: lease on {result.key} was lost; result kept", err=True)
                 counts[result.status.value] += 1

@@ -26,6 +26,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from joblib import Parallel, delayed, parallel_config
 
@@ -130,7 +131,8 @@ def _device_data(data_dir: str, device: str):
 
 
 def run_group(tasks: Sequence[Task], slot_dir: str | None, devices: tuple[str, ...],
-              threads: int, eval_every: int = 1) -> list[JobResult]:
+              threads: int, eval_every: int = 1,
+              checkpoints: str | None = None) -> list[JobResult]:
     """Worker entry point: train one job, or several fused into one vectorised model.
 
     Never raises: a failure is a FAILED result for every job of the group.
@@ -153,7 +155,11 @@ def run_group(tasks: Sequence[Task], slot_dir: str | None, devices: tuple[str, .
             torch.cuda.set_device(device)
         resident = _device_data(tasks[0].data_dir, device)
         if len(tasks) == 1:
-            outcomes = [train.train(tasks[0].config, resident, eval_every)]
+            checkpoint = None
+            if checkpoints:  # per job and training code: older code never resumes
+                os.makedirs(checkpoints, exist_ok=True)
+                checkpoint = Path(checkpoints) / f"{tasks[0].key}-{provenance.code_version()}.pt"
+            outcomes = [train.train(tasks[0].config, resident, eval_every, checkpoint)]
         else:
             outcomes = train.train_fused([t.config for t in tasks], resident, eval_every)
         done = [(o.status, o.error, o.epochs, o.param_count, o.train_seconds) for o in outcomes]
@@ -195,7 +201,7 @@ def fuse(tasks: Sequence[Task], size: int) -> list[list[Task]]:
 
 def execute(groups: Iterable[Sequence[Task]], slots: list[str], *, threads: int = 1,
             claim: Callable[[Task], bool] | None = None, backend: str = "loky",
-            eval_every: int = 1) -> Iterator[JobResult]:
+            eval_every: int = 1, checkpoints: str | None = None) -> Iterator[JobResult]:
     """Run groups of tasks on `len(slots)` workers, yielding results as they complete.
 
     A group of one is a plain job; a larger group trains fused (see `fuse`).
@@ -206,6 +212,9 @@ def execute(groups: Iterable[Sequence[Task]], slots: list[str], *, threads: int 
     Dask cluster of the current `distributed.Client` (see `dask_client`); every worker
     thread of the cluster runs one job at a time on `slots[0]`'s device kind (cpu, or
     cuda:0 = the GPU that worker sees), and the dataset directory must be readable there.
+
+    `checkpoints`: a directory for per-epoch checkpoints of unfused jobs, so a job cut
+    short resumes after its last finished epoch (on Dask, a directory all workers share).
     """
     if backend == "dask":
         slot_dir, devices, n_jobs = None, (slots[0],), -1
@@ -217,7 +226,8 @@ def execute(groups: Iterable[Sequence[Task]], slots: list[str], *, threads: int 
         for group in groups:
             claimed = tuple(t for t in group if claim is None or claim(t))
             if claimed:
-                yield delayed(run_group)(claimed, slot_dir, devices, threads, eval_every)
+                yield delayed(run_group)(claimed, slot_dir, devices, threads, eval_every,
+                                         checkpoints)
 
     # pre_dispatch="n_jobs": claim a job only when a worker is about to be free for it.
     with parallel_config(backend=backend):  # registers joblib's Dask backend when asked

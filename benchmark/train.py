@@ -28,9 +28,11 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -143,19 +145,68 @@ def _due(epoch: int, config: TrainConfig, eval_every: int) -> bool:
     return epoch % eval_every == 0 or epoch == config.epochs
 
 
-def train(config: TrainConfig, data: DeviceData, eval_every: int = 1) -> TrainOutcome:
-    """Train one network as `config` says, evaluating it every `eval_every` epochs."""
+def _rng_state(device: torch.device) -> dict:
+    state = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _save(path: Path, net: torch.nn.Module, optimizer: torch.optim.Optimizer,
+          order_gen: torch.Generator, epochs: list[EpochMetrics], train_seconds: float) -> None:
+    """Everything the next epoch depends on, written atomically (temp file, then rename)."""
+    state = {"net": net.state_dict(), "optimizer": optimizer.state_dict(),
+             "order_rng": order_gen.get_state(), "rng": _rng_state(order_gen.device),
+             "epochs": [asdict(e) for e in epochs], "train_seconds": train_seconds}
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def _resume(path: Path, net: torch.nn.Module, optimizer: torch.optim.Optimizer,
+            order_gen: torch.Generator) -> tuple[list[EpochMetrics], float]:
+    state = torch.load(path, map_location=order_gen.device, weights_only=True)
+    net.load_state_dict(state["net"])
+    optimizer.load_state_dict(state["optimizer"])
+    order_gen.set_state(state["order_rng"].cpu())
+    torch.set_rng_state(state["rng"]["cpu"].cpu())
+    if "cuda" in state["rng"]:
+        torch.cuda.set_rng_state(state["rng"]["cuda"].cpu(), order_gen.device)
+    return [EpochMetrics(**e) for e in state["epochs"]], state["train_seconds"]
+
+
+def train(config: TrainConfig, data: DeviceData, eval_every: int = 1,
+          checkpoint: Path | None = None) -> TrainOutcome:
+    """Train one network as `config` says, evaluating it every `eval_every` epochs.
+
+    With `checkpoint`, the state after each epoch is saved there and a run that finds
+    the file resumes after its last epoch, with the same result as an unbroken run; the
+    file is removed when the job ends.
+    """
     device = data.train_x.device
     start, stop = _slice(config, len(data.train_y))
     train_x, train_y = data.train_x[start:stop], data.train_y[start:stop]
-    n = len(train_y)
 
     net, order_gen = _init(config, device)
     optimizer = _optimizer(config, net.parameters())
     epochs: list[EpochMetrics] = []
     train_seconds = 0.0
+    if checkpoint is not None and checkpoint.exists():
+        epochs, train_seconds = _resume(checkpoint, net, optimizer, order_gen)
+    outcome = _epochs(config, data, net, optimizer, order_gen, train_x, train_y, epochs,
+                      train_seconds, eval_every, checkpoint)
+    if checkpoint is not None:
+        checkpoint.unlink(missing_ok=True)
+    return outcome
 
-    for epoch in range(1, config.epochs + 1):
+
+def _epochs(config: TrainConfig, data: DeviceData, net: torch.nn.Module,
+            optimizer: torch.optim.Optimizer, order_gen: torch.Generator,
+            train_x: torch.Tensor, train_y: torch.Tensor, epochs: list[EpochMetrics],
+            train_seconds: float, eval_every: int, checkpoint: Path | None) -> TrainOutcome:
+    """The training loop, from the epoch after `epochs` to the last."""
+    device, n = train_x.device, len(train_y)
+    for epoch in range(len(epochs) + 1, config.epochs + 1):
         # --- train one epoch
         net.train()
         _sync(device)
@@ -182,6 +233,8 @@ def train(config: TrainConfig, data: DeviceData, eval_every: int = 1) -> TrainOu
         test_loss, test_acc = (evaluate(net, data, config, device)
                                if _due(epoch, config, eval_every) else (math.nan, math.nan))
         epochs.append(EpochMetrics(epoch, train_loss, test_loss, test_acc, seconds))
+        if checkpoint is not None and epoch < config.epochs:
+            _save(checkpoint, net, optimizer, order_gen, epochs, train_seconds)
 
     return TrainOutcome(JobStatus.COMPLETE, tuple(epochs), param_count(net), train_seconds)
 

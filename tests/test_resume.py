@@ -68,3 +68,49 @@ def test_ctrl_c_returns_running_jobs_to_pending_and_says_how_to_resume(workdir):
     done = _count(db, "select count(*) from jobs where status='COMPLETE'")
     assert done + _count(db, "select count(*) from jobs where status='PENDING'") == 8
     assert _count(db, "select count(*) from runs") == done  # no half-written attempt
+
+
+LONG_JOB = '''
+from benchmark import Cell, Section, Study, TrainConfig
+
+def study():
+    return Study(name="long", baseline=TrainConfig(arch="base", width=0.3, epochs=60,
+                                                   train_size=320, dataset="idx"),
+                 sections=[Section("L", [Cell("one")])])
+'''
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX process groups")
+def test_kill_9_mid_job_resumes_from_the_last_epoch_checkpoint(workdir):
+    import torch
+
+    (workdir / "long.py").write_text(LONG_JOB)
+    db, ck = workdir / "r.sqlite", workdir / "ck"
+    cmd = [sys.executable, "-m", "benchmark", "run", "long.py", "--jobs", "1", "--db", str(db),
+           "--checkpoints", str(ck)]
+    proc = subprocess.Popen(cmd, cwd=workdir, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline, saved = time.monotonic() + 120, None
+    while time.monotonic() < deadline and proc.poll() is None:
+        files = list(ck.glob("*.pt")) if ck.exists() else []
+        if files:
+            try:
+                saved = torch.load(files[0], weights_only=True)["epochs"]
+            except Exception:  # caught mid-rename: try again
+                saved = None
+            if saved and len(saved) >= 3:
+                break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert saved and 3 <= len(saved) < 60, "the kill came too late to test resuming"
+
+    rerun = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    con = sqlite3.connect(db)
+    assert con.execute("select count(*) from runs where status='COMPLETE'").fetchone() == (1,)
+    epochs = con.execute("select epoch, seconds from epochs order by epoch").fetchall()
+    assert [e for e, _ in epochs] == list(range(1, 61))
+    # the first epochs are the checkpointed ones, not retrained: same timings to the bit
+    assert [s for _, s in epochs[:3]] == [e["seconds"] for e in saved[:3]]
+    assert list(ck.glob("*")) == []  # removed with the finished job

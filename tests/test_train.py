@@ -117,3 +117,28 @@ def test_one_diverging_model_does_not_stop_the_others(tiny):
     assert good.status == JobStatus.COMPLETE and len(good.epochs) == 2
     assert math.isfinite(good.epochs[-1].test_loss)
     assert diverged.status == JobStatus.DIVERGED and "non-finite" in diverged.error
+
+
+def test_a_job_resumes_from_its_checkpoint_with_the_same_result(tiny, tmp_path, monkeypatch):
+    from benchmark import train as train_module
+
+    cfg = TrainConfig(**{**CFG.to_dict(), "epochs": 3, "dropout": "fc1"})  # RNG in play
+    unbroken = train(cfg, tiny)
+    checkpoint = tmp_path / "job.pt"
+    real_evaluate, calls = train_module.evaluate, []
+
+    def dies_in_epoch_2(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # the process is stopped mid-job
+        return real_evaluate(*args)
+
+    monkeypatch.setattr(train_module, "evaluate", dies_in_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tiny, checkpoint=checkpoint)
+    assert checkpoint.exists()
+    monkeypatch.setattr(train_module, "evaluate", real_evaluate)
+    resumed = train(cfg, tiny, checkpoint=checkpoint)
+    assert [e.train_loss for e in resumed.epochs] == [e.train_loss for e in unbroken.epochs]
+    assert resumed.epochs[-1].test_loss == unbroken.epochs[-1].test_loss
+    assert not checkpoint.exists()  # removed once the job is done
