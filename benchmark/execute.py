@@ -130,6 +130,55 @@ def _device_data(data_dir: str, device: str):
     return cache[(data_dir, device)]
 
 
+def _is_oom(exc: BaseException) -> bool:
+    return type(exc).__name__ == "OutOfMemoryError" or "CUDA out of memory" in str(exc)
+
+
+@contextlib.contextmanager
+def _flock(path: str, mode: int) -> Iterator[None]:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, mode)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def with_oom_retry(attempt: Callable[[], object], device: str, lock_dir: str | None):
+    """Run `attempt()` on a GPU shared by several slots; on CUDA out-of-memory, run it
+    once more alone on that GPU: wait for the jobs of the other slots to finish while
+    new ones wait (a gate lock), so the retry has the whole device (one slot instead of
+    several). A second out-of-memory is raised, and the job is recorded as FAILED.
+
+    Every job holds its device's lock shared; the retry takes it exclusive.
+    """
+    if lock_dir is None or not device.startswith("cuda"):
+        return attempt()
+    name = device.replace(":", "-")
+    gate, busy = (os.path.join(lock_dir, f"{name}.{part}") for part in ("gate", "busy"))
+    with _flock(gate, fcntl.LOCK_SH):
+        pass  # an OOM retry holds the gate: do not start beside it
+    try:
+        with _flock(busy, fcntl.LOCK_SH):
+            return attempt()
+    except Exception as exc:
+        if not _is_oom(exc):
+            raise
+    _empty_cache()
+    with _flock(gate, fcntl.LOCK_EX), _flock(busy, fcntl.LOCK_EX):
+        try:
+            return attempt()
+        finally:
+            _empty_cache()
+
+
+def _empty_cache() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def run_group(tasks: Sequence[Task], slot_dir: str | None, devices: tuple[str, ...],
               threads: int, eval_every: int = 1,
               checkpoints: str | None = None) -> list[JobResult]:
@@ -154,14 +203,17 @@ def run_group(tasks: Sequence[Task], slot_dir: str | None, devices: tuple[str, .
         if device.startswith("cuda"):
             torch.cuda.set_device(device)
         resident = _device_data(tasks[0].data_dir, device)
-        if len(tasks) == 1:
+
+        def attempt():
+            if len(tasks) > 1:
+                return train.train_fused([t.config for t in tasks], resident, eval_every)
             checkpoint = None
             if checkpoints:  # per job and training code: older code never resumes
                 os.makedirs(checkpoints, exist_ok=True)
                 checkpoint = Path(checkpoints) / f"{tasks[0].key}-{provenance.code_version()}.pt"
-            outcomes = [train.train(tasks[0].config, resident, eval_every, checkpoint)]
-        else:
-            outcomes = train.train_fused([t.config for t in tasks], resident, eval_every)
+            return [train.train(tasks[0].config, resident, eval_every, checkpoint)]
+
+        outcomes = with_oom_retry(attempt, device, slot_dir)
         done = [(o.status, o.error, o.epochs, o.param_count, o.train_seconds) for o in outcomes]
     except Exception:
         done = [(JobStatus.FAILED, traceback.format_exc(), (), None, None)] * len(tasks)

@@ -121,3 +121,62 @@ def test_fused_groups_train_on_the_gpu(tmp_path):
     results = list(execute(fuse(tasks, 3), parse_devices("cuda:0x2")))
     assert len(results) == 6 and {r.status.value for r in results} == {"COMPLETE"}
     assert {r.device for r in results} == {"cuda:0"}
+
+
+class FakeOOM(RuntimeError):
+    def __init__(self):
+        super().__init__("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+
+def test_out_of_memory_is_retried_alone_on_the_gpu(tmp_path):
+    import fcntl
+    import threading
+    import time
+
+    from benchmark.execute import _flock, with_oom_retry
+
+    events = []
+    other_job_running = threading.Event()
+
+    def other_job():  # another slot's job on the same GPU, finishing a little later
+        with _flock(str(tmp_path / "cuda-0.busy"), fcntl.LOCK_SH):
+            other_job_running.set()
+            time.sleep(0.5)
+            events.append("other job done")
+
+    def attempt():
+        events.append("attempt")
+        if events.count("attempt") == 1:
+            raise FakeOOM()
+        return "trained"
+
+    thread = threading.Thread(target=other_job)
+    thread.start()
+    other_job_running.wait()
+    assert with_oom_retry(attempt, "cuda:0", str(tmp_path)) == "trained"
+    thread.join()
+    # the retry waited until it had the GPU to itself
+    assert events == ["attempt", "other job done", "attempt"]
+
+
+def test_a_second_out_of_memory_fails_and_other_errors_are_not_retried(tmp_path):
+    from benchmark.execute import with_oom_retry
+
+    calls = []
+
+    def always_oom():
+        calls.append(1)
+        raise FakeOOM()
+
+    with pytest.raises(FakeOOM):
+        with_oom_retry(always_oom, "cuda:0", str(tmp_path))
+    assert len(calls) == 2
+
+    def broken():
+        calls.append(1)
+        raise ValueError("a bug")
+
+    calls.clear()
+    with pytest.raises(ValueError):
+        with_oom_retry(broken, "cuda:0", str(tmp_path))
+    assert len(calls) == 1
