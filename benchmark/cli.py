@@ -11,6 +11,7 @@ stderr and exit code 2, with nothing written; a job that fails makes `run` exit 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -22,6 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import click
+from sqlalchemy.exc import DatabaseError
 
 from . import data, plan
 from .execute import DeviceError, Task, dask_client, execute, parse_devices
@@ -310,8 +312,16 @@ def _train(store: ResultStore, groups: list[list[Task]], slots: list[str], cv: s
         click.echo(f"\ninterrupted: {sum(counts.values())} job(s) finished and saved, {n} "
                    "returned to PENDING; run the same command again to resume", err=True)
         sys.exit(130)
+    except (StoreError, DatabaseError) as exc:  # disk full, read-only, server gone...
+        cause = getattr(exc, "orig", None) or exc
+        click.echo(f"\nerror: cannot write results to {store.url_redacted}: {cause}\n"
+                   f"{sum(counts.values())} job(s) finished and saved before it; the ones in "
+                   "progress were stopped and will run again. Fix the cause (free disk space, "
+                   "a writable path, the server) and run the same command to resume.", err=True)
+        sys.exit(1)
     finally:
-        store.release(runner)  # anything claimed but not finished (aborted pool, error)
+        with contextlib.suppress(StoreError, DatabaseError):  # the database may be the problem
+            store.release(runner)  # anything claimed but not finished (aborted pool, error)
     click.echo(f"wall time {_fmt_seconds(time.monotonic() - t0)}")
     return counts
 

@@ -92,6 +92,32 @@ def test_dask_options_misused_or_unreachable(workdir, cli, args, message):
     assert not db.exists() or _statuses(db).get("COMPLETE") is None
 
 
+def test_a_full_disk_while_recording_stops_with_a_clear_message(workdir, cli, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    from benchmark.store import ResultStore
+
+    real_record, calls = ResultStore.record, []
+
+    def record(self, result, runner):
+        calls.append(result.key)
+        if len(calls) == 2:
+            raise OperationalError("INSERT", {}, Exception("database or disk is full"))
+        return real_record(self, result, runner)
+
+    monkeypatch.setattr(ResultStore, "record", record)
+    result = cli("run", "tiny.py", "--jobs", "1")
+    assert result.exit_code == 1
+    assert "cannot write results to" in result.output
+    assert "database or disk is full" in result.output
+    assert "1 job(s) finished and saved" in result.output and "Traceback" not in result.output
+    db = workdir / "results" / "cnnbench.sqlite"
+    assert _statuses(db) == {"COMPLETE": 1, "PENDING": 3}  # nothing left RUNNING
+    monkeypatch.setattr(ResultStore, "record", real_record)
+    again = cli("run", "tiny.py", "--jobs", "1")
+    assert again.exit_code == 0 and "training 3 job(s)" in again.output
+
+
 def test_a_failing_job_is_recorded_while_the_others_finish(workdir, cli):
     broken = make_idx_dir(workdir / "broken", 200, 50, gz=True)
     images = broken / "train-images-idx3-ubyte.gz"
