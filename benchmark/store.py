@@ -103,6 +103,7 @@ def _sqlite_path(url: str) -> Path | None:
 
 
 RETRY_SECONDS = 60.0  # how long a write waits out a locked or contended database
+BUSY_TIMEOUT_MS = 10_000  # SQLite: how long one statement waits for another writer's lock
 
 
 class _Contended(Exception):
@@ -576,7 +577,7 @@ def _pid_alive(pid: int) -> bool:
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")  # readers never block the one writer
-    cur.execute("PRAGMA busy_timeout=30000")  # ms to wait for another process's write lock
+    cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
 

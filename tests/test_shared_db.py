@@ -5,15 +5,18 @@ machine without it these tests skip, in CI they fail.
 """
 
 import os
+import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import create_engine, text
 
 from benchmark import store as store_module
-from benchmark.store import ResultStore, Runner
+from benchmark.store import ResultStore, Runner, StoreError
 from benchmark.studyfile import load_study
 
 REQUIRED = bool(os.environ.get("CI"))
@@ -113,3 +116,35 @@ def test_two_concurrent_runners_finish_one_grid_each_job_once(db_url, workdir):
     trained = [int(o.split("finished: ")[1].split()[0]) if "finished: " in o and
                "complete" in o.split("finished: ")[1] else 0 for o in outputs]
     assert sum(trained) == 8, outputs
+
+
+def _hold_write_lock(path, seconds):
+    con = sqlite3.connect(path, timeout=0)
+    con.execute("begin exclusive")
+    time.sleep(seconds)
+    con.rollback()
+    con.close()
+
+
+def test_a_locked_database_is_waited_out_then_refused_clearly(tmp_path, workdir, stores,
+                                                               monkeypatch):
+    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_MS", 50)
+    url = f"sqlite:///{tmp_path / 'locked.sqlite'}"
+    store, keys = _synced(url, workdir, stores)
+    runner = Runner("r", "h", 1)
+
+    holder = threading.Thread(target=_hold_write_lock, args=(tmp_path / "locked.sqlite", 1.0))
+    holder.start()
+    time.sleep(0.2)
+    assert store.claim(keys[0], runner, "v1")  # waited for the lock with backoff
+    holder.join()
+
+    monkeypatch.setattr(store_module, "RETRY_SECONDS", 0.5)
+    holder = threading.Thread(target=_hold_write_lock, args=(tmp_path / "locked.sqlite", 2.0))
+    holder.start()
+    time.sleep(0.2)
+    with pytest.raises(StoreError, match="stayed locked or contended for 0 s .* another "
+                                         "process holds it; retry when it finishes"):
+        store.claim(keys[1], runner, "v1")
+    holder.join()
+    assert dict(_rows(url, "select job_key, status from jobs"))[keys[1]] == "PENDING"
