@@ -166,7 +166,8 @@ def _describe_result(r: JobResult, label: str) -> str:
 @click.option("--fuse", type=click.IntRange(min=1), default=1, show_default=True,
               metavar="N",
               help="Train up to N jobs that differ only in seed or training slice as one "
-                   "vectorised model (torch.func). Pays off on GPUs; on CPU it is no faster.")
+                   "vectorised model (torch.func). Meant for GPUs, where one small net leaves "
+                   "the device idle; on CPU it measured no faster.")
 @click.option("--eval-every", type=click.IntRange(min=1), default=1, show_default=True,
               metavar="N", help="Evaluate the test set every N epochs (and after the last); "
                                 "final results are the same, learning curves sparser.")
