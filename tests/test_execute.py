@@ -38,10 +38,26 @@ def test_cuda_requested_without_gpu_says_use_cpu():
 
 
 def _hold_slot(slot_dir, devices):
+    """Take a slot, then hold it until every slot is taken (so each task needs its own
+    process, however slowly the pool starts its workers)."""
+    import fcntl
     import time
 
     device = _acquire_slot(slot_dir, devices)
-    time.sleep(0.5)  # hold it while the other workers pick theirs
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        taken = 0
+        for name in os.listdir(slot_dir):
+            fd = os.open(os.path.join(slot_dir, name), os.O_RDWR)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                taken += 1
+            finally:
+                os.close(fd)
+        if taken == len(devices):
+            break
+        time.sleep(0.05)
     return os.getpid(), device, [f for f in os.listdir(slot_dir)]
 
 
