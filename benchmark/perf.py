@@ -104,8 +104,8 @@ def _small_job(task, slot_dir: str, devices: tuple[str, ...]) -> tuple[int, floa
 
 def grid_small_jobs(workers: int, jobs: int = 12) -> dict:
     """Wall time of 500-sample, 1-epoch jobs (with their 10k-sample evaluation) inside a
-    running grid of persistent workers, against each worker's first (cold) job, which also
-    pays for importing torch and loading MNIST."""
+    running grid of persistent workers, against each worker's first job of the grid (which
+    pays for importing torch and loading MNIST unless joblib reuses a worker that did)."""
     from .execute import Task
 
     data_dir = str(data.resolve(data.MNIST, fetch=False))
@@ -166,8 +166,8 @@ def main(argv: list[str] | None = None) -> dict:
     grid = grid_small_jobs(workers)
     results["small_jobs"] = grid
     print(f"\n500-sample 1-epoch job in a running grid of {workers} workers: "
-          f"{grid['warm_job_median_s']:.2f} s (median); a worker's first job "
-          f"{grid['cold_job_s']:.2f} s (imports torch, loads MNIST)")
+          f"{grid['warm_job_median_s']:.2f} s (median); a worker's first job of the grid "
+          f"{grid['cold_job_s']:.2f} s")
     if not args.no_quick_study:
         one, default = quick_study(1), quick_study(None)
         if one is not None:
