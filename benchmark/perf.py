@@ -1,6 +1,7 @@
 """Throughput benchmark: cnnbench's trainer against the classic PyTorch MNIST loop.
 
-    python -m benchmark.perf [--steps N] [--out results/perf.json]   (or: nox -s perf)
+    python -m benchmark.perf [--steps N] [--sections ...] [--study FILE] [--out FILE]
+    (or: nox -s perf)
 
 In one run, for the base, BN and SK0.2 nets, measures training samples/s of
   (a) the classic loop: torchvision MNIST dataset, ToTensor + Normalize transforms,
@@ -12,7 +13,10 @@ and prints each with its ratio to (a). Warm-up is excluded: (a) times the steps 
 the first `warmup`, (b) and (c) time their second epoch. Workers of (b)/(c) run side by
 side and their throughputs add up ("aggregate"). Then the wall time of a 500-sample job
 inside a running grid (persistent workers) against a worker's cold first job, and the
-quick study from scratch with one worker against the default. Figures go to a JSON file.
+quick study from scratch with one worker against the default; and, for the full ablation
+(fp32 and bf16), the estimated wall time of all its jobs with the classic loop against
+cnnbench, both calibrated in this run (`study_estimate`). `--sections` picks parts. Figures
+go to a JSON file.
 """
 
 from __future__ import annotations
@@ -25,6 +29,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from joblib import Parallel, delayed
@@ -39,38 +46,55 @@ NETS = {
 }
 
 
-def classic(net: str, steps: int, warmup: int = 20) -> dict:
-    """(a) The torchvision DataLoader loop of the PyTorch MNIST example, timed per step."""
-    t0 = time.perf_counter()
-    import torch
-    import torch.nn.functional as F
+@contextmanager
+def _classic_datasets() -> Iterator[tuple]:
+    """torchvision's MNIST training and test sets with the example's transforms, read from
+    cnnbench's verified cache."""
     from torchvision import datasets, transforms
-
-    from .nets import build_net
 
     with tempfile.TemporaryDirectory() as root:  # torchvision's layout: ROOT/MNIST/raw
         raw = Path(root) / "MNIST" / "raw"
         raw.mkdir(parents=True)
         for name in data.MNIST_SHA256:
             (raw / name).symlink_to(data.cache_dir() / name)
-        dataset = datasets.MNIST(root, train=True, download=False, transform=transforms.Compose(
-            [transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))]))
-        loader = torch.utils.data.DataLoader(dataset, batch_size=64, shuffle=True)
-        torch.manual_seed(0)
-        model = build_net(TrainConfig(**NETS[net]))
-        optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.5)
-        model.train()
-        batches = iter(loader)
+        tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
+        yield (datasets.MNIST(root, train=True, download=False, transform=tf),
+               datasets.MNIST(root, train=False, download=False, transform=tf))
+
+
+def _classic_step_seconds(config: TrainConfig, train_set, steps: int, warmup: int) -> float:
+    """Seconds per training step of the example's loop: shuffling DataLoader, fp32, eager."""
+    import torch
+    import torch.nn.functional as F
+
+    from .nets import build_net
+    from .train import _optimizer
+
+    loader = torch.utils.data.DataLoader(train_set, batch_size=config.batch_size, shuffle=True)
+    torch.manual_seed(config.seed)
+    model = build_net(config)
+    optimizer = _optimizer(config, model.parameters())
+    model.train()
+    batches = iter(loader)
+    for step in range(warmup + steps):
+        if step == warmup:
+            t1 = time.perf_counter()
+        x, y = next(batches)
+        optimizer.zero_grad()
+        F.nll_loss(model(x), y).backward()
+        optimizer.step()
+    return (time.perf_counter() - t1) / steps
+
+
+def classic(net: str, steps: int, warmup: int = 20) -> dict:
+    """(a) The torchvision DataLoader loop of the PyTorch MNIST example, timed per step."""
+    t0 = time.perf_counter()
+    import torch
+
+    with _classic_datasets() as (train_set, _):
         startup = time.perf_counter() - t0
-        for step in range(warmup + steps):
-            if step == warmup:
-                t1 = time.perf_counter()
-            x, y = next(batches)
-            optimizer.zero_grad()
-            F.nll_loss(model(x), y).backward()
-            optimizer.step()
-        seconds = time.perf_counter() - t1
-    return {"samples_per_s": steps * 64 / seconds, "startup_s": startup,
+        step_s = _classic_step_seconds(TrainConfig(**NETS[net]), train_set, steps, warmup)
+    return {"samples_per_s": 64 / step_s, "startup_s": startup,
             "threads": torch.get_num_threads()}
 
 
@@ -140,41 +164,141 @@ def quick_study(jobs: int | None) -> float | None:
         return time.perf_counter() - t0
 
 
+def _classic_eval_seconds_per_sample(config: TrainConfig, test_set, batches: int = 2) -> float:
+    """The example's test pass: DataLoader of 1000, eval mode, no_grad; seconds per sample."""
+    import torch
+
+    from .nets import build_net
+
+    model = build_net(config).eval()
+    loader = iter(torch.utils.data.DataLoader(test_set, batch_size=1000))
+    with torch.no_grad():
+        model(next(loader)[0])  # warm-up
+        t0 = time.perf_counter()
+        for _ in range(batches):
+            model(next(loader)[0])
+    return (time.perf_counter() - t0) / (batches * 1000)
+
+
+def _classic_startup_seconds() -> float:
+    """A fresh process importing torch and torchvision and opening the MNIST datasets: what
+    the classic loop pays once per job."""
+    code = ("from benchmark.perf import _classic_datasets\n"
+            "with _classic_datasets(): pass")
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], check=True)
+    return time.perf_counter() - t0
+
+
+def study_estimate(path: str, workers: int, steps: int = 20) -> dict:
+    """Estimated wall time of a study's jobs (all of them, done or not) with the classic loop
+    and with cnnbench, calibrated side by side in this run.
+
+    Classic: one job at a time in its own process with torch's default threads, as the
+    PyTorch example runs; each network shape's step and test-pass times are measured with
+    the example's DataLoader loop (fp32, whatever the study's precision), plus the measured
+    process start-up per job. cnnbench: `cnnbench run --dry-run`'s estimator on `workers`
+    single-thread CPU slots, longest job first.
+    """
+    from . import estimate, plan
+    from .studyfile import load_study
+
+    loaded = load_study(path)
+    jobs = plan.unique_jobs(loaded.specs)
+    if {c.dataset for c in jobs.values()} != {data.MNIST}:
+        raise ValueError(f"{path}: the classic loop reads torchvision's MNIST only")
+    sizes = {data.MNIST: data.describe(data.resolve(data.MNIST, fetch=False))["train_images"][0]}
+    samples = {k: plan.train_samples(c, sizes) for k, c in jobs.items()}
+
+    t0 = time.perf_counter()
+    classic_shape = {k: replace(estimate.shape_of(c), precision="fp32") for k, c in jobs.items()}
+    rates = {}
+    with _classic_datasets() as (train_set, test_set):
+        for shape in sorted(set(classic_shape.values()), key=repr):
+            rates[shape] = estimate.Rate(
+                _classic_step_seconds(shape, train_set, steps, warmup=5),
+                _classic_eval_seconds_per_sample(shape, test_set))
+    startup = _classic_startup_seconds()
+    classic_s = sum(estimate.job_seconds(c, samples[k], rates[classic_shape[k]]) + startup
+                    for k, c in jobs.items())
+    classic_calibration = time.perf_counter() - t0
+
+    order = plan.longest_first(plan.estimated_costs(jobs, sizes))
+    ours = estimate.estimate(jobs, order, samples, ("cpu",) * workers, threads=1)
+    return {"study": loaded.study.name, "jobs": len(jobs), "networks": len(rates),
+            "classic_estimate_s": classic_s, "classic_startup_s": startup,
+            "classic_calibration_s": classic_calibration,
+            "cnnbench_estimate_s": ours.wall_seconds, "cnnbench_workers": workers,
+            "cnnbench_calibration_s": ours.calibration_seconds,
+            "ratio": classic_s / ours.wall_seconds}
+
+
+SECTIONS = ("throughput", "small-jobs", "quick-study", "study-estimates")
+ESTIMATED_STUDIES = ("studies/mnist_ablation.py", "studies/mnist_ablation_bf16.py")
+
+
+def _sections(text: str) -> list[str]:
+    chosen = [t.strip() for t in text.split(",") if t.strip()]
+    unknown = [t for t in chosen if t not in SECTIONS]
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(
+            f"unknown section(s) {', '.join(unknown) or '(none given)'}; choose from "
+            + ", ".join(SECTIONS))
+    return chosen
+
+
 def main(argv: list[str] | None = None) -> dict:
+    from .cli import _fmt_seconds
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=300, help="timed steps of batch 64")
     parser.add_argument("--out", default="results/perf.json")
-    parser.add_argument("--no-quick-study", action="store_true",
-                        help="skip timing studies/mnist_quick.py with 1 worker and the default")
+    parser.add_argument("--sections", type=_sections, default=list(SECTIONS),
+                        help="comma-separated, from: " + ", ".join(SECTIONS) + " (default: all)")
+    parser.add_argument("--study", action="append", default=None,
+                        help="study file for the study-estimates section (repeatable; default: "
+                             + " and ".join(ESTIMATED_STUDIES) + ")")
     args = parser.parse_args(argv)
     data.resolve(data.MNIST, fetch=True, log=print)
     workers = os.cpu_count() or 1
     results: dict = {"steps": args.steps, "batch": 64, "cores": workers,
                      "machine": platform.machine(), "nets": {}}
-    print(f"{'net':<7}{'variant':<34}{'samples/s':>11}{'x classic':>11}")
-    for net in NETS:
-        rows = {
-            "classic DataLoader loop": classic(net, args.steps),
-            f"cnnbench fp32, {workers} workers": trainer(net, args.steps, "fp32", workers),
-            f"cnnbench bf16, {workers} workers": trainer(net, args.steps, "bf16", workers),
-        }
-        reference = rows["classic DataLoader loop"]["samples_per_s"]
-        for variant, row in rows.items():
-            row["ratio"] = row["samples_per_s"] / reference
-            print(f"{net:<7}{variant:<34}{row['samples_per_s']:>11.0f}{row['ratio']:>10.2f}x")
-        results["nets"][net] = rows
-    grid = grid_small_jobs(workers)
-    results["small_jobs"] = grid
-    print(f"\n500-sample 1-epoch job in a running grid of {workers} workers: "
-          f"{grid['warm_job_median_s']:.2f} s (median); a worker's first job of the grid "
-          f"{grid['cold_job_s']:.2f} s")
-    if not args.no_quick_study:
+    if "throughput" in args.sections:
+        print(f"{'net':<7}{'variant':<34}{'samples/s':>11}{'x classic':>11}")
+        for net in NETS:
+            rows = {
+                "classic DataLoader loop": classic(net, args.steps),
+                f"cnnbench fp32, {workers} workers": trainer(net, args.steps, "fp32", workers),
+                f"cnnbench bf16, {workers} workers": trainer(net, args.steps, "bf16", workers),
+            }
+            reference = rows["classic DataLoader loop"]["samples_per_s"]
+            for variant, row in rows.items():
+                row["ratio"] = row["samples_per_s"] / reference
+                print(f"{net:<7}{variant:<34}{row['samples_per_s']:>11.0f}{row['ratio']:>10.2f}x")
+            results["nets"][net] = rows
+    if "small-jobs" in args.sections:
+        grid = grid_small_jobs(workers)
+        results["small_jobs"] = grid
+        print(f"\n500-sample 1-epoch job in a running grid of {workers} workers: "
+              f"{grid['warm_job_median_s']:.2f} s (median); a worker's first job of the grid "
+              f"{grid['cold_job_s']:.2f} s")
+    if "quick-study" in args.sections:
         one, default = quick_study(1), quick_study(None)
         if one is not None:
             results["quick_study"] = {"one_worker_s": one, "default_s": default,
                                       "default_workers": workers}
             print(f"studies/mnist_quick.py from scratch: 1 worker {one:.0f} s, "
                   f"{workers} workers (default) {default:.0f} s ({one / default:.2f}x)")
+    if "study-estimates" in args.sections:
+        results["study_estimates"] = []
+        for path in args.study or [p for p in ESTIMATED_STUDIES if Path(p).exists()]:
+            est = study_estimate(path, workers)
+            results["study_estimates"].append(est)
+            print(f"{path}, all {est['jobs']} jobs, estimated: classic loop one job at a time "
+                  f"{_fmt_seconds(est['classic_estimate_s'])}, cnnbench with {workers} workers "
+                  f"{_fmt_seconds(est['cnnbench_estimate_s'])} "
+                  f"({est['ratio']:.2f}x; {est['networks']} networks calibrated each way, "
+                  f"classic start-up {est['classic_startup_s']:.1f} s per job)")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))

@@ -27,3 +27,14 @@ def test_shape_ignores_what_does_not_change_step_speed():
 def test_calibration_times_a_real_step_and_evaluation():
     rate = calibrate_one(TrainConfig(arch="sk", width=0.2, batch_size=16), "cpu", 1)
     assert 0 < rate.step_seconds < 5 and 0 < rate.eval_seconds_per_sample < 0.1
+
+
+def test_perf_sections_are_checked():
+    import argparse
+
+    from benchmark import perf
+
+    assert perf._sections("throughput, study-estimates") == ["throughput", "study-estimates"]
+    for bad in ("thruput", ","):
+        with pytest.raises(argparse.ArgumentTypeError, match="choose from throughput"):
+            perf._sections(bad)

@@ -46,3 +46,25 @@ def test_perf_benchmark_variants_run(monkeypatch):
     ours = perf.trainer("SK0.2", steps=5, precision="bf16", workers=1)
     assert classic["samples_per_s"] > 0 and classic["threads"] >= 1
     assert ours["workers"] == 1 and ours["samples_per_s"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_real_mnist() is None, reason="real MNIST is not cached here")
+def test_study_estimate_calibrates_both_loops_for_every_job(monkeypatch, tmp_path):
+    from benchmark import perf
+
+    monkeypatch.setenv("CNNBENCH_DATA", str(_real_mnist()))
+    study = tmp_path / "two.py"
+    study.write_text(
+        "from benchmark import Cell, Section, Study, TrainConfig\n"
+        "def study():\n"
+        "    base = TrainConfig(train_size=640, epochs=2)\n"
+        "    return Study(name='two', baseline=base, sections=[Section('A', [\n"
+        "        Cell('base'), Cell('adam', optimizer='adam', lr=1e-3),\n"
+        "        Cell('sk', arch='sk', width=0.2, batch_norm=True, epochs=3)])])\n")
+    est = perf.study_estimate(str(study), workers=1, steps=3)
+    assert est["study"] == "two" and est["jobs"] == 3 and est["networks"] == 3
+    # Every classic job pays a fresh process; cnnbench's estimate has no such term.
+    assert est["classic_estimate_s"] > 3 * est["classic_startup_s"] > 0
+    assert est["cnnbench_estimate_s"] > 0 and est["cnnbench_workers"] == 1
+    assert est["ratio"] == est["classic_estimate_s"] / est["cnnbench_estimate_s"]
