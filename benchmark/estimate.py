@@ -19,9 +19,9 @@ from dataclasses import dataclass, replace
 
 from joblib import Parallel, delayed
 
+from .plan import TEST_SAMPLES
 from .spec import TrainConfig
 
-TEST_SAMPLES = 10_000  # MNIST's test set, evaluated after every epoch
 JOB_OVERHEAD_S = 0.5  # per job inside a running grid: build the net, record the result
 WARMUP_STEPS = 3
 BUDGET_S = 0.6  # timing budget per network after warm-up

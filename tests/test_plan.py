@@ -1,5 +1,14 @@
+from dataclasses import replace
+
 from benchmark import Cell, Exclude, Section, Study, TrainConfig, vary
-from benchmark.plan import estimated_costs, expand, forward_macs, longest_first, unique_jobs
+from benchmark.plan import (
+    estimated_costs,
+    expand,
+    forward_macs,
+    job_cost,
+    longest_first,
+    unique_jobs,
+)
 
 
 def _study(**kw):
@@ -47,9 +56,19 @@ def test_exclusions_are_kept_with_reason_and_not_run():
 def test_longest_first_orders_by_estimated_cost():
     jobs = {c.key(): c for c in [TrainConfig(arch="sk", width=0.2, train_size=500),
                                  TrainConfig(arch="sk", width=2.0, train_size=10000),
+                                 TrainConfig(arch="sk", width=0.2, batch_norm=True),
                                  TrainConfig(arch="base", train_size=10000)]}
     order = longest_first(estimated_costs(jobs, {"mnist": 60000}))
-    assert [jobs[k].width for k in order] == [2.0, 1.0, 0.2]
+    # Measured on 2 cores (fp32): SK2 on 10k samples ~900 s, SK0.2 on all 60k ~500 s,
+    # base on 10k ~120 s, SK0.2 on 500 samples ~15 s (mostly its 20 test passes).
+    assert [(jobs[k].arch, jobs[k].width, jobs[k].train_size) for k in order] == [
+        ("sk", 2.0, 10000), ("sk", 0.2, None), ("base", 1.0, 10000), ("sk", 0.2, 500)]
+
+
+def test_cost_model_weighs_the_per_epoch_test_pass():
+    small = TrainConfig(arch="sk", width=0.2, train_size=500)
+    ratio = job_cost(small, 500) / job_cost(replace(small, train_size=5000), 5000)
+    assert 0.2 < ratio < 0.5  # measured 15 s against 48 s: not 1/10
 
 
 def test_cost_model_matches_published_net_sizes():
