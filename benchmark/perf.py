@@ -190,7 +190,8 @@ def _classic_startup_seconds() -> float:
     return time.perf_counter() - t0
 
 
-def study_estimate(path: str, workers: int, steps: int = 20) -> dict:
+def study_estimate(path: str, workers: int, steps: int = 50,
+                   classic_rates: dict | None = None) -> dict:
     """Estimated wall time of a study's jobs (all of them, done or not) with the classic loop
     and with cnnbench, calibrated side by side in this run.
 
@@ -198,7 +199,8 @@ def study_estimate(path: str, workers: int, steps: int = 20) -> dict:
     PyTorch example runs; each network shape's step and test-pass times are measured with
     the example's DataLoader loop (fp32, whatever the study's precision), plus the measured
     process start-up per job. cnnbench: `cnnbench run --dry-run`'s estimator on `workers`
-    single-thread CPU slots, longest job first.
+    single-thread CPU slots, longest job first. `classic_rates` (shape -> Rate) is filled
+    and reused, so studies sharing networks share their classic calibration.
     """
     from . import estimate, plan
     from .studyfile import load_study
@@ -212,9 +214,9 @@ def study_estimate(path: str, workers: int, steps: int = 20) -> dict:
 
     t0 = time.perf_counter()
     classic_shape = {k: replace(estimate.shape_of(c), precision="fp32") for k, c in jobs.items()}
-    rates = {}
+    rates = {} if classic_rates is None else classic_rates
     with _classic_datasets() as (train_set, test_set):
-        for shape in sorted(set(classic_shape.values()), key=repr):
+        for shape in sorted(set(classic_shape.values()) - set(rates), key=repr):
             rates[shape] = estimate.Rate(
                 _classic_step_seconds(shape, train_set, steps, warmup=5),
                 _classic_eval_seconds_per_sample(shape, test_set))
@@ -225,7 +227,8 @@ def study_estimate(path: str, workers: int, steps: int = 20) -> dict:
 
     order = plan.longest_first(plan.estimated_costs(jobs, sizes))
     ours = estimate.estimate(jobs, order, samples, ("cpu",) * workers, threads=1)
-    return {"study": loaded.study.name, "jobs": len(jobs), "networks": len(rates),
+    return {"study": loaded.study.name, "jobs": len(jobs),
+            "networks": len(set(classic_shape.values())),
             "classic_estimate_s": classic_s, "classic_startup_s": startup,
             "classic_calibration_s": classic_calibration,
             "cnnbench_estimate_s": ours.wall_seconds, "cnnbench_workers": workers,
@@ -290,9 +293,9 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"studies/mnist_quick.py from scratch: 1 worker {one:.0f} s, "
                   f"{workers} workers (default) {default:.0f} s ({one / default:.2f}x)")
     if "study-estimates" in args.sections:
-        results["study_estimates"] = []
+        results["study_estimates"], classic_rates = [], {}
         for path in args.study or [p for p in ESTIMATED_STUDIES if Path(p).exists()]:
-            est = study_estimate(path, workers)
+            est = study_estimate(path, workers, classic_rates=classic_rates)
             results["study_estimates"].append(est)
             print(f"{path}, all {est['jobs']} jobs, estimated: classic loop one job at a time "
                   f"{_fmt_seconds(est['classic_estimate_s'])}, cnnbench with {workers} workers "
