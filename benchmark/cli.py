@@ -11,11 +11,8 @@ stderr and exit code 2, with nothing written; a job that fails makes `run` exit 
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -23,17 +20,16 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import click
-from sqlalchemy.exc import DatabaseError
 
-from . import data, plan
-from .execute import DeviceError, Task, dask_client, execute, parse_devices
-from .execute import fuse as fuse_tasks
+from . import data, plan, runner
+from .execute import DeviceError, parse_devices
 from .provenance import code_version
-from .spec import JobResult, JobSpec, JobStatus, SpecError
-from .store import HEARTBEAT_SECONDS, JobState, ResultStore, Runner, StoreError, open_store
+from .spec import DONE_STATUSES, JobResult, JobSpec, JobStatus, SpecError
+from .store import ResultStore, StoreError, open_store
 from .studyfile import LoadedStudy, StudyFileError, load_study
 
-STATUS_ORDER = ["COMPLETE", "DIVERGED", "FAILED", "RUNNING", "PENDING", "STALE", "SKIPPED"]
+S = JobStatus
+STATUS_ORDER = [S.COMPLETE, S.DIVERGED, S.FAILED, S.RUNNING, S.PENDING, S.STALE, S.SKIPPED]
 
 
 class UserError(click.ClickException):
@@ -84,53 +80,6 @@ def _parse_seeds(text: str | None) -> list[int] | None:
 
 def _load(study_file: Path, seeds: str | None = None) -> LoadedStudy:
     return load_study(study_file, _parse_seeds(seeds))
-
-
-def _datasets(specs: Sequence[JobSpec], fetch: bool) -> tuple[dict[str, str], dict[str, int]]:
-    """Dataset name -> directory and -> training-set size; checks every job's slice fits."""
-    dirs, sizes = {}, {}
-    for name in sorted({s.config.dataset for s in specs}):
-        directory = data.resolve(name, fetch=fetch, log=lambda m: click.echo(m, err=True))
-        dirs[name] = str(directory)
-        sizes[name] = data.describe(directory)["train_images"][0]
-    for s in specs:
-        c, n = s.config, sizes[s.config.dataset]
-        end = c.train_offset + (c.train_size or 0)
-        if c.train_offset >= n or end > n:
-            raise UserError(
-                f"section {s.section!r}, cell {s.cell!r}: training slice starts at "
-                f"{c.train_offset} with train_size {c.train_size}, beyond the {n} training "
-                f"samples of {c.dataset!r}: lower train_offset/train_size"
-            )
-    return dirs, sizes
-
-
-def _job_labels(specs: Sequence[JobSpec]) -> dict[str, str]:
-    labels: dict[str, str] = {}
-    for s in specs:
-        labels.setdefault(s.key, f"{s.section}/{s.cell} seed {s.config.seed}")
-    return labels
-
-
-@contextmanager
-def _heartbeat(store: ResultStore, runner: Runner) -> Iterator[None]:
-    """Extend this runner's leases in the background while it works."""
-    stop = threading.Event()
-
-    def beat() -> None:
-        while not stop.wait(HEARTBEAT_SECONDS):
-            try:
-                store.heartbeat(runner)
-            except Exception as exc:  # a missed beat is retried; the lease has slack
-                click.echo(f"warning: heartbeat failed: {exc}", err=True)
-
-    thread = threading.Thread(target=beat, name="cnnbench-heartbeat", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
 
 
 def _fmt_seconds(s: float) -> str:
@@ -193,50 +142,54 @@ def run(study_file: Path, db: str | None, jobs: int | None, devices: str, retry_
         if scheduler and backend != "dask":
             raise UserError("--scheduler needs --backend dask")
         slots = parse_devices(devices, jobs)
+        options = runner.RunOptions(
+            slots=tuple(slots), retry_failed=retry_failed, eval_every=eval_every, fuse=fuse,
+            backend=backend, scheduler=scheduler,
+            checkpoints=str(Path(checkpoints).resolve()) if checkpoints else None)
         if dry_run:
-            pending = _show_plan(loaded, open_store(db, create=False), verbose=False)
-            click.echo(f"dry run: would train on {len(slots)} slot(s): {', '.join(slots)}")
-            _estimate(loaded, pending, slots, eval_every, fuse)
+            _dry_run(loaded, db, options)
             return
-        dirs, sizes = _datasets(loaded.specs, fetch=True)
-        store = open_store(db)
-        study = loaded.study
-        summary = store.sync_study(study.name, str(loaded.path), loaded.file_hash,
-                                   study.description, study.sections, loaded.specs,
-                                   study.claims)
-        reclaimed = store.reclaim()
-    cv = code_version()
-    keys = store.runnable(study.name, cv, retry_failed)
-    click.echo(f"{study.name}: {summary.cells} cells, {summary.jobs} distinct jobs "
-               f"({summary.new_jobs} new) in {store.url_redacted}; code version {cv}")
-    if reclaimed:
-        click.echo(f"reclaimed {reclaimed} job(s) left RUNNING by a runner that died")
-    states = _states(loaded, _job_states(loaded, store))
-    failed_before = sum(status == "FAILED" for status in states.values())
-    if not keys:
+        with _store(db) as store, _progress() as progress:
+            summary = runner.run_study(loaded, store, options, progress)
+    _finish(summary, study_file)
+
+
+def _finish(summary: runner.RunSummary, study_file: Path) -> None:
+    if summary.to_run == 0:
+        failed = summary.failed_before
         click.echo("Nothing to run: every job is done under this code version."
-                   + (f" {failed_before} failed job(s) kept; rerun with --retry-failed."
-                      if failed_before else ""))
+                   + (f" {failed} failed job(s) kept; rerun with --retry-failed."
+                      if failed else ""))
         return
-    configs = plan.unique_jobs(loaded.specs)
-    costs = plan.estimated_costs({k: configs[k] for k in keys}, sizes)
-    tasks = [Task(k, configs[k], dirs[configs[k].dataset]) for k in plan.longest_first(costs)]
-    with user_errors(), _cluster(backend, scheduler, len(slots)):
-        counts = _train(store, fuse_tasks(tasks, fuse), slots, cv, retry_failed,
-                        _job_labels(loaded.specs), costs, eval_every, backend,
-                        os.path.abspath(checkpoints) if checkpoints else None)
-    done = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
+    done = ", ".join(f"{n} {s.lower()}" for s, n in sorted(summary.counts.items()))
+    click.echo(f"wall time {_fmt_seconds(summary.wall_seconds)}")
     click.echo(f"finished: {done or 'nothing (other runners hold the pending jobs)'}")
-    if counts.get("FAILED"):
-        click.echo(f"{counts['FAILED']} job(s) failed; see `cnnbench status {study_file}` and "
-                   f"rerun with --retry-failed after fixing the cause", err=True)
+    if summary.counts.get(S.FAILED.value):
+        click.echo(f"{summary.counts[S.FAILED.value]} job(s) failed; see `cnnbench status "
+                   f"{study_file}` and rerun with --retry-failed after fixing the cause",
+                   err=True)
         sys.exit(1)
 
 
-def _threads(slots: list[str]) -> int:
-    """Threads per worker: the cores shared out on CPU, one per GPU slot."""
-    on_cpu = all(s == "cpu" for s in slots)
-    return max(1, (os.cpu_count() or 1) // len(slots)) if on_cpu else 1
+@contextmanager
+def _store(db: str | None, **kwargs) -> Iterator[ResultStore]:
+    """The store behind --db, closed (connections and SQLite's -wal/-shm files) at the end."""
+    store = open_store(db, **kwargs)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _dry_run(loaded: LoadedStudy, db: str | None, options: runner.RunOptions) -> None:
+    with _store(db, create=False, required=False) as store:
+        if store.missing:
+            click.echo(f"database {store.url_redacted} does not exist yet: `run` creates it")
+        pending = _show_plan(loaded, loaded.specs, store, verbose=False,
+                             retry_failed=options.retry_failed)
+    click.echo(f"dry run: would train on {len(options.slots)} slot(s): "
+               f"{', '.join(options.slots)}")
+    _estimate(loaded, pending, list(options.slots), options.eval_every, options.fuse)
 
 
 def _estimate(loaded: LoadedStudy, pending: set[str], slots: list[str], eval_every: int,
@@ -247,8 +200,8 @@ def _estimate(loaded: LoadedStudy, pending: set[str], slots: list[str], eval_eve
     if not pending:
         return
     try:
-        _, sizes = _datasets([s for s in loaded.specs if s.key in pending], fetch=False)
-    except (data.DataError, UserError) as exc:
+        _, sizes = runner.datasets([s for s in loaded.specs if s.key in pending], fetch=False)
+    except (data.DataError, SpecError) as exc:
         click.echo(f"no time estimate: {exc}")
         return
     configs = plan.unique_jobs(loaded.specs)
@@ -257,7 +210,7 @@ def _estimate(loaded: LoadedStudy, pending: set[str], slots: list[str], eval_eve
     order = plan.longest_first(plan.estimated_costs(jobs, sizes))
     click.echo(f"calibrating {len({shape_of(c) for c in jobs.values()})} network(s) on "
                "these slots...")
-    est = estimate(jobs, order, samples, slots, _threads(slots), eval_every)
+    est = estimate(jobs, order, samples, slots, runner.threads_per_worker(slots), eval_every)
     click.echo(
         f"estimated wall time {_fmt_seconds(est.wall_seconds)} for {len(jobs)} job(s) "
         f"(sum of job times {_fmt_seconds(sum(est.job_seconds.values()))}), from timing "
@@ -268,193 +221,164 @@ def _estimate(loaded: LoadedStudy, pending: set[str], slots: list[str], eval_eve
 
 
 @contextmanager
-def _cluster(backend: str, scheduler: str | None, workers: int) -> Iterator[None]:
-    """The Dask client of a --backend dask run, for as long as it trains."""
-    if backend != "dask":
-        yield
-        return
-    with dask_client(scheduler, workers) as client:
-        where = scheduler or f"a local cluster of {workers} worker(s)"
-        click.echo(f"Dask: {where}, {sum(client.nthreads().values())} worker thread(s)")
-        yield
-
-
-def _train(store: ResultStore, groups: list[list[Task]], slots: list[str], cv: str,
-           retry_failed: bool, labels: dict[str, str], costs: dict[str, float],
-           eval_every: int = 1, backend: str = "loky",
-           checkpoints: str | None = None) -> Counter:
-    runner = Runner.here()
-    threads = _threads(slots) if backend == "loky" else 1
-    counts: Counter = Counter()
-    n = sum(len(g) for g in groups)
-    fused = f" in {len(groups)} fused group(s)" if len(groups) < n else ""
-    where = ("the Dask cluster" if backend == "dask" else
-             f"{len(slots)} slot(s) ({', '.join(sorted(set(slots)))})")
-    click.echo(f"training {n} job(s){fused} on {where}, {threads} thread(s) each")
-
-    def claim(task: Task) -> bool:
-        return store.claim(task.key, runner, cv, retry_failed)
-
-    t0 = time.monotonic()
-    try:
-        with _heartbeat(store, runner), _progress(costs) as show:
-            for result in execute(groups, slots, threads=threads, claim=claim,
-                                  eval_every=eval_every, backend=backend,
-                                  checkpoints=checkpoints):
-                if not store.record(result, runner):
-                    click.echo(f"warning: lease on {result.key} was lost; result kept", err=True)
-                counts[result.status.value] += 1
-                show(result.key, _describe_result(result, labels[result.key]))
-                if result.status == JobStatus.FAILED:
-                    last = (result.error or "").strip().splitlines()[-1:]
-                    click.echo(f"FAILED {labels[result.key]}: {' '.join(last)}", err=True)
-    except KeyboardInterrupt:
-        n = store.release(runner)
-        click.echo(f"\ninterrupted: {sum(counts.values())} job(s) finished and saved, {n} "
-                   "returned to PENDING; run the same command again to resume", err=True)
-        sys.exit(130)
-    except (StoreError, DatabaseError) as exc:  # disk full, read-only, server gone...
-        cause = getattr(exc, "orig", None) or exc
-        click.echo(f"\nerror: cannot write results to {store.url_redacted}: {cause}\n"
-                   f"{sum(counts.values())} job(s) finished and saved before it; the ones in "
-                   "progress were stopped and will run again. Fix the cause (free disk space, "
-                   "a writable path, the server) and run the same command to resume.", err=True)
-        sys.exit(1)
-    finally:
-        with contextlib.suppress(StoreError, DatabaseError):  # the database may be the problem
-            store.release(runner)  # anything claimed but not finished (aborted pool, error)
-    click.echo(f"wall time {_fmt_seconds(time.monotonic() - t0)}")
-    return counts
-
-
-@contextmanager
-def _progress(costs: dict[str, float]):
-    """Progress with done/total and ETA: a bar on a terminal, one line per job otherwise.
+def _progress() -> Iterator[runner.RunEvents]:
+    """The run's events on the terminal: progress with done/total and ETA, a bar on a
+    terminal and one line per job otherwise; warnings and failures on stderr.
 
     The ETA weighs jobs by their estimated cost: jobs run longest first, so counting
     jobs alone would overestimate the time left by a large factor.
     """
-    total_cost, done_cost, done = sum(costs.values()), 0.0, 0
-    t0 = time.monotonic()
+    state = {"costs": {}, "done_cost": 0.0, "done": 0, "t0": time.monotonic(), "bar": None}
 
     def eta() -> str:
-        left = (time.monotonic() - t0) * (total_cost - done_cost) / max(done_cost, 1e-9)
-        return _fmt_seconds(left)
+        total = sum(state["costs"].values())
+        elapsed = time.monotonic() - state["t0"]
+        return _fmt_seconds(elapsed * (total - state["done_cost"]) / max(state["done_cost"],
+                                                                        1e-9))
 
-    if sys.stdout.isatty():
-        with click.progressbar(length=len(costs), label="jobs", show_pos=True,
-                               item_show_func=lambda s: s) as bar:
-            def update(key: str, line: str) -> None:
-                nonlocal done_cost
-                done_cost += costs.get(key, 0.0)
-                bar.update(1, f"ETA {eta()}  {line}")
-            yield update
-        return
+    def started(n: int, costs: dict[str, float]) -> None:
+        state.update(costs=costs, t0=time.monotonic())
+        if sys.stdout.isatty():
+            state["bar"] = click.progressbar(length=n, label="jobs", show_pos=True,
+                                             item_show_func=lambda s: s)
+            state["bar"].__enter__()
 
-    def show(key: str, line: str) -> None:
-        nonlocal done_cost, done
-        done_cost += costs.get(key, 0.0)
-        done += 1
-        click.echo(f"[{done}/{len(costs)} ETA {eta()}] {line}")
+    def finished(result: JobResult, label: str) -> None:
+        state["done_cost"] += state["costs"].get(result.key, 0.0)
+        state["done"] += 1
+        line = _describe_result(result, label)
+        if state["bar"] is not None:
+            state["bar"].update(1, f"ETA {eta()}  {line}")
+        else:
+            click.echo(f"[{state['done']}/{len(state['costs'])} ETA {eta()}] {line}")
+        if result.status == JobStatus.FAILED:
+            last = (result.error or "").strip().splitlines()[-1:]
+            click.echo(f"FAILED {label}: {' '.join(last)}", err=True)
 
-    yield show
+    events = runner.RunEvents(message=click.echo,
+                              warning=lambda m: click.echo(f"warning: {m}", err=True),
+                              started=started, finished=finished)
+    try:
+        yield events
+    except runner.Interrupted as exc:
+        _close_bar(state)
+        click.echo(f"\ninterrupted: {exc.finished} job(s) finished and saved, {exc.released} "
+                   "returned to PENDING; run the same command again to resume", err=True)
+        sys.exit(130)
+    except runner.RunError as exc:
+        _close_bar(state)
+        click.echo(f"\nerror: {exc}\n{exc.finished} job(s) finished and saved before it; the "
+                   "ones in progress were stopped and will run again. Fix the cause (free disk "
+                   "space, a writable path, the server) and run the same command to resume.",
+                   err=True)
+        sys.exit(1)
+    _close_bar(state)
+
+
+def _close_bar(state: dict) -> None:
+    if state["bar"] is not None:
+        state["bar"].__exit__(None, None, None)
+        state["bar"] = None
 
 
 # --------------------------------------------------------------------------- status, list
 
 
-def _job_states(loaded: LoadedStudy, store: ResultStore) -> dict[str, JobState]:
-    return store.job_states((s.key for s in loaded.specs), code_version())
-
-
-def _states(loaded: LoadedStudy, jobs: dict[str, JobState]) -> dict[JobSpec, str]:
-    """Each cell run of the study file -> its status in the database (by job key, so a job
-    another study already trained counts as done)."""
-    return {s: "SKIPPED" if s.skip_reason else
-            (jobs[s.key].status if s.key in jobs else "PENDING") for s in loaded.specs}
-
-
-def _section_counts(loaded: LoadedStudy, store: ResultStore) -> dict[str, Counter]:
+def _section_counts(loaded: LoadedStudy, specs: Sequence[JobSpec],
+                    store: ResultStore) -> dict[str, Counter]:
     counts: dict[str, Counter] = {s.name: Counter() for s in loaded.study.sections}
-    for spec, status in _states(loaded, _job_states(loaded, store)).items():
-        counts[spec.section][status] += 1
+    jobs = runner.job_states(store, specs)
+    for spec in specs:
+        counts[spec.section][runner.cell_status(spec, jobs)] += 1
     return counts
+
+
+seeds_option = click.option(
+    "--seeds", metavar="S1,S2,...",
+    help="Only these replicate seeds (default: the study's and every seed stored for it).")
 
 
 @main.command()
 @study_argument
 @db_option
+@seeds_option
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
-def status(study_file: Path, db: str | None, as_json: bool) -> None:
+def status(study_file: Path, db: str | None, seeds: str | None, as_json: bool) -> None:
     """Counts of STUDY's cells by status, per section.
 
-    STALE cells were done by older training code and run again on the next `run`.
+    Every seed the database holds for the study's cells counts, not only the study
+    file's. STALE cells were done by older training code and run again on the next `run`.
     """
-    with user_errors():
-        loaded = load_study(study_file)
-        store = open_store(db, create=False)
-        counts = _section_counts(loaded, store)
+    with user_errors(), _store(db, create=False) as store:
+        loaded = _load(study_file, seeds)
+        counts = _section_counts(loaded, runner.members(loaded, store, _parse_seeds(seeds)),
+                                 store)
     total: Counter = sum(counts.values(), Counter())
     if as_json:
         click.echo(json.dumps({
             "study": loaded.study.name, "database": store.url_redacted,
             "code_version": code_version(),
-            "sections": {name: dict(c) for name, c in counts.items()},
-            "total": dict(total),
-            "done": all(k in ("COMPLETE", "DIVERGED", "SKIPPED") for k in total),
+            "sections": {name: {k.value: n for k, n in c.items()} for name, c in counts.items()},
+            "total": {k.value: n for k, n in total.items()},
+            "done": all(k in (*DONE_STATUSES, S.SKIPPED) for k in total),
         }, indent=2))
         return
-    cols = [s for s in STATUS_ORDER if total[s]] or ["PENDING"]
+    cols = [s for s in STATUS_ORDER if total[s]] or [S.PENDING]
     width = max(len(n) for n in [*counts, "section"]) + 2
-    click.echo(f"{'section':<{width}}" + "".join(f"{c:>10}" for c in cols))
+    click.echo(f"{'section':<{width}}" + "".join(f"{c.value:>10}" for c in cols))
     for name, c in [*counts.items(), ("total", total)]:
         click.echo(f"{name:<{width}}" + "".join(f"{c[k]:>10}" for k in cols))
 
 
-def _show_plan(loaded: LoadedStudy, store: ResultStore, verbose: bool) -> set[str]:
-    """Print the study's sections and job counts; give the keys of the jobs still to run."""
+def _show_plan(loaded: LoadedStudy, specs: Sequence[JobSpec], store: ResultStore,
+               verbose: bool, retry_failed: bool = False) -> set[str]:
+    """Print the study's sections and job counts; give the keys of the jobs left to run."""
     study = loaded.study
-    jobs = _job_states(loaded, store)
-    states = _states(loaded, jobs)
+    jobs = runner.job_states(store, specs)
     click.echo(f"study {study.name} ({loaded.path})")
     if study.description:
         click.echo(f"  {study.description}")
     for section in study.sections:
-        specs = [s for s in loaded.specs if s.section == section.name]
-        done = sum(states[s] in ("COMPLETE", "DIVERGED") for s in specs)
+        rows = [s for s in specs if s.section == section.name]
+        done = sum(runner.cell_status(s, jobs) in DONE_STATUSES for s in rows)
         title = f" {section.title}" if section.title else ""
         click.echo(f"\n[{section.name}]{title}: {len(section.cells)} cells, "
-                   f"{len(specs)} jobs, {done} done")
+                   f"{len(rows)} jobs, {done} done")
         if section.note:
             click.echo(f"  note: {section.note}")
-        if verbose:
-            width = max(len(s.cell) for s in specs) + 2
-            for s in specs:
+        if verbose and rows:
+            width = max(len(s.cell) for s in rows) + 2
+            for s in rows:
                 acc = jobs[s.key].test_accuracy if s.key in jobs else None
-                _show_cell(s, states[s], acc, width)
-    unique = set(plan.unique_jobs(loaded.specs))
-    done = {s.key for s, status in states.items() if status in ("COMPLETE", "DIVERGED")}
-    click.echo(f"\n{len(loaded.specs)} cell runs, {len(unique)} distinct jobs to train, "
-               f"{len(done & unique)} done, {len(unique - done)} to run")
-    return unique - done
+                _show_cell(s, runner.cell_status(s, jobs), acc, width)
+    unique = set(plan.unique_jobs(specs))
+    done = runner.done_keys(specs, jobs)
+    left = runner.left_to_run(specs, jobs, retry_failed)
+    click.echo(f"\n{len(specs)} cell runs, {len(unique)} distinct jobs to train, "
+               f"{len(done & unique)} done, {len(left)} to run")
+    return left
 
 
-def _show_cell(spec: JobSpec, status: str, accuracy: float | None, width: int) -> None:
+def _show_cell(spec: JobSpec, status: JobStatus, accuracy: float | None, width: int) -> None:
     acc = f"{accuracy:6.2f}%" if accuracy is not None else " " * 7
     pub = f"published {spec.published:.1f}%" if spec.published is not None else ""
     why = f"({spec.skip_reason})" if spec.skip_reason else ""
-    line = f"  {spec.cell:<{width}} seed {spec.config.seed:<7} {status:<9} {acc}  {pub}{why}"
+    line = (f"  {spec.cell:<{width}} seed {spec.config.seed:<7} {status.value:<9} {acc}  "
+            f"{pub}{why}")
     click.echo(line.rstrip())
 
 
 @main.command("list")
 @study_argument
 @db_option
-@click.option("--seeds", metavar="S1,S2,...", help="Replicate seeds, replacing the study's.")
+@seeds_option
 def list_(study_file: Path, db: str | None, seeds: str | None) -> None:
-    """Sections, cells and jobs of STUDY, with what is done and its accuracy. Runs nothing."""
-    with user_errors():
-        _show_plan(_load(study_file, seeds), open_store(db, create=False),
+    """Sections, cells and jobs of STUDY, with what is done and its accuracy. Runs nothing.
+
+    Lists every seed the database holds for the study's cells, and the study file's."""
+    with user_errors(), _store(db, create=False) as store:
+        loaded = _load(study_file, seeds)
+        _show_plan(loaded, runner.members(loaded, store, _parse_seeds(seeds)), store,
                    verbose=True)
 
 
@@ -477,7 +401,10 @@ def _study_names(store: ResultStore, studies: Sequence[str]) -> list[str]:
               show_default=True, help="Reports go to OUT/<study>/.")
 @click.option("--format", "formats", default="html,md", show_default=True,
               help="Comma-separated: html (one self-contained file), md (with PNGs).")
-def report(studies: tuple[str, ...], db: str | None, out: Path, formats: str) -> None:
+@click.option("--seeds", metavar="S1,S2,...",
+              help="Only these replicate seeds (default: every seed stored for the study).")
+def report(studies: tuple[str, ...], db: str | None, out: Path, formats: str,
+           seeds: str | None) -> None:
     """Write reports/<study>/index.html and report.md from the database.
 
     STUDY is a study name or study file; default: every study in the database.
@@ -490,14 +417,14 @@ def report(studies: tuple[str, ...], db: str | None, out: Path, formats: str) ->
     bad = sorted(set(wanted) - {"html", "md"})
     if bad or not wanted:
         raise click.BadParameter(f"{formats!r}: choose from html, md", param_hint="--format")
-    with user_errors():
-        store = open_store(db, create=False)
+    narrow = _parse_seeds(seeds)
+    with user_errors(), _store(db, create=False) as store:
         names = _study_names(store, studies)
         t0 = time.perf_counter()
         for name in names:
             try:
                 paths = reporting.write(store, name, out / reporting.slug(name), wanted,
-                                        code_version())
+                                        code_version(), narrow)
             except reporting.ReportError as exc:
                 raise UserError(str(exc)) from None
             click.echo(f"{name}: " + ", ".join(str(p) for p in paths))
@@ -520,8 +447,7 @@ def export(studies: tuple[str, ...], db: str | None, out: Path, fmt: str) -> Non
     """
     from .report import slug
 
-    with user_errors():
-        store = open_store(db, create=False)
+    with user_errors(), _store(db, create=False) as store:
         names = _study_names(store, studies)
         out.mkdir(parents=True, exist_ok=True)
         for name in names:

@@ -5,13 +5,18 @@ stream of `JobResult`s in completion order. Knows nothing of the database: the c
 passes a `claim` callback, asked just before each task is dispatched, and records the
 results it receives.
 
-Workers are joblib (loky) processes that persist for the whole grid, so the dataset is
-loaded and moved to the device once per worker, not once per job. Each worker holds one
-device slot for its lifetime: a lock file per slot, taken at its first job, released by
-the operating system when the process ends, so `cuda:0x4` puts at most four jobs on that
-GPU at any time, whichever worker runs them. A job that raises comes back FAILED with its
-traceback; the other jobs go on. Jobs that differ only in seed and training slice can be
-fused into one vectorised training step (`fuse`), which pays off on a GPU.
+Backends are pools behind one small interface (`LocalPool`, `DaskPool`). The local pool
+gives every slot its own single-worker loky executor, which persists for the whole grid,
+so the dataset is loaded and moved to the device once per worker, not once per job, and
+`cuda:0x4` puts at most four jobs on that GPU at any time. A worker that dies (a signal,
+a segfault, the kernel's OOM killer) breaks only its own slot's executor: the job it held
+is retried once on a fresh worker, then recorded FAILED with the cause, while the other
+slots go on (loky breaks a whole shared pool when one worker dies, hence one per slot).
+On Dask, the scheduler retries a task whose worker died (`allowed-failures`, set to 1 for
+the local cluster) and then reports it as a killed worker, recorded FAILED the same way.
+A job that raises comes back FAILED with its traceback; the other jobs go on. Jobs that
+differ only in seed and training slice can be fused into one vectorised training step
+(`fuse`), which pays off on a GPU.
 """
 
 from __future__ import annotations
@@ -20,15 +25,15 @@ import contextlib
 import fcntl
 import logging
 import os
+import queue
 import re
+import shutil
 import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-from joblib import Parallel, delayed, parallel_config
 
 from . import provenance
 from .plan import fusion_key
@@ -93,28 +98,7 @@ def _cuda_count() -> int:
 
 # --------------------------------------------------------------------------- worker side
 
-_WORKER: dict = {}  # per-process state: the held slot, thread setting, resident datasets
-
-
-def _acquire_slot(slot_dir: str, devices: tuple[str, ...]) -> str:
-    """The device of the slot this process holds, taking a free one on first use."""
-    held = _WORKER.get("slot")
-    if held and held[0] == slot_dir:
-        return held[1]
-    if held:
-        os.close(held[2])  # a slot of an earlier grid in this reused process
-    os.makedirs(slot_dir, exist_ok=True)
-    while True:
-        for i, device in enumerate(devices):
-            fd = os.open(os.path.join(slot_dir, f"slot-{i}.lock"), os.O_RDWR | os.O_CREAT)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                continue
-            _WORKER["slot"] = (slot_dir, device, fd)
-            return device
-        time.sleep(0.05)  # every slot busy: a finishing process is about to free one
+_WORKER: dict = {}  # per-process state: thread setting, resident datasets
 
 
 def _device_data(data_dir: str, device: str):
@@ -179,19 +163,15 @@ def _empty_cache() -> None:
         torch.cuda.empty_cache()
 
 
-def run_group(tasks: Sequence[Task], slot_dir: str | None, devices: tuple[str, ...],
-              threads: int, eval_every: int = 1,
-              checkpoints: str | None = None) -> list[JobResult]:
+def run_group(tasks: Sequence[Task], device: str, lock_dir: str | None, threads: int,
+              eval_every: int = 1, checkpoints: str | None = None) -> list[JobResult]:
     """Worker entry point: train one job, or several fused into one vectorised model.
 
     Never raises: a failure is a FAILED result for every job of the group.
     """
     started, t0 = time.time(), time.perf_counter()
-    device = None
     versions = {"python": provenance.python_version()}
     try:
-        # Loky workers share this machine's slots; a Dask worker is a slot by itself.
-        device = _acquire_slot(slot_dir, devices) if slot_dir else devices[0]
         import torch
 
         from . import train
@@ -213,7 +193,7 @@ def run_group(tasks: Sequence[Task], slot_dir: str | None, devices: tuple[str, .
                 checkpoint = Path(checkpoints) / f"{tasks[0].key}-{provenance.code_version()}.pt"
             return [train.train(tasks[0].config, resident, eval_every, checkpoint)]
 
-        outcomes = with_oom_retry(attempt, device, slot_dir)
+        outcomes = with_oom_retry(attempt, device, lock_dir)
         done = [(o.status, o.error, o.epochs, o.param_count, o.train_seconds) for o in outcomes]
     except Exception:
         done = [(JobStatus.FAILED, traceback.format_exc(), (), None, None)] * len(tasks)
@@ -227,6 +207,15 @@ def run_group(tasks: Sequence[Task], slot_dir: str | None, devices: tuple[str, .
         )
         for task, (status, error, epochs, params, train_s) in zip(tasks, done, strict=True)
     ]
+
+
+def failed_results(tasks: Sequence[Task], error: str, device: str | None) -> list[JobResult]:
+    """FAILED results written by the parent for jobs whose worker never returned."""
+    now = time.time()
+    return [JobResult(key=t.key, status=JobStatus.FAILED, error=error, started_at=now,
+                      finished_at=now, device=device, host=provenance.host(),
+                      code_version=provenance.code_version(),
+                      versions={"python": provenance.python_version()}) for t in tasks]
 
 
 # --------------------------------------------------------------------------- parent side
@@ -251,49 +240,197 @@ def fuse(tasks: Sequence[Task], size: int) -> list[list[Task]]:
     return groups
 
 
+_EXIT_CODES = re.compile(r"exit codes of the workers are \{([^}]*)\}")
+
+
+class LocalPool:
+    """Worker processes on this machine: one single-worker loky executor per slot.
+
+    `retries` 1: a job whose worker died runs once more on a fresh worker of its slot.
+    """
+
+    retries = 1
+
+    def __init__(self, slots: Sequence[str]):
+        self.devices = list(slots)
+        self.lock_dir = tempfile.mkdtemp(prefix="cnnbench-locks-")  # GPU out-of-memory gates
+        self._executors: list = [None] * len(self.devices)
+
+    @property
+    def size(self) -> int:
+        return len(self.devices)
+
+    def device(self, slot: int) -> str:
+        return self.devices[slot]
+
+    def submit(self, slot: int, fn: Callable, *args):
+        from joblib.externals.loky.process_executor import ProcessPoolExecutor
+
+        if self._executors[slot] is None:
+            self._executors[slot] = ProcessPoolExecutor(max_workers=1)
+        return self._executors[slot].submit(fn, *args)
+
+    @staticmethod
+    def death(exc: BaseException) -> str | None:
+        """The cause if `exc` says the worker process died, else None."""
+        from joblib.externals.loky.process_executor import BrokenProcessPool
+
+        if not isinstance(exc, BrokenProcessPool):
+            return None
+        codes = _EXIT_CODES.search(str(exc))
+        if codes:  # "SIGKILL(-9)" or "EXIT(1)": the signal or exit status
+            return codes.group(1).split("(")[0].strip() or "unknown cause"
+        return str(exc).splitlines()[0]
+
+    def restart(self, slot: int) -> None:
+        """Drop a broken executor; the next submit starts a fresh worker."""
+        executor, self._executors[slot] = self._executors[slot], None
+        if executor is not None:
+            executor.shutdown(wait=False, kill_workers=True)
+
+    def close(self, kill: bool) -> None:
+        for slot in range(self.size):
+            executor, self._executors[slot] = self._executors[slot], None
+            if executor is not None:
+                executor.shutdown(wait=not kill, kill_workers=kill)
+        shutil.rmtree(self.lock_dir, ignore_errors=True)
+
+
+class DaskPool:
+    """The Dask cluster of the current `distributed.Client`: every worker thread is a slot
+    on `device`'s kind (cpu, or cuda:0 = the GPU that worker sees). The scheduler itself
+    retries a task whose worker died (`allowed-failures`), so `retries` is 0 here."""
+
+    retries = 0
+    lock_dir = None
+
+    def __init__(self, device: str):
+        from distributed import get_client
+
+        self.client = get_client()
+        self._device = device
+        self.size = max(1, sum(self.client.nthreads().values()))
+        self._futures: set = set()
+
+    def device(self, slot: int) -> str:
+        return self._device
+
+    def submit(self, slot: int, fn: Callable, *args):
+        future = self.client.submit(fn, *args, pure=False)
+        self._futures.add(future)
+        future.add_done_callback(self._futures.discard)
+        return future
+
+    @staticmethod
+    def death(exc: BaseException) -> str | None:
+        from distributed import KilledWorker
+
+        return f"Dask reported a killed worker ({exc})" if isinstance(exc, KilledWorker) else None
+
+    def restart(self, slot: int) -> None:
+        pass  # the scheduler replaces dead workers (its nanny restarts them)
+
+    def close(self, kill: bool) -> None:
+        if kill and self._futures:
+            self.client.cancel(list(self._futures))
+
+
 def execute(groups: Iterable[Sequence[Task]], slots: list[str], *, threads: int = 1,
             claim: Callable[[Task], bool] | None = None, backend: str = "loky",
-            eval_every: int = 1, checkpoints: str | None = None) -> Iterator[JobResult]:
-    """Run groups of tasks on `len(slots)` workers, yielding results as they complete.
+            eval_every: int = 1, checkpoints: str | None = None,
+            notify: Callable[[str], None] | None = None,
+            work: Callable[..., list[JobResult]] = run_group) -> Iterator[JobResult]:
+    """Run groups of tasks on the slots, yielding results as they complete.
 
     A group of one is a plain job; a larger group trains fused (see `fuse`).
-    `claim(task)` is called just before a group is handed to a worker (from joblib's
-    dispatch thread); a task it refuses is not run.
+    `claim(task)` is called just before a group is handed to a free slot; a task it
+    refuses is not run. `notify(line)` hears of dead workers and retries.
 
     backend "loky": worker processes on this machine, one per slot. Backend "dask": the
-    Dask cluster of the current `distributed.Client` (see `dask_client`); every worker
-    thread of the cluster runs one job at a time on `slots[0]`'s device kind (cpu, or
-    cuda:0 = the GPU that worker sees), and the dataset directory must be readable there.
+    Dask cluster of the current `distributed.Client` (see `dask_client`); the dataset
+    directory must be readable there.
 
     `checkpoints`: a directory for per-epoch checkpoints of unfused jobs, so a job cut
     short resumes after its last finished epoch (on Dask, a directory all workers share).
+    `work` is the worker function (tests substitute one that dies).
     """
-    if backend == "dask":
-        slot_dir, devices, n_jobs = None, (slots[0],), -1
-    else:
-        slot_dir = tempfile.mkdtemp(prefix="cnnbench-slots-")
-        devices, n_jobs = tuple(slots), len(slots)
+    pool = DaskPool(slots[0]) if backend == "dask" else LocalPool(slots)
+    finished: queue.Queue = queue.Queue()
+    free, running = list(range(pool.size))[::-1], 0
+    pending = iter(groups)
 
-    def dispatched():
-        for group in groups:
+    def next_group() -> tuple[Task, ...] | None:
+        for group in pending:
             claimed = tuple(t for t in group if claim is None or claim(t))
             if claimed:
-                yield delayed(run_group)(claimed, slot_dir, devices, threads, eval_every,
-                                         checkpoints)
+                return claimed
+        return None
 
-    # pre_dispatch="n_jobs": claim a job only when a worker is about to be free for it.
-    with parallel_config(backend=backend):  # registers joblib's Dask backend when asked
-        parallel = Parallel(n_jobs=n_jobs, batch_size=1, pre_dispatch="n_jobs",
-                            return_as="generator_unordered")
-    for results in parallel(dispatched()):
-        yield from results
+    def dispatch(slot: int, group: tuple[Task, ...], attempt: int) -> None:
+        future = pool.submit(slot, work, group, pool.device(slot), pool.lock_dir, threads,
+                             eval_every, checkpoints)
+        future.add_done_callback(lambda f: finished.put((slot, group, attempt, f)))
+
+    clean = False
+    try:
+        while True:
+            while free and (group := next_group()) is not None:
+                dispatch(free.pop(), group, 0)
+                running += 1
+            if not running:
+                break
+            slot, group, attempt, future = _next(finished)
+            running -= 1
+            results = _results(pool, slot, group, attempt, future, notify)
+            if results is None:  # the worker died: run the group again on a fresh one
+                dispatch(slot, group, attempt + 1)
+                running += 1
+                continue
+            free.append(slot)
+            yield from results
+        clean = True
+    finally:
+        pool.close(kill=not clean)
+
+
+def _next(finished: queue.Queue):
+    while True:  # a timeout keeps the main thread responsive to Ctrl-C
+        with contextlib.suppress(queue.Empty):
+            return finished.get(timeout=0.5)
+
+
+def _results(pool, slot: int, group: tuple[Task, ...], attempt: int, future,
+             notify: Callable[[str], None] | None) -> list[JobResult] | None:
+    """A finished future's results; None when its worker died and it gets another try."""
+    try:
+        return future.result()
+    except Exception as exc:
+        cause = pool.death(exc)
+        if cause is None:  # e.g. a result that cannot be unpickled
+            return failed_results(group, "".join(traceback.format_exception(exc)),
+                                  pool.device(slot))
+    pool.restart(slot)
+    keys = ", ".join(t.key for t in group)
+    if attempt < pool.retries:
+        if notify:
+            notify(f"worker died ({cause}) while training {keys}; retrying on a fresh worker")
+        return None
+    tries = f" on {attempt + 1} workers" if attempt else ""
+    error = (f"worker died: {cause}{tries}. The process training this job ended without a "
+             "result (a signal such as the kernel's out-of-memory killer, or a crash in "
+             "native code); rerun with --retry-failed once the cause is fixed")
+    if notify:
+        notify(f"worker died ({cause}) while training {keys}: recorded FAILED")
+    return failed_results(group, error, pool.device(slot))
 
 
 @contextlib.contextmanager
 def dask_client(scheduler: str | None, workers: int) -> Iterator[object]:
     """A Dask client: connected to `scheduler` (tcp://HOST:PORT), or to a local cluster of
-    `workers` single-thread worker processes on loopback, closed on exit."""
+    `workers` single-thread worker processes on loopback, closed on exit. The local
+    cluster retries a task once when its worker dies (allowed-failures 1)."""
     try:
+        import dask
         from distributed import Client, LocalCluster
     except ImportError:
         raise DeviceError("--backend dask needs Dask's distributed scheduler: "
@@ -308,8 +445,9 @@ def dask_client(scheduler: str | None, workers: int) -> Iterator[object]:
         with client:
             yield client
         return
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                      host="127.0.0.1", dashboard_address=None,
-                      silence_logs=logging.ERROR) as cluster, \
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1}), \
+            LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                         host="127.0.0.1", dashboard_address=None,
+                         silence_logs=logging.ERROR) as cluster, \
             Client(cluster) as client:
         yield client

@@ -23,16 +23,46 @@ def expand(study: Study) -> list[JobSpec]:
             overrides = {**section.fixed, **cell.overrides}
             # A cell that sets its own seed is one replicate; otherwise one job per seed.
             cell_seeds = [overrides["seed"]] if "seed" in overrides else list(seeds)
-            for replicate, seed in enumerate(cell_seeds):
+            for seed in cell_seeds:
                 try:
                     config = TrainConfig(**{**base, **overrides, "seed": seed})
                 except SpecError as exc:
                     where = f"section {section.name!r}, cell {cell.label!r}"
                     raise SpecError(f"{where}: {exc}") from None
                 reason = next((e.reason for e in section.exclude if e.matches(config)), None)
-                specs.append(JobSpec(section.name, cell.label, position, replicate, config,
+                specs.append(JobSpec(section.name, cell.label, position, seed, config,
                                      cell.published, reason))
     return specs
+
+
+def with_stored_seeds(specs: Iterable[JobSpec],
+                      stored: dict[tuple[str, str], dict[int, str]]) -> list[JobSpec]:
+    """The study file's cell runs plus every other seed stored for the same cell.
+
+    A study never loses seeds: a run with fewer seeds than an earlier one keeps the
+    earlier seeds in the study. `stored` maps (section, cell) to {seed: job key} as the
+    database has them; a stored seed joins only if the cell, given that seed, still
+    resolves to the stored job (a redefined cell drops its old seeds).
+    """
+    specs = list(specs)
+    have = {(s.section, s.cell, s.config.seed) for s in specs}
+    first: dict[tuple[str, str], JobSpec] = {}
+    for s in specs:
+        first.setdefault((s.section, s.cell), s)
+    extra = []
+    for (section, cell), seeds in stored.items():
+        spec = first.get((section, cell))
+        for seed, key in sorted(seeds.items()):
+            if spec is None or (section, cell, seed) in have:
+                continue
+            config = replace(spec.config, seed=seed)
+            if config.key() == key:
+                extra.append(replace(spec, config=config, replicate=seed))
+    if not extra:
+        return specs
+    sections = list(dict.fromkeys(s.section for s in specs))
+    return sorted(specs + extra,
+                  key=lambda s: (sections.index(s.section), s.position, s.config.seed))
 
 
 def unique_jobs(specs: Iterable[JobSpec]) -> dict[str, TrainConfig]:

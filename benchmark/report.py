@@ -11,6 +11,7 @@ import base64
 import html
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -294,17 +295,18 @@ def _provenance(store: ResultStore, info: dict, frame: pd.DataFrame,
     ]
 
 
-def build(store: ResultStore, study: str, code_version: str) -> tuple[str, list[Part]]:
+def build(store: ResultStore, study: str, code_version: str,
+          seeds: Sequence[int] | None = None) -> tuple[str, list[Part]]:
     """The report's title and parts, from the database alone."""
     info = store.study_info(study)
     if info is None:
         known = ", ".join(store.study_names()) or "none"
         raise ReportError(f"no study {study!r} in {store.url_redacted} (studies there: {known})")
-    frame = store.results_frame(study)
+    frame = store.results_frame(study, seeds)
     good = aggregate.usable(frame, code_version)
     cells = aggregate.cell_table(good) if len(good) else pd.DataFrame()
     eff = aggregate.effects(good) if len(good) else pd.DataFrame(columns=["p", "verdict"])
-    epochs = store.epochs_frame(study)
+    epochs = store.epochs_frame(study, seeds)
     epochs = epochs[epochs["code_version"] == code_version] if len(epochs) else epochs
 
     parts = [Part("p", info["description"])] if info["description"] else []
@@ -405,9 +407,9 @@ def render_html(title: str, parts: list[Part]) -> str:
 
 
 def write(store: ResultStore, study: str, out_dir: Path, formats: tuple[str, ...],
-          code_version: str) -> list[Path]:
-    """Write the report files; returns their paths."""
-    title, parts = build(store, study, code_version)
+          code_version: str, seeds: Sequence[int] | None = None) -> list[Path]:
+    """Write the report files (of `seeds` only, when given); returns their paths."""
+    title, parts = build(store, study, code_version, seeds)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     if "md" in formats:

@@ -24,7 +24,12 @@ class SpecError(ValueError):
 
 
 class JobStatus(str, enum.Enum):
-    """Life cycle of a job row: PENDING -> RUNNING -> COMPLETE | FAILED | DIVERGED, or SKIPPED."""
+    """Life cycle of a job row: PENDING -> RUNNING -> COMPLETE | FAILED | DIVERGED, or SKIPPED.
+
+    STALE is what a COMPLETE or DIVERGED job shows as when its result came from another
+    training-code version (`provenance.code_version`): it runs again on the next `run`.
+    The database stores the result's own status and code version; STALE is derived.
+    """
 
     PENDING = "PENDING"  # in the grid, not yet run (or returned after an interrupted run)
     RUNNING = "RUNNING"  # claimed by a runner holding a lease
@@ -32,6 +37,7 @@ class JobStatus(str, enum.Enum):
     FAILED = "FAILED"  # raised; the traceback is stored with the run
     DIVERGED = "DIVERGED"  # the training loss became non-finite
     SKIPPED = "SKIPPED"  # excluded by the study, with a reason
+    STALE = "STALE"  # done under other training code: shown, never mixed in, run again
 
     def __str__(self) -> str:
         return self.value
@@ -420,7 +426,7 @@ class JobSpec:
     section: str
     cell: str
     position: int  # cell index within its section, for stable ordering
-    replicate: int  # index into the seeds the cell runs with
+    replicate: int  # the replicate's seed (a cell runs once per seed)
     config: TrainConfig
     published: float | None = None
     skip_reason: str | None = None

@@ -40,11 +40,15 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy import (
+    insert as sa_insert,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from . import provenance
+from .plan import with_stored_seeds
 from .spec import (
     CONFIG_FIELDS,
     DONE_STATUSES,
@@ -111,8 +115,13 @@ class _Contended(Exception):
 
 
 def _transient(exc: BaseException) -> bool:
-    if isinstance(exc, _Contended | IntegrityError):
+    """Locked, busy or racing: worth retrying. An integrity error (NOT NULL, a foreign key,
+    a duplicate) is a bug or bad input, never contention: writes that two runners may race
+    on are written as upserts, so they raise none."""
+    if isinstance(exc, _Contended):
         return True
+    if isinstance(exc, IntegrityError):
+        return False
     text = str(getattr(exc, "orig", exc)).lower()
     return isinstance(exc, OperationalError) and any(
         word in text for word in ("locked", "busy", "deadlock", "could not serialize"))
@@ -158,15 +167,17 @@ class Runner:
 
 @dataclass(frozen=True)
 class JobState:
-    status: str  # a JobStatus value, or "STALE": done under older training code
+    status: JobStatus  # STALE: done under older training code
     test_accuracy: float | None  # final epoch of the latest finished run, percent
+    reclaimable: bool = False  # RUNNING under a lease that expired or a runner here that died
 
 
 @dataclass(frozen=True)
 class SyncSummary:
-    cells: int  # (section, cell, replicate) rows of the study
+    cells: int  # (section, cell, seed) rows of the study
     jobs: int  # distinct job keys of the study
     new_jobs: int  # of which were not yet in the database
+    kept_seeds: int = 0  # cell runs of seeds stored earlier that the study file did not name
 
 
 def _finite(x: float | None) -> float | None:
@@ -176,13 +187,21 @@ def _finite(x: float | None) -> float | None:
 class ResultStore:
     """The result database behind one URL."""
 
-    def __init__(self, url: str, *, create: bool = True):
+    heartbeat_seconds = HEARTBEAT_SECONDS  # how often `keep_alive` extends leases
+
+    def __init__(self, url: str, *, create: bool = True, required: bool = True):
+        """Open the database behind `url`. `create`: make it (file and schema) when it is
+        not there; otherwise a missing SQLite file is an error when `required`, or an
+        empty store (`missing`) when not. Nothing is written to a database before it is
+        known to be a cnnbench one (SQLite's journal mode included)."""
         self.url = url
         self._lock = threading.RLock()
         path = _sqlite_path(url)
-        # Reading commands never create a database file that is not there.
         self.missing = not create and path is not None and not path.exists()
         if self.missing:
+            if required:
+                raise StoreError(f"no such database: {path}. Check --db / CNNBENCH_DB, or "
+                                 "run `cnnbench run STUDY` first to create it")
             return
         if path is not None and not path.parent.exists():
             raise StoreError(f"cannot create database {path}: directory {path.parent} "
@@ -196,17 +215,18 @@ class ResultStore:
                              f"({exc}): pip install it, or use an SQLite path") from None
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        self._open(create)
+        try:
+            self._open(create)
+        except BaseException:
+            self.engine.dispose()
+            raise
 
     # ----------------------------------------------------------------- schema
 
     @_retried
     def _open(self, create: bool) -> None:
         try:
-            names = set(inspect(self.engine).get_table_names())
-            if not names and create:
-                self._create()
-                return
+            names = set(inspect(self.engine).get_table_names())  # reads only
             if names and MetaRow.__tablename__ not in names:
                 raise StoreError(
                     f"{redact(self.url)} is not a cnnbench database (it has tables "
@@ -214,6 +234,13 @@ class ResultStore:
                 )
             if names:
                 self._check_version()
+            elif create:
+                self._create()
+            else:
+                return  # an empty database: nothing to read, nothing written
+            if self.engine.dialect.name == "sqlite":  # ours: now it may be written
+                with self.engine.connect() as conn:
+                    conn.exec_driver_sql("PRAGMA journal_mode=WAL")  # readers never block
         except OperationalError as exc:
             if _transient(exc):
                 raise
@@ -236,7 +263,23 @@ class ResultStore:
         except DatabaseError as exc:  # another process created a table first
             raise _Contended(str(exc)) from None
         with self.session() as s:
-            s.merge(MetaRow(name="schema_version", value=str(SCHEMA_VERSION)))
+            self._insert_ignore(s, MetaRow, [{"name": "schema_version",
+                                              "value": str(SCHEMA_VERSION)}])
+
+    def _insert_ignore(self, s: Session, model, rows: list[dict]) -> None:
+        """INSERT rows, skipping those whose unique key exists already: two runners writing
+        the same grid both succeed, and no duplicate ever raises an integrity error."""
+        if not rows:
+            return
+        name = self.engine.dialect.name
+        if name == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+        elif name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:  # another dialect: a plain insert (concurrent runners need SQLite or PostgreSQL)
+            s.execute(sa_insert(model), rows)
+            return
+        s.execute(insert(model).on_conflict_do_nothing(), rows)
 
     def _check_version(self) -> None:
         with Session(self.engine) as s:
@@ -291,19 +334,22 @@ class ResultStore:
     def sync_study(self, name: str, path: str, file_hash: str, description: str,
                    sections: Sequence[Section], specs: Sequence[JobSpec],
                    claims: Sequence[Claim] = ()) -> SyncSummary:
-        """Write the study's whole grid: new jobs as PENDING (SKIPPED if excluded everywhere)."""
-        needed = {s.key for s in specs if s.skip_reason is None}
-        configs = {s.key: s.config for s in specs}
+        """Write the study's whole grid: new jobs as PENDING (SKIPPED if excluded everywhere).
+
+        Membership is the union of the study file's cells and every seed the database
+        already holds for them (see `plan.with_stored_seeds`), read and written in one
+        transaction with the study row locked, so two runners syncing at once lose nothing.
+        """
         with self.session() as s:
-            study = s.scalar(select(StudyRow).where(StudyRow.name == name))
-            if study is None:
-                study = StudyRow(name=name, path=path, file_hash=file_hash,
-                                 description=description, updated_at=now())
-                s.add(study)
-                s.flush()
-            else:
-                study.path, study.file_hash = path, file_hash
-                study.description, study.updated_at = description, now()
+            self._insert_ignore(s, StudyRow, [dict(name=name, path=path, file_hash=file_hash,
+                                                   description=description, updated_at=now())])
+            study = s.scalar(select(StudyRow).where(StudyRow.name == name).with_for_update())
+            study.path, study.file_hash = path, file_hash
+            study.description, study.updated_at = description, now()
+            stored = self._stored_seeds(s, study.study_id)
+            members = with_stored_seeds(specs, stored)
+            needed = {m.key for m in members if m.skip_reason is None}
+            configs = {m.key: m.config for m in members}
             s.execute(delete(SectionRow).where(SectionRow.study_id == study.study_id))
             s.add_all(SectionRow(study_id=study.study_id, name=sec.name, position=i,
                                  title=sec.title, note=sec.note) for i, sec in enumerate(sections))
@@ -311,22 +357,40 @@ class ResultStore:
             s.add_all(ClaimRow(study_id=study.study_id, position=i, text=c.text,
                                section=c.section, kind=c.kind, cell=c.cell, baseline=c.baseline)
                       for i, c in enumerate(claims))
-            ids = self._job_ids(s, configs)
-            new = [k for k in configs if k not in ids]
-            s.add_all(JobRow(job_key=k, **configs[k].to_dict(), updated_at=now(),
-                             status=(JobStatus.PENDING if k in needed else JobStatus.SKIPPED).value)
-                      for k in new)
-            s.flush()
+            known = self._job_ids(s, configs)
+            new = [k for k in configs if k not in known]
+            self._insert_ignore(s, JobRow, [
+                dict(job_key=k, **configs[k].to_dict(), updated_at=now(), attempts=0,
+                     status=(JobStatus.PENDING if k in needed else JobStatus.SKIPPED).value)
+                for k in new])
             s.execute(update(JobRow).where(JobRow.job_key.in_(needed),
                                            JobRow.status == JobStatus.SKIPPED.value)
                       .values(status=JobStatus.PENDING.value, updated_at=now()))
             ids = self._job_ids(s, configs)
             s.execute(delete(CellRow).where(CellRow.study_id == study.study_id))
-            s.add_all(CellRow(study_id=study.study_id, section=sp.section, cell=sp.cell,
-                              position=sp.position, replicate=sp.replicate, job_id=ids[sp.key],
-                              published=sp.published, skip_reason=sp.skip_reason)
-                      for sp in specs)
-        return SyncSummary(len(specs), len(configs), len(new))
+            s.add_all(CellRow(study_id=study.study_id, section=m.section, cell=m.cell,
+                              position=m.position, replicate=m.config.seed, job_id=ids[m.key],
+                              published=m.published, skip_reason=m.skip_reason)
+                      for m in members)
+        return SyncSummary(len(members), len(configs), len(new), len(members) - len(specs))
+
+    @staticmethod
+    def _stored_seeds(s: Session, study_id: int) -> dict[tuple[str, str], dict[int, str]]:
+        rows = s.execute(select(CellRow.section, CellRow.cell, JobRow.seed, JobRow.job_key)
+                         .join(JobRow, JobRow.job_id == CellRow.job_id)
+                         .where(CellRow.study_id == study_id))
+        stored: dict[tuple[str, str], dict[int, str]] = {}
+        for section, cell, seed, key in rows:
+            stored.setdefault((section, cell), {})[seed] = key
+        return stored
+
+    def stored_seeds(self, study: str) -> dict[tuple[str, str], dict[int, str]]:
+        """(section, cell) -> {seed: job key} of every replicate the study holds."""
+        if not self.exists:
+            return {}
+        with self.session() as s:
+            study_id = s.scalar(select(StudyRow.study_id).where(StudyRow.name == study))
+            return {} if study_id is None else self._stored_seeds(s, study_id)
 
     @staticmethod
     def _job_ids(s: Session, configs: dict) -> dict[str, int]:
@@ -346,16 +410,6 @@ class ResultStore:
         if retry_failed:
             clauses.append(JobRow.status == JobStatus.FAILED.value)
         return or_(*clauses)
-
-    def runnable(self, study: str, code_version: str, retry_failed: bool = False) -> list[str]:
-        """Keys of the study's jobs that a run should train now."""
-        query = (select(JobRow.job_key).distinct()
-                 .join(CellRow, CellRow.job_id == JobRow.job_id)
-                 .join(StudyRow, StudyRow.study_id == CellRow.study_id)
-                 .where(StudyRow.name == study, CellRow.skip_reason.is_(None),
-                        self._runnable_clause(code_version, retry_failed)))
-        with self.session() as s:
-            return sorted(s.scalars(query))
 
     # ----------------------------------------------------------------- leases
 
@@ -379,6 +433,29 @@ class ResultStore:
                       .where(JobRow.runner == runner.runner_id,
                              JobRow.status == JobStatus.RUNNING.value)
                       .values(lease_expires=now() + LEASE))
+
+    @contextmanager
+    def keep_alive(self, runner: Runner, on_error=None) -> Iterator[None]:
+        """Extend `runner`'s leases every HEARTBEAT_SECONDS in a background thread while
+        the block runs. A missed beat is retried on the next one (the lease has slack);
+        `on_error(exc)` hears of it."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(self.heartbeat_seconds):
+                try:
+                    self.heartbeat(runner)
+                except Exception as exc:
+                    if on_error:
+                        on_error(exc)
+
+        thread = threading.Thread(target=beat, name="cnnbench-heartbeat", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
 
     def _to_pending(self, s: Session, where) -> int:
         stmt = (update(JobRow).where(JobRow.status == JobStatus.RUNNING.value, where)
@@ -463,18 +540,25 @@ class ResultStore:
         if not self.exists or not keys:
             return {}
         out: dict[str, JobState] = {}
+        here, t = provenance.host(), now()
         with self.session() as s:
             for i in range(0, len(keys), 500):  # stay under SQLite's bound-parameter limit
                 rows = s.execute(select(JobRow.job_key, JobRow.status, JobRow.code_version,
-                                        RunRow.test_accuracy)
+                                        JobRow.lease_expires, JobRow.runner_host,
+                                        JobRow.runner_pid, RunRow.test_accuracy)
                                  .outerjoin(latest := _latest_runs(),
                                             latest.c.job_id == JobRow.job_id)
                                  .outerjoin(RunRow, RunRow.run_id == latest.c.run_id)
                                  .where(JobRow.job_key.in_(keys[i:i + 500])))
-                for key, status, cv, acc in rows:
-                    if status in _DONE and cv != code_version:
-                        status = "STALE"
-                    out[key] = JobState(status, acc if status in (*_DONE, "STALE") else None)
+                for key, status, cv, lease, host, pid, acc in rows:
+                    status = JobStatus(status)
+                    if status in DONE_STATUSES and cv != code_version:
+                        status = JobStatus.STALE
+                    dead = status == JobStatus.RUNNING and (
+                        lease is None or lease < t
+                        or (host == here and (pid is None or not _pid_alive(pid))))
+                    shown = status in (*DONE_STATUSES, JobStatus.STALE)
+                    out[key] = JobState(status, acc if shown else None, dead)
         return out
 
     def study_info(self, study: str) -> dict | None:
@@ -496,9 +580,10 @@ class ResultStore:
                     "claims": [Claim(c.text, c.section, c.kind, c.cell, c.baseline)
                                for c in claims]}
 
-    def results_frame(self, study: str):
-        """Tidy pandas frame: one row per (section, cell, replicate), config columns, job
-        status, and the metrics and provenance of the job's latest finished run."""
+    def results_frame(self, study: str, seeds: Sequence[int] | None = None):
+        """Tidy pandas frame: one row per (section, cell, seed), config columns, job
+        status, and the metrics and provenance of the job's latest finished run.
+        `seeds` narrows to those seeds."""
         import pandas as pd
 
         if not self.exists:
@@ -520,8 +605,8 @@ class ResultStore:
                                         SectionRow.name == CellRow.section))
                  .outerjoin(latest, latest.c.job_id == JobRow.job_id)
                  .outerjoin(RunRow, RunRow.run_id == latest.c.run_id)
-                 .where(StudyRow.name == study)
-                 .order_by(SectionRow.position, CellRow.position, CellRow.replicate))
+                 .where(StudyRow.name == study, *_seed_filter(seeds))
+                 .order_by(SectionRow.position, CellRow.position, JobRow.seed))
         with self.session() as s:
             rows = s.execute(query).all()
         frame = pd.DataFrame([r._mapping for r in rows])
@@ -530,7 +615,7 @@ class ResultStore:
         frame.loc[frame["skip_reason"].notna(), "status"] = JobStatus.SKIPPED.value
         return frame
 
-    def epochs_frame(self, study: str):
+    def epochs_frame(self, study: str, seeds: Sequence[int] | None = None):
         """Per-epoch metrics of the latest run of each of the study's jobs, with cell labels."""
         import pandas as pd
 
@@ -545,11 +630,16 @@ class ResultStore:
                  .join(latest, latest.c.job_id == JobRow.job_id)
                  .join(RunRow, RunRow.run_id == latest.c.run_id)
                  .join(EpochRow, EpochRow.run_id == RunRow.run_id)
-                 .where(StudyRow.name == study, CellRow.skip_reason.is_(None))
+                 .where(StudyRow.name == study, CellRow.skip_reason.is_(None),
+                        *_seed_filter(seeds))
                  .order_by(CellRow.section, CellRow.position, JobRow.seed, EpochRow.epoch))
         with self.session() as s:
             rows = s.execute(query).all()
         return pd.DataFrame([r._mapping for r in rows])
+
+
+def _seed_filter(seeds: Sequence[int] | None) -> list:
+    return [] if seeds is None else [JobRow.seed.in_(list(seeds))]
 
 
 def _latest_runs():
@@ -575,18 +665,21 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    """Per-connection settings that write nothing (WAL is set once the file is ours)."""
     cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")  # readers never block the one writer
     cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
 
 
-def open_store(db: str | None, *, create: bool = True) -> ResultStore:
-    """The store behind --db; the default SQLite file's directory is made when needed."""
+def open_store(db: str | None, *, create: bool = True, required: bool = True) -> ResultStore:
+    """The store behind --db; the default SQLite file's directory is made when needed.
+
+    `create` False opens for reading: a missing SQLite file is a StoreError ("no such
+    database") when `required`, else an empty store."""
     if db is None and create:
         Path(DEFAULT_DB).parent.mkdir(parents=True, exist_ok=True)
-    return ResultStore(database_url(db), create=create)
+    return ResultStore(database_url(db), create=create, required=required)
 
 
 __all__ = ["JobState", "DEFAULT_DB", "HEARTBEAT_SECONDS", "ResultStore", "Runner",

@@ -119,7 +119,7 @@ class CellRow(Base):
     section: Mapped[str] = mapped_column(String(200))
     cell: Mapped[str] = mapped_column(String(500))
     position: Mapped[int]  # cell order within the section
-    replicate: Mapped[int]  # index of the seed within the cell's seeds
+    replicate: Mapped[int]  # the job's seed (older databases: its index in the seeds)
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.job_id"), index=True)
     published: Mapped[float | None] = mapped_column(Float)  # published test accuracy, percent
     skip_reason: Mapped[str | None] = mapped_column(Text)

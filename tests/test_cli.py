@@ -48,7 +48,10 @@ def test_dry_run_and_list_run_nothing_and_write_nothing(workdir, cli):
     assert "would train on 2 slot(s)" in result.output
     assert "calibrating 2 network(s)" in result.output  # SK0.2 with and without BN
     assert re.search(r"estimated wall time \d+m\d\ds for 4 job\(s\)", result.output)
-    assert cli("status", "tiny.py").exit_code == 0
+    assert "does not exist yet" in result.output
+    for command in ("status", "list"):  # reading commands on a missing database: refused
+        refused = cli(command, "tiny.py")
+        assert refused.exit_code == 2 and "no such database" in refused.output
     assert not (workdir / "results").exists()
 
 

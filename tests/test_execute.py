@@ -2,10 +2,10 @@ import os
 
 import pytest
 import torch
-from joblib import Parallel, delayed
 
 from benchmark import TrainConfig
-from benchmark.execute import DeviceError, Task, _acquire_slot, execute, fuse, parse_devices
+from benchmark.execute import DeviceError, Task, execute, fuse, parse_devices
+from benchmark.spec import JobResult, JobStatus
 
 
 def test_cpu_slots_default_to_one_per_core():
@@ -37,35 +37,57 @@ def test_cuda_requested_without_gpu_says_use_cpu():
         parse_devices("cuda:0", cuda_count=lambda: 0)
 
 
-def _hold_slot(slot_dir, devices):
-    """Take a slot, then hold it until every slot is taken (so each task needs its own
-    process, however slowly the pool starts its workers)."""
-    import fcntl
+def _pid_and_device(tasks, device, lock_dir, threads, eval_every, checkpoints):
+    """A worker function that trains nothing: which process and device ran the group."""
     import time
 
-    device = _acquire_slot(slot_dir, devices)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        taken = 0
-        for name in os.listdir(slot_dir):
-            fd = os.open(os.path.join(slot_dir, name), os.O_RDWR)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                taken += 1
-            finally:
-                os.close(fd)
-        if taken == len(devices):
-            break
-        time.sleep(0.05)
-    return os.getpid(), device, [f for f in os.listdir(slot_dir)]
+    time.sleep(0.5)  # keep the slot busy so the next group needs another one
+    return [JobResult(key=t.key, status=JobStatus.COMPLETE, device=device,
+                      host=str(os.getpid())) for t in tasks]
 
 
-def test_each_worker_process_holds_a_distinct_slot(tmp_path):
-    devices = ("cuda:0", "cuda:0", "cuda:1")
-    got = Parallel(n_jobs=3)(delayed(_hold_slot)(str(tmp_path), devices) for _ in range(3))
-    assert len({pid for pid, _, _ in got}) == 3
-    assert sorted(d for _, d, _ in got) == ["cuda:0", "cuda:0", "cuda:1"]
+def test_each_slot_has_its_own_worker_process_and_device():
+    tasks = [Task(f"k{i}", TrainConfig(seed=i), "d") for i in range(3)]
+    got = list(execute([[t] for t in tasks], ["cuda:0", "cuda:0", "cuda:1"],
+                       work=_pid_and_device))
+    assert len({r.host for r in got}) == 3
+    assert sorted(r.device for r in got) == ["cuda:0", "cuda:0", "cuda:1"]
+
+
+def _dies_on(kill: set, marker_dir: str):
+    """A worker function that kills its own process (SIGKILL, as the OOM killer does) for
+    the keys in `kill`, counting every attempt in `marker_dir`, and completes the rest."""
+    def work(tasks, device, lock_dir, threads, eval_every, checkpoints):
+        import signal
+        import time
+
+        for t in tasks:
+            with open(os.path.join(marker_dir, t.key), "a") as f:
+                f.write(f"{os.getpid()}\n")
+            if t.key in kill:
+                os.kill(os.getpid(), signal.SIGKILL)
+        time.sleep(0.2)
+        return [JobResult(key=t.key, status=JobStatus.COMPLETE, device=device,
+                          host=str(os.getpid())) for t in tasks]
+    return work
+
+
+def test_a_dying_worker_fails_only_its_own_job_after_one_retry(tmp_path):
+    tasks = [Task(f"k{i}", TrainConfig(seed=i), "d") for i in range(6)]
+    notes = []
+    results = list(execute([[t] for t in tasks], ["cpu", "cpu"], notify=notes.append,
+                           work=_dies_on({"k1"}, str(tmp_path))))
+    by_key = {r.key: r for r in results}
+    assert sorted(by_key) == [t.key for t in tasks] and len(results) == 6  # each exactly once
+    assert by_key["k1"].status == JobStatus.FAILED
+    assert "worker died: SIGKILL" in by_key["k1"].error
+    assert {r.status for k, r in by_key.items() if k != "k1"} == {JobStatus.COMPLETE}
+    tries = (tmp_path / "k1").read_text().split()
+    assert len(tries) == 2 and tries[0] != tries[1]  # retried once, on a fresh process
+    for t in tasks[:1] + tasks[2:]:  # the others ran once each
+        assert len((tmp_path / t.key).read_text().split()) == 1
+    assert any("retrying on a fresh worker" in n for n in notes)
+    assert any("recorded FAILED" in n for n in notes)
 
 
 def test_execute_streams_results_and_honours_claims(tmp_path):

@@ -1,9 +1,11 @@
 import sqlite3
+import time
 
 import pytest
 
 from benchmark import Cell, JobStatus, Section, Study, TrainConfig
 from benchmark.plan import expand
+from benchmark.runner import left_to_run
 from benchmark.spec import EpochMetrics, JobResult
 from benchmark.store import ResultStore, Runner, StoreError
 from benchmark.tables import SCHEMA_VERSION
@@ -21,6 +23,11 @@ def _store(tmp_path, name="r.sqlite") -> ResultStore:
     return store
 
 
+def _runnable(store, cv, retry_failed=False) -> list[str]:
+    """What a run of STUDY trains now under code version `cv` (runner.left_to_run)."""
+    return sorted(left_to_run(SPECS, store.job_states([s.key for s in SPECS], cv), retry_failed))
+
+
 def _result(key, status=JobStatus.COMPLETE, acc=97.5, cv="v1"):
     epochs = (EpochMetrics(1, 0.5, 0.4, acc - 1, 1.0), EpochMetrics(2, 0.3, 0.2, acc, 1.0))
     return JobResult(key, status, epochs=epochs, param_count=10, train_seconds=2.0,
@@ -33,19 +40,19 @@ def test_grid_is_written_before_anything_runs(tmp_path):
     cells = store.results_frame("s")
     assert len(cells) == 6 and set(cells["status"]) == {"PENDING"}
     assert cells["published"].iloc[0] == 97.3
-    assert len(store.runnable("s", "v1")) == 4  # B's two cells are A's BN jobs
+    assert len(_runnable(store, "v1")) == 4  # B's two cells are A's BN jobs
 
 
 def test_claim_is_exclusive_and_record_round_trips(tmp_path):
     store = _store(tmp_path)
-    key = store.runnable("s", "v1")[0]
+    key = _runnable(store, "v1")[0]
     me, other = Runner("me", "h", 1), Runner("other", "h", 2)
     assert store.claim(key, me, "v1")
     assert not store.claim(key, other, "v1")
     assert store.record(_result(key), me)
     state = store.job_states([key], "v1")[key]
     assert (state.status, state.test_accuracy) == ("COMPLETE", 97.5)
-    assert key not in store.runnable("s", "v1")
+    assert key not in _runnable(store, "v1")
     assert not store.claim(key, other, "v1")  # done jobs are not claimable
     con = sqlite3.connect(tmp_path / "r.sqlite")
     assert con.execute("select count(*) from epochs").fetchone() == (2,)
@@ -55,12 +62,12 @@ def test_claim_is_exclusive_and_record_round_trips(tmp_path):
 
 def test_new_code_version_makes_results_stale_and_keeps_old_runs(tmp_path):
     store = _store(tmp_path)
-    key = store.runnable("s", "v1")[0]
+    key = _runnable(store, "v1")[0]
     me = Runner("me", "h", 1)
     store.claim(key, me, "v1")
     store.record(_result(key), me)
     assert store.job_states([key], "v2")[key].status == "STALE"
-    assert key in store.runnable("s", "v2")
+    assert key in _runnable(store, "v2")
     assert store.claim(key, me, "v2")
     store.record(_result(key, acc=98.0, cv="v2"), me)
     con = sqlite3.connect(tmp_path / "r.sqlite")
@@ -70,12 +77,12 @@ def test_new_code_version_makes_results_stale_and_keeps_old_runs(tmp_path):
 
 def test_failed_jobs_rerun_only_when_asked(tmp_path):
     store = _store(tmp_path)
-    key = store.runnable("s", "v1")[0]
+    key = _runnable(store, "v1")[0]
     me = Runner("me", "h", 1)
     store.claim(key, me, "v1")
     store.record(JobResult(key, JobStatus.FAILED, error="Traceback: boom"), me)
-    assert key not in store.runnable("s", "v1")
-    assert key in store.runnable("s", "v1", retry_failed=True)
+    assert key not in _runnable(store, "v1")
+    assert key in _runnable(store, "v1", retry_failed=True)
     assert store.job_states([key], "v1")[key].status == "FAILED"
     failed = store.results_frame("s").set_index("job_key").loc[key]
     assert (failed["status"] == "FAILED").all() and "boom" in failed["error"].iloc[0]
@@ -83,7 +90,7 @@ def test_failed_jobs_rerun_only_when_asked(tmp_path):
 
 def test_release_and_reclaim_of_dead_runners(tmp_path):
     store = _store(tmp_path)
-    a, b, c = store.runnable("s", "v1")[:3]
+    a, b, c = _runnable(store, "v1")[:3]
     alive = Runner("alive", "h", 1)
     dead = Runner("dead", "h", 2**22 + 12345)  # no such pid
     elsewhere = Runner("far", "other-host", 2**22 + 12345)
@@ -91,18 +98,92 @@ def test_release_and_reclaim_of_dead_runners(tmp_path):
     assert store.claim(c, elsewhere, "v1")
     # on host "h": the dead pid is reclaimed; the other host's lease has not expired
     assert store.reclaim(host="h") == 1
-    assert b in store.runnable("s", "v1") and c not in store.runnable("s", "v1")
+    assert b in _runnable(store, "v1") and c not in _runnable(store, "v1")
     assert store.release(alive) == 1
-    assert a in store.runnable("s", "v1")
+    assert a in _runnable(store, "v1")
 
 
 def test_resync_is_idempotent_and_follows_study_edits(tmp_path):
     store = _store(tmp_path)
     again = store.sync_study("s", "s.py", "hash", "", STUDY.sections, SPECS)
     assert (again.cells, again.jobs, again.new_jobs) == (6, 4, 0)
+    # fewer seeds and fewer cells: the cells that left go, the seeds stored stay
     smaller = Study("s", TrainConfig(train_size=100), [Section("A", [Cell("base")])])
-    store.sync_study("s", "s.py", "hash2", "", smaller.sections, expand(smaller))
-    assert store.results_frame("s")["cell"].tolist() == ["base"]
+    kept = store.sync_study("s", "s.py", "hash2", "", smaller.sections, expand(smaller))
+    frame = store.results_frame("s")
+    assert list(zip(frame["cell"], frame["seed"], strict=True)) == [("base", 0), ("base", 1)]
+    assert (kept.cells, kept.kept_seeds) == (2, 1)
+    # a redefined cell drops the seeds stored for its old definition
+    changed = Study("s", TrainConfig(train_size=100), [Section("A", [Cell("base", lr=0.1)])])
+    store.sync_study("s", "s.py", "hash3", "", changed.sections, expand(changed))
+    frame = store.results_frame("s")
+    assert frame["seed"].tolist() == [0] and frame["lr"].tolist() == [0.1]
+
+
+def test_seeds_run_earlier_stay_in_the_study_and_can_be_narrowed(tmp_path):
+    store = _store(tmp_path)
+    more = expand(STUDY.with_seeds([0, 1, 2, 3, 4]))
+    store.sync_study("s", "s.py", "hash", "", STUDY.sections, more)
+    plain = store.sync_study("s", "s.py", "hash", "", STUDY.sections, SPECS)  # seeds 0, 1
+    assert (plain.cells, plain.kept_seeds) == (15, 9)
+    assert sorted(set(store.results_frame("s")["seed"])) == [0, 1, 2, 3, 4]
+    assert sorted(set(store.results_frame("s", seeds=[3])["seed"])) == [3]
+    assert set(store.epochs_frame("s", seeds=[3]).get("seed", [])) <= {3}
+
+
+def test_heartbeat_extends_the_leases_of_its_runner_only(tmp_path):
+    store = _store(tmp_path)
+    a, b = _runnable(store, "v1")[:2]
+    me, other = Runner("me", "h", 1), Runner("other", "h", 2)
+    assert store.claim(a, me, "v1") and store.claim(b, other, "v1")
+    con = sqlite3.connect(tmp_path / "r.sqlite")
+    con.execute("update jobs set lease_expires='2000-01-01 00:00:00.000000'")
+    con.commit()
+    store.heartbeat_seconds = 0.05
+    with store.keep_alive(me):  # wait for a beat to land: an observable state, no sleep
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and con.execute(
+                "select lease_expires from jobs where job_key=?", (a,)).fetchone()[0] < "2001":
+            time.sleep(0.02)
+    leases = dict(con.execute("select job_key, lease_expires from jobs where status='RUNNING'"))
+    assert leases[a] > "2020" and leases[b] < "2001"
+    assert store.reclaim(host="elsewhere") == 1  # only the lease nobody extended expired
+    assert store.job_states([a, b], "v1")[b].status == JobStatus.PENDING
+
+
+def test_a_result_after_a_lost_lease_is_kept_but_does_not_take_the_job_back(tmp_path):
+    store = _store(tmp_path)
+    key = _runnable(store, "v1")[0]
+    slow, fast = Runner("slow", "h", 1), Runner("fast", "h", 2)
+    assert store.claim(key, slow, "v1")
+    con = sqlite3.connect(tmp_path / "r.sqlite")
+    con.execute("update jobs set lease_expires='2000-01-01 00:00:00.000000'")  # slow missed beats
+    con.commit()
+    assert store.reclaim(host="elsewhere") == 1 and store.claim(key, fast, "v1")
+    assert store.record(_result(key, acc=90.0), slow) is False  # lease lost
+    assert con.execute("select count(*) from runs").fetchone() == (1,)  # result kept
+    assert con.execute("select status, runner from jobs where job_key=?",
+                       (key,)).fetchone() == ("RUNNING", "fast")
+    assert store.record(_result(key, acc=91.0), fast) is True
+    assert store.job_states([key], "v1")[key].test_accuracy == 91.0
+
+
+def test_a_version_1_database_is_migrated_and_keeps_its_results(tmp_path):
+    store = _store(tmp_path)
+    key = _runnable(store, "v1")[0]
+    me = Runner("me", "h", 1)
+    store.claim(key, me, "v1")
+    store.record(_result(key), me)
+    store.close()
+    con = sqlite3.connect(tmp_path / "r.sqlite")
+    con.execute("drop table study_claims")  # what schema 1 lacked
+    con.execute("update cnnbench_meta set value='1' where name='schema_version'")
+    con.commit()
+    migrated = ResultStore(f"sqlite:///{tmp_path / 'r.sqlite'}")
+    assert con.execute("select value from cnnbench_meta").fetchone() == (str(SCHEMA_VERSION),)
+    assert "study_claims" in {r[0] for r in con.execute("select name from sqlite_master")}
+    assert migrated.job_states([key], "v1")[key].test_accuracy == 97.5
+    migrated.sync_study("s", "s.py", "hash", "", STUDY.sections, SPECS, STUDY.claims)
 
 
 def test_newer_schema_and_foreign_databases_are_refused_untouched(tmp_path):
@@ -123,7 +204,9 @@ def test_newer_schema_and_foreign_databases_are_refused_untouched(tmp_path):
 
 
 def test_reading_never_creates_a_database(tmp_path):
-    store = ResultStore(f"sqlite:///{tmp_path / 'none.sqlite'}", create=False)
+    with pytest.raises(StoreError, match="no such database: .*none.sqlite"):
+        ResultStore(f"sqlite:///{tmp_path / 'none.sqlite'}", create=False)
+    store = ResultStore(f"sqlite:///{tmp_path / 'none.sqlite'}", create=False, required=False)
     assert store.results_frame("s").empty and store.job_states(["k"], "v1") == {}
     assert not (tmp_path / "none.sqlite").exists()
 

@@ -1,0 +1,250 @@
+"""Runner stage: run a loaded study against a result store on device slots.
+
+Takes a `LoadedStudy`, a `ResultStore` and `RunOptions`; gives a `RunSummary`. The
+one place that wires the stages of a run together (as benchopt's `run_benchmark`):
+check the datasets and the Dask cluster, write the grid, reclaim jobs of dead runners,
+decide what is left to run (`left_to_run`, shared with `run --dry-run`, `status` and
+`list`), claim each job just before a worker takes it, record each result as it comes
+back, extend the leases while it works, and hand held jobs back when it stops early.
+It prints nothing: what a person should see goes to the `RunEvents` the caller gives.
+No torch here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy.exc import DatabaseError
+
+from . import data, plan
+from .execute import Task, dask_client, execute, fuse
+from .provenance import code_version
+from .spec import DONE_STATUSES, JobResult, JobSpec, JobStatus, SpecError
+from .store import JobState, ResultStore, Runner, StoreError, SyncSummary
+from .studyfile import LoadedStudy
+
+
+class RunError(RuntimeError):
+    """The run stopped early; `finished` jobs were recorded, held ones returned to PENDING."""
+
+    def __init__(self, message: str, finished: int, released: int):
+        super().__init__(message)
+        self.finished, self.released = finished, released
+
+
+class Interrupted(RunError):
+    """Ctrl-C (KeyboardInterrupt) during the run."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    slots: Sequence[str] = ("cpu",)  # one entry per job that may run at once
+    retry_failed: bool = False  # also rerun jobs that FAILED before
+    eval_every: int = 1  # test-set evaluation every N epochs (and after the last)
+    fuse: int = 1  # jobs differing only in seed/slice trained as one vectorised model
+    backend: str = "loky"  # "loky" (processes here) or "dask"
+    scheduler: str | None = None  # Dask scheduler address; None = a local cluster
+    checkpoints: str | None = None  # directory for per-epoch checkpoints, or None
+
+
+@dataclass
+class RunEvents:
+    """What the runner tells its caller; every hook is optional."""
+
+    message: Callable[[str], None] = lambda line: None  # a line for the person running it
+    warning: Callable[[str], None] = lambda line: None
+    started: Callable[[int, dict[str, float]], None] = lambda n, costs: None  # jobs, cost/key
+    finished: Callable[[JobResult, str], None] = lambda result, label: None  # result, label
+
+
+@dataclass
+class RunSummary:
+    sync: SyncSummary | None = None
+    reclaimed: int = 0
+    to_run: int = 0
+    counts: Counter = field(default_factory=Counter)  # JobStatus value -> results recorded
+    failed_before: int = 0  # FAILED jobs left alone (no --retry-failed)
+    wall_seconds: float = 0.0
+
+
+# --------------------------------------------------------------------------- what is left
+
+
+def members(loaded: LoadedStudy, store: ResultStore,
+            seeds: Sequence[int] | None = None) -> list[JobSpec]:
+    """The study's cell runs: the file's, plus every seed the database holds for its cells
+    (a study never loses seeds). `seeds` narrows to those seeds."""
+    specs = plan.with_stored_seeds(loaded.specs, store.stored_seeds(loaded.study.name))
+    return [s for s in specs if s.config.seed in seeds] if seeds is not None else specs
+
+
+def job_states(store: ResultStore, specs: Sequence[JobSpec]) -> dict[str, JobState]:
+    return store.job_states((s.key for s in specs), code_version())
+
+
+def cell_status(spec: JobSpec, jobs: dict[str, JobState]) -> JobStatus:
+    """Where one cell run stands, by job key (a job another study trained counts)."""
+    if spec.skip_reason:
+        return JobStatus.SKIPPED
+    return jobs[spec.key].status if spec.key in jobs else JobStatus.PENDING
+
+
+def left_to_run(specs: Sequence[JobSpec], jobs: dict[str, JobState],
+                retry_failed: bool = False) -> set[str]:
+    """Keys of the jobs a run trains: not in the database yet, PENDING, STALE (done under
+    other training code), FAILED with --retry-failed, or RUNNING for a runner that died
+    (its lease expired, or its process is gone on this host). The store's atomic claim
+    applies the same rule, so two runners never take one job."""
+    left = set()
+    for spec in specs:
+        if spec.skip_reason:
+            continue
+        state = jobs.get(spec.key)
+        if (state is None or state.status in (JobStatus.PENDING, JobStatus.STALE)
+                or (state.status == JobStatus.FAILED and retry_failed)
+                or (state.status == JobStatus.RUNNING and state.reclaimable)):
+            left.add(spec.key)
+    return left
+
+
+def done_keys(specs: Sequence[JobSpec], jobs: dict[str, JobState]) -> set[str]:
+    return {s.key for s in specs if cell_status(s, jobs) in DONE_STATUSES}
+
+
+# --------------------------------------------------------------------------- datasets
+
+
+def datasets(specs: Sequence[JobSpec], fetch: bool,
+             log: Callable[[str], None] = lambda m: None) -> tuple[dict[str, str],
+                                                                   dict[str, int]]:
+    """Dataset name -> directory and -> training-set size; checks every job's slice fits.
+
+    DataError when a dataset is missing (and cannot be fetched), SpecError when a slice
+    does not fit."""
+    dirs, sizes = {}, {}
+    for name in sorted({s.config.dataset for s in specs}):
+        directory = data.resolve(name, fetch=fetch, log=log)
+        dirs[name] = str(directory)
+        sizes[name] = data.describe(directory)["train_images"][0]
+    for s in specs:
+        c, n = s.config, sizes[s.config.dataset]
+        end = c.train_offset + (c.train_size or 0)
+        if c.train_offset >= n or end > n:
+            raise SpecError(
+                f"section {s.section!r}, cell {s.cell!r}: training slice starts at "
+                f"{c.train_offset} with train_size {c.train_size}, beyond the {n} training "
+                f"samples of {c.dataset!r}: lower train_offset/train_size"
+            )
+    return dirs, sizes
+
+
+def job_labels(specs: Sequence[JobSpec]) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    for s in specs:
+        labels.setdefault(s.key, f"{s.section}/{s.cell} seed {s.config.seed}")
+    return labels
+
+
+def threads_per_worker(slots: Sequence[str]) -> int:
+    """Threads per worker: the cores shared out on CPU, one per GPU slot."""
+    on_cpu = all(s == "cpu" for s in slots)
+    return max(1, (os.cpu_count() or 1) // len(slots)) if on_cpu else 1
+
+
+# --------------------------------------------------------------------------- the run
+
+
+@contextlib.contextmanager
+def cluster(options: RunOptions, events: RunEvents) -> Iterator[None]:
+    """The Dask client of a --backend dask run, for as long as it trains (entered before
+    the grid is written, so an unreachable scheduler changes nothing)."""
+    if options.backend != "dask":
+        yield
+        return
+    with dask_client(options.scheduler, len(options.slots)) as client:
+        where = options.scheduler or f"a local cluster of {len(options.slots)} worker(s)"
+        events.message(f"Dask: {where}, {sum(client.nthreads().values())} worker thread(s)")
+        yield
+
+
+def run_study(loaded: LoadedStudy, store: ResultStore, options: RunOptions,
+              events: RunEvents | None = None) -> RunSummary:
+    """Train what is left of `loaded` and record it in `store`.
+
+    Raises DataError/SpecError/StoreError/DeviceError for bad input before anything is
+    written; `Interrupted` on Ctrl-C and `RunError` when the database fails mid-run, in
+    both cases after handing the held jobs back to PENDING.
+    """
+    events = events or RunEvents()
+    dirs, sizes = datasets(loaded.specs, fetch=True, log=events.message)
+    summary = RunSummary()
+    with cluster(options, events):
+        study = loaded.study
+        summary.sync = store.sync_study(study.name, str(loaded.path), loaded.file_hash,
+                                        study.description, study.sections, loaded.specs,
+                                        study.claims)
+        summary.reclaimed = store.reclaim()
+        sync = summary.sync
+        kept = f", {sync.kept_seeds} cell run(s) of seeds stored earlier" if sync.kept_seeds else ""
+        events.message(f"{study.name}: {sync.cells} cells, {sync.jobs} distinct jobs "
+                       f"({sync.new_jobs} new{kept}) in {store.url_redacted}; "
+                       f"code version {code_version()}")
+        if summary.reclaimed:
+            events.message(f"reclaimed {summary.reclaimed} job(s) left RUNNING by a runner "
+                           "that died")
+        jobs = job_states(store, loaded.specs)
+        keys = left_to_run(loaded.specs, jobs, options.retry_failed)
+        summary.failed_before = sum(cell_status(s, jobs) == JobStatus.FAILED
+                                    for s in loaded.specs if s.key not in keys)
+        summary.to_run = len(keys)
+        if keys:
+            _train(store, loaded.specs, keys, dirs, sizes, options, events, summary)
+    return summary
+
+
+def _train(store: ResultStore, specs: Sequence[JobSpec], keys: set[str], dirs: dict[str, str],
+           sizes: dict[str, int], options: RunOptions, events: RunEvents,
+           summary: RunSummary) -> None:
+    cv, runner = code_version(), Runner.here()
+    configs = plan.unique_jobs(specs)
+    costs = plan.estimated_costs({k: configs[k] for k in keys}, sizes)
+    tasks = [Task(k, configs[k], dirs[configs[k].dataset]) for k in plan.longest_first(costs)]
+    groups = fuse(tasks, options.fuse)
+    labels = job_labels(specs)
+    threads = threads_per_worker(options.slots) if options.backend == "loky" else 1
+    fused = f" in {len(groups)} fused group(s)" if len(groups) < len(tasks) else ""
+    where = ("the Dask cluster" if options.backend == "dask" else
+             f"{len(options.slots)} slot(s) ({', '.join(sorted(set(options.slots)))})")
+    events.message(f"training {len(tasks)} job(s){fused} on {where}, {threads} thread(s) each")
+    events.started(len(tasks), costs)
+
+    def claim(task: Task) -> bool:
+        return store.claim(task.key, runner, cv, options.retry_failed)
+
+    t0 = time.monotonic()
+    try:
+        with store.keep_alive(runner, lambda e: events.warning(f"heartbeat failed: {e}")):
+            for result in execute(groups, list(options.slots), threads=threads, claim=claim,
+                                  eval_every=options.eval_every, backend=options.backend,
+                                  checkpoints=options.checkpoints, notify=events.warning):
+                if not store.record(result, runner):
+                    events.warning(f"lease on {result.key} was lost; result kept")
+                summary.counts[result.status.value] += 1
+                events.finished(result, labels[result.key])
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted", sum(summary.counts.values()),
+                          store.release(runner)) from None
+    except (StoreError, DatabaseError) as exc:  # disk full, read-only, server gone...
+        cause = getattr(exc, "orig", None) or exc
+        raise RunError(f"cannot write results to {store.url_redacted}: {cause}",
+                       sum(summary.counts.values()), 0) from None
+    finally:
+        with contextlib.suppress(StoreError, DatabaseError):  # the database may be the problem
+            store.release(runner)  # anything claimed but not finished (aborted pool, error)
+        summary.wall_seconds = time.monotonic() - t0
+
