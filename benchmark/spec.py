@@ -14,6 +14,7 @@ import enum
 import hashlib
 import itertools
 import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -125,6 +126,8 @@ def _coerce(name: str, value: Any) -> Any:
     elif kind == "float":
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         value = float(value) if ok else value
+        if ok and not math.isfinite(value):
+            raise SpecError(f"field {name!r} must be a finite number, got {value!r}")
     else:  # str
         ok = isinstance(value, str)
     if not ok:
@@ -179,8 +182,15 @@ class Cell:
 
     def __init__(self, label: str, *, published: float | None = None, **overrides: Any):
         check_fields(overrides, f"cell {label!r}")
-        if published is not None and not isinstance(published, (int, float)):
-            raise SpecError(f"cell {label!r}: published must be a number (percent)")
+        for name, value in overrides.items():  # types, choices, finiteness: at the cell's line
+            try:
+                _coerce(name, value)
+            except SpecError as exc:
+                raise SpecError(f"cell {label!r}: {exc}") from None
+        if published is not None and (not isinstance(published, (int, float))
+                                      or not math.isfinite(published)):
+            raise SpecError(f"cell {label!r}: published must be a finite number (percent), "
+                            f"got {published!r}")
         object.__setattr__(self, "label", str(label))
         object.__setattr__(self, "overrides", dict(overrides))
         object.__setattr__(self, "published", None if published is None else float(published))

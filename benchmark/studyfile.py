@@ -66,6 +66,12 @@ def _execute(path: Path):
         raise StudyFileError(f"{path}, line {exc.lineno}: not valid Python: {exc.msg}") from None
     except SpecError as exc:
         raise StudyFileError(f"{path}{_line_in(path, exc)}: {exc}") from None
+    except (SystemExit, KeyboardInterrupt) as exc:  # exit(), sys.exit(0): never a success
+        code = getattr(exc, "code", None)
+        raise StudyFileError(
+            f"{path}{_line_in(path, exc)}: raised {type(exc).__name__}"
+            f"{'' if code is None else f'({code!r})'} while building the study: a study "
+            f"file returns its Study from {ENTRY_POINT}() and never exits") from None
     except Exception as exc:
         raise StudyFileError(
             f"{path}{_line_in(path, exc)}: raised {type(exc).__name__} while building the "

@@ -103,6 +103,44 @@ CASES = {
                                  "--scheduler needs --backend dask"),
     "report of an unknown study": ({}, ["report", "nosuch.py"], "nosuch.py: study file not "
                                                                 "found"),
+    "NaN learning rate": (_study('''
+        return Study(name="nan", baseline=base, sections=[Section("A", [Cell("x", lr=float("nan"))])])
+    '''), None, "line 7: cell 'x': field 'lr' must be a finite number, got nan"),
+    "infinite weight decay": (_study('''
+        return Study(name="inf", baseline=base,
+                     sections=[Section("A", vary("weight_decay", [1e-4, float("inf")]))])
+    '''), None, "field 'weight_decay' must be a finite number, got inf"),
+    "NaN published value": (_study('''
+        return Study(name="pub", baseline=base,
+                     sections=[Section("A", [Cell("x", published=float("nan"))])])
+    '''), None, "published must be a finite number (percent), got nan"),
+    "study calls sys.exit(0)": (_study('''
+        import sys
+        sys.exit(0)
+    '''), None, "line 8: raised SystemExit(0) while building the study"),
+    "study calls exit()": (_study('''
+        exit()
+    '''), None, "raised SystemExit while building the study"),
+    "study raises KeyboardInterrupt": (_study('''
+        raise KeyboardInterrupt
+    '''), None, "raised KeyboardInterrupt while building the study"),
+    "status of a missing database": ({}, ["status", "tiny.py", "--db", "typo.sqlite"],
+                                     "no such database: typo.sqlite"),
+    "list of a missing database": ({}, ["list", "tiny.py", "--db", "typo.sqlite"],
+                                   "no such database: typo.sqlite"),
+    "report of a missing database": ({}, ["report", "--db", "typo.sqlite"],
+                                     "no such database: typo.sqlite"),
+    "export of a missing database": ({}, ["export", "--db", "typo.sqlite"],
+                                     "no such database: typo.sqlite"),
+    "status of a foreign database": ("<foreign db>", ["status", "tiny.py", "--db",
+                                                      "foreign.sqlite"],
+                                     "not a cnnbench database"),
+    "foreign database in WAL mode": ("<foreign wal db>", ["run", "tiny.py", "--db",
+                                                          "foreign.sqlite"],
+                                     "not a cnnbench database"),
+    "unreachable Dask scheduler": ({}, ["run", "tiny.py", "--backend", "dask",
+                                        "--scheduler", "tcp://127.0.0.1:9"],
+                                   "cannot reach the Dask scheduler at tcp://127.0.0.1:9"),
 }
 
 
@@ -166,10 +204,14 @@ def _prepare(workdir, files, finished_db, monkeypatch) -> None:
         con.execute("update cnnbench_meta set value=?", (str(SCHEMA_VERSION + 1),))
         con.commit()
         con.close()
-    elif files == "<foreign db>":
+    elif files in ("<foreign db>", "<foreign wal db>"):
         con = sqlite3.connect(workdir / "foreign.sqlite")
+        if files == "<foreign wal db>":
+            con.execute("pragma journal_mode=wal")
         con.execute("create table customers (id integer)")
+        con.execute("insert into customers values (1)")
         con.commit()
+        con.execute("pragma wal_checkpoint(truncate)")
         con.close()
     elif isinstance(files, dict):
         for path, content in files.items():
@@ -189,14 +231,21 @@ def test_bad_input_is_refused_cleanly_and_changes_nothing(name, workdir, cli, fi
     if args is None:
         study = files if isinstance(files, str) and files.endswith(".py") else "case.py"
         args = ["run", study]
-    before = _dump(workdir / "r.sqlite")
+    databases = [workdir / "r.sqlite"] + [workdir / a for a, flag in zip(args[1:], args)
+                                          if flag == "--db"]
+    before = {db: db.read_bytes() if db.exists() else None for db in databases}
+    dump = _dump(workdir / "r.sqlite")
     result = cli(*args)
     assert result.exit_code == 2, result.output
     assert message in result.output, result.output
     assert "Traceback" not in result.output
-    assert _dump(workdir / "r.sqlite") == before
+    for db, content in before.items():  # byte for byte; a missing one is not created
+        assert (db.read_bytes() if db.exists() else None) == content, db
+        for suffix in ("-wal", "-shm", "-journal"):
+            assert not db.with_name(db.name + suffix).exists(), suffix
+    assert _dump(workdir / "r.sqlite") == dump
     assert not (workdir / "results").exists()
 
 
-def test_the_catalogue_has_at_least_twenty_cases():
-    assert len(CASES) >= 20
+def test_the_catalogue_keeps_its_cases():
+    assert len(CASES) >= 49
