@@ -54,9 +54,10 @@ def test_each_slot_has_its_own_worker_process_and_device():
     assert sorted(r.device for r in got) == ["cuda:0", "cuda:0", "cuda:1"]
 
 
-def _dies_on(kill: set, marker_dir: str):
-    """A worker function that kills its own process (SIGKILL, as the OOM killer does) for
-    the keys in `kill`, counting every attempt in `marker_dir`, and completes the rest."""
+def _dies_on(kill: set, marker_dir: str, times: int = 99):
+    """A worker function that kills its own process (SIGKILL, as the OOM killer does) on
+    its first `times` attempts at the keys in `kill`, counting every attempt in
+    `marker_dir`, and completes the rest."""
     def work(tasks, device, lock_dir, threads, eval_every, checkpoints):
         import signal
         import time
@@ -64,7 +65,9 @@ def _dies_on(kill: set, marker_dir: str):
         for t in tasks:
             with open(os.path.join(marker_dir, t.key), "a") as f:
                 f.write(f"{os.getpid()}\n")
-            if t.key in kill:
+            with open(os.path.join(marker_dir, t.key)) as f:
+                attempt = len(f.read().split())
+            if t.key in kill and attempt <= times:
                 os.kill(os.getpid(), signal.SIGKILL)
         time.sleep(0.2)
         return [JobResult(key=t.key, status=JobStatus.COMPLETE, device=device,
@@ -88,6 +91,31 @@ def test_a_dying_worker_fails_only_its_own_job_after_one_retry(tmp_path):
         assert len((tmp_path / t.key).read_text().split()) == 1
     assert any("retrying on a fresh worker" in n for n in notes)
     assert any("recorded FAILED" in n for n in notes)
+
+
+def test_a_job_whose_worker_died_once_completes_on_its_retry(tmp_path):
+    tasks = [Task(f"k{i}", TrainConfig(seed=i), "d") for i in range(3)]
+    results = list(execute([[t] for t in tasks], ["cpu", "cpu"],
+                           work=_dies_on({"k0"}, str(tmp_path), times=1)))
+    assert sorted(r.key for r in results) == ["k0", "k1", "k2"]
+    assert {r.status for r in results} == {JobStatus.COMPLETE}
+    assert len((tmp_path / "k0").read_text().split()) == 2
+
+
+def test_a_dask_worker_that_dies_fails_its_job_while_the_others_finish(tmp_path):
+    pytest.importorskip("distributed")
+    from benchmark.execute import dask_client
+
+    tasks = [Task(f"k{i}", TrainConfig(seed=i), "d") for i in range(4)]
+    with dask_client(None, 2):
+        results = list(execute([[t] for t in tasks], ["cpu"], backend="dask",
+                               work=_dies_on({"k2"}, str(tmp_path))))
+    by_key = {r.key: r for r in results}
+    assert sorted(by_key) == ["k0", "k1", "k2", "k3"] and len(results) == 4
+    assert by_key["k2"].status == JobStatus.FAILED
+    assert "worker died: Dask reported a killed worker" in by_key["k2"].error
+    assert {by_key[k].status for k in ("k0", "k1", "k3")} == {JobStatus.COMPLETE}
+    assert len((tmp_path / "k2").read_text().split()) == 2  # the scheduler retried it once
 
 
 def test_execute_streams_results_and_honours_claims(tmp_path):

@@ -57,16 +57,88 @@ def test_kill_9_mid_grid_then_resume_completes_every_job_exactly_once(workdir):
     assert per_job == [(1,)] * 8
 
 
+def _wait(proc, condition, what: str, timeout: float = 120) -> None:
+    """Poll until `condition()` holds (an observable state, never a fixed sleep)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if proc.poll() is not None:
+            raise AssertionError(f"the run ended before {what}: " + proc.stdout.read().decode())
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def _training_workers(runner_pid: int) -> set[int]:
+    """Loky worker processes of `runner_pid` that have loaded torch (so are training)."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read()
+            with open(f"/proc/{entry}/maps") as f:
+                torch_loaded = "libtorch_cpu" in f.read()
+        except (OSError, ValueError, IndexError):
+            continue  # the process ended meanwhile
+        if ppid == runner_pid and b"popen_loky_posix" in cmdline and torch_loaded:
+            found.add(int(entry))
+    return found
+
+
+def _longer(workdir):
+    db = workdir / "r.sqlite"
+    cmd = [sys.executable, "-m", "benchmark", "run", "longer.py", "--jobs", "2", "--db", str(db)]
+    return db, subprocess.Popen(cmd, cwd=workdir, start_new_session=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_worker_killed_twice_fails_its_job_while_every_other_job_completes_once(workdir):
+    db, proc = _longer(workdir)
+    first: set[int] = set()
+    _wait(proc, lambda: len(first.update(_training_workers(proc.pid)) or first) == 2,
+          "two workers training")
+    victim = min(first)
+    os.kill(victim, signal.SIGKILL)  # what the kernel's OOM killer does
+    retry: set[int] = set()
+    _wait(proc, lambda: retry.update(_training_workers(proc.pid) - first) or retry,
+          "the job's retry on a fresh worker")
+    os.kill(retry.pop(), signal.SIGKILL)  # the retry dies too
+    code = proc.wait(timeout=300)
+    output = proc.stdout.read().decode()
+    proc.stdout.close()
+    assert code == 1, output
+    assert "Traceback" not in output
+    assert "worker died (SIGKILL)" in output and "retrying on a fresh worker" in output
+    con = sqlite3.connect(db)
+    assert dict(con.execute("select status, count(*) from jobs group by status")) == {
+        "COMPLETE": 3, "FAILED": 1}
+    (error,) = con.execute("select error from runs where status='FAILED'").fetchone()
+    assert error.startswith("worker died: SIGKILL on 2 workers")
+    # every other job ran to completion exactly once: the dying worker took nothing else down
+    assert con.execute("select count(*) from runs where status='COMPLETE' group by job_id"
+                       ).fetchall() == [(1,)] * 3
+    assert con.execute("select count(*) from runs").fetchone() == (4,)
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX process groups")
 def test_ctrl_c_returns_running_jobs_to_pending_and_says_how_to_resume(workdir):
-    db = workdir / "r.sqlite"
-    code, output = _start_and_interrupt(workdir, _cmd(db), signal.SIGINT)
+    db, proc = _longer(workdir)  # jobs of several seconds: still running when Ctrl-C comes
+    _wait(proc, lambda: _count(db, "select count(*) from jobs where status='RUNNING'") > 0,
+          "a job RUNNING in the database")
+    os.killpg(proc.pid, signal.SIGINT)  # the runner and its workers, as a terminal does
+    code = proc.wait(timeout=120)
+    output = proc.stdout.read().decode()
+    proc.stdout.close()
     assert code == 130, output
     assert "run the same command again to resume" in output
     assert "Traceback" not in output
     assert _count(db, "select count(*) from jobs where status='RUNNING'") == 0
     done = _count(db, "select count(*) from jobs where status='COMPLETE'")
-    assert done + _count(db, "select count(*) from jobs where status='PENDING'") == 8
+    assert done + _count(db, "select count(*) from jobs where status='PENDING'") == 4
     assert _count(db, "select count(*) from runs") == done  # no half-written attempt
 
 
