@@ -189,6 +189,9 @@ def _dry_run(loaded: LoadedStudy, db: str | None, options: runner.RunOptions) ->
                              retry_failed=options.retry_failed)
     click.echo(f"dry run: would train on {len(options.slots)} slot(s): "
                f"{', '.join(options.slots)}")
+    advice = runner.precision_advice(loaded.specs, pending, options.slots)
+    if advice:
+        click.echo(f"warning: {advice}", err=True)
     _estimate(loaded, pending, list(options.slots), options.eval_every, options.fuse)
 
 

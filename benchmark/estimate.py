@@ -56,7 +56,7 @@ def calibrate_one(config: TrainConfig, device: str, threads: int) -> Rate:
     torch.set_num_threads(threads)
     dev = torch.device(device)
     net, _ = train._init(config, dev)
-    opt = train._optimizer(config, net.parameters())
+    opt = train.optimizer_for(config, net.parameters())
     bs = config.batch_size
     x = torch.randn(bs, 1, 28, 28, device=dev).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 10, (bs,), device=dev)

@@ -143,6 +143,17 @@ def datasets(specs: Sequence[JobSpec], fetch: bool,
     return dirs, sizes
 
 
+def precision_advice(specs: Sequence[JobSpec], keys: set[str],
+                     slots: Sequence[str]) -> str | None:
+    """A warning when the jobs to run ask for bf16 where this CPU only emulates it."""
+    precisions = {s.config.precision for s in specs if s.key in keys}
+    if "bf16" not in precisions:
+        return None  # no torch import for the common case
+    from .hardware import bf16_warning
+
+    return bf16_warning(precisions, slots)
+
+
 def job_labels(specs: Sequence[JobSpec]) -> dict[str, str]:
     labels: dict[str, str] = {}
     for s in specs:
@@ -202,6 +213,9 @@ def run_study(loaded: LoadedStudy, store: ResultStore, options: RunOptions,
         summary.failed_before = sum(cell_status(s, jobs) == JobStatus.FAILED
                                     for s in loaded.specs if s.key not in keys)
         summary.to_run = len(keys)
+        advice = precision_advice(loaded.specs, keys, options.slots)
+        if advice:
+            events.warning(advice)
         if keys:
             _train(store, loaded.specs, keys, dirs, sizes, options, events, summary)
     return summary

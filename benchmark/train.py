@@ -79,7 +79,7 @@ def to_device(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
     return DeviceData(images(train_x), labels(train_y), images(test_x), labels(test_y))
 
 
-def _optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
+def optimizer_for(config: TrainConfig, params) -> torch.optim.Optimizer:
     if config.optimizer == "adam":
         return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
     return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
@@ -188,7 +188,7 @@ def train(config: TrainConfig, data: DeviceData, eval_every: int = 1,
     train_x, train_y = data.train_x[start:stop], data.train_y[start:stop]
 
     net, order_gen = _init(config, device)
-    optimizer = _optimizer(config, net.parameters())
+    optimizer = optimizer_for(config, net.parameters())
     epochs: list[EpochMetrics] = []
     train_seconds = 0.0
     if checkpoint is not None and checkpoint.exists():
@@ -266,7 +266,7 @@ def train_fused(configs: Sequence[TrainConfig], data: DeviceData,
     nets, gens = [net for net, _ in inits], [g for _, g in inits]
     params, buffers = stack_module_state(nets)  # leaves of shape (k, ...)
     skeleton = copy.deepcopy(nets[0]).to("meta")
-    optimizer = _optimizer(config, params.values())  # elementwise, so per-model state
+    optimizer = optimizer_for(config, params.values())  # elementwise, so per-model state
 
     def loss_one(p, b, x, y):
         return F.nll_loss(functional_call(skeleton, (p, b), (x,)).float(), y)

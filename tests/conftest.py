@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import shutil
 from pathlib import Path
 
@@ -48,6 +49,17 @@ def make_idx_dir(directory: Path, n_train: int = 320, n_test: int = 200,
     return directory
 
 
+def load_perf():
+    """The perf harness (perf/throughput.py, outside the package) as a module."""
+    import importlib
+    import sys
+
+    folder = str(Path(__file__).parent.parent / "perf")
+    if folder not in sys.path:
+        sys.path.insert(0, folder)  # also where loky workers look for its functions
+    return importlib.import_module("throughput")
+
+
 @pytest.fixture(autouse=True)
 def isolated(tmp_path, monkeypatch):
     """No test touches the user's MNIST cache or a database outside tmp_path."""
@@ -75,3 +87,16 @@ def cli():
         return runner.invoke(main, list(args), catch_exceptions=False)
 
     return invoke
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under CI (the CI environment variable set), a skip is a failure, except for the
+    tests marked gpu: a missing browser, database server or MNIST must not pass quietly."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and os.environ.get("CI") and item.get_closest_marker("gpu") is None:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = (f"skipped under CI, where only the CUDA tests may skip: {reason}. "
+                           "Install what it needs (see .ci/run).")

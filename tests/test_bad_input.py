@@ -104,8 +104,9 @@ CASES = {
     "report of an unknown study": ({}, ["report", "nosuch.py"], "nosuch.py: study file not "
                                                                 "found"),
     "NaN learning rate": (_study('''
-        return Study(name="nan", baseline=base, sections=[Section("A", [Cell("x", lr=float("nan"))])])
-    '''), None, "line 7: cell 'x': field 'lr' must be a finite number, got nan"),
+        return Study(name="nan", baseline=base,
+                     sections=[Section("A", [Cell("x", lr=float("nan"))])])
+    '''), None, "line 8: cell 'x': field 'lr' must be a finite number, got nan"),
     "infinite weight decay": (_study('''
         return Study(name="inf", baseline=base,
                      sections=[Section("A", vary("weight_decay", [1e-4, float("inf")]))])
@@ -231,7 +232,8 @@ def test_bad_input_is_refused_cleanly_and_changes_nothing(name, workdir, cli, fi
     if args is None:
         study = files if isinstance(files, str) and files.endswith(".py") else "case.py"
         args = ["run", study]
-    databases = [workdir / "r.sqlite"] + [workdir / a for a, flag in zip(args[1:], args)
+    databases = [workdir / "r.sqlite"] + [workdir / a for a, flag in zip(args[1:], args[:-1],
+                                                                          strict=True)
                                           if flag == "--db"]
     before = {db: db.read_bytes() if db.exists() else None for db in databases}
     dump = _dump(workdir / "r.sqlite")

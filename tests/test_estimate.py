@@ -1,4 +1,5 @@
 import pytest
+from conftest import load_perf
 
 from benchmark import TrainConfig
 from benchmark.estimate import Rate, calibrate_one, job_seconds, schedule, shape_of
@@ -32,7 +33,7 @@ def test_calibration_times_a_real_step_and_evaluation():
 def test_perf_sections_are_checked():
     import argparse
 
-    from benchmark import perf
+    perf = load_perf()
 
     assert perf._sections("throughput, study-estimates") == ["throughput", "study-estimates"]
     for bad in ("thruput", ","):

@@ -36,9 +36,9 @@ JOBS = {  # name -> TrainConfig fields (dataset: the synthetic IDX directory)
 def measure() -> dict[str, list[list[float]]]:
     """Per-epoch (train loss, test loss, test accuracy) of each golden job."""
     import torch
+    from conftest import make_idx_dir
 
     from benchmark import TrainConfig, data, train
-    from conftest import make_idx_dir
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -4,6 +4,7 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import load_perf
 
 from benchmark import TrainConfig, data
 
@@ -39,7 +40,7 @@ def test_sk02_learns_real_mnist_in_one_short_epoch():
 @pytest.mark.slow
 @pytest.mark.skipif(_real_mnist() is None, reason="real MNIST is not cached here")
 def test_perf_benchmark_variants_run(monkeypatch):
-    from benchmark import perf
+    perf = load_perf()
 
     monkeypatch.setenv("CNNBENCH_DATA", str(_real_mnist()))
     classic = perf.classic("SK0.2", steps=5, warmup=2)
@@ -51,7 +52,7 @@ def test_perf_benchmark_variants_run(monkeypatch):
 @pytest.mark.slow
 @pytest.mark.skipif(_real_mnist() is None, reason="real MNIST is not cached here")
 def test_study_estimate_calibrates_both_loops_for_every_job(monkeypatch, tmp_path):
-    from benchmark import perf
+    perf = load_perf()
 
     monkeypatch.setenv("CNNBENCH_DATA", str(_real_mnist()))
     study = tmp_path / "two.py"

@@ -102,20 +102,38 @@ def test_an_expired_lease_is_reclaimed_a_live_one_is_not(db_url, workdir, stores
     assert states[keys[0]] == "RUNNING" and states[keys[1]] == "PENDING"
 
 
-def test_two_concurrent_runners_finish_one_grid_each_job_once(db_url, workdir):
-    cmd = [sys.executable, "-m", "benchmark", "run", "tiny.py", "--jobs", "1",
-           "--seeds", "0,1,2,3", "--db", db_url]
-    procs = [subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+def test_two_concurrent_runners_share_one_grid_each_job_once(db_url, workdir):
+    """Runner B starts once runner A is training: with four jobs of seconds each and one
+    worker each, both must train some of the grid, and no job may run twice."""
+    cmd = [sys.executable, "-m", "benchmark", "run", "longer.py", "--jobs", "1", "--db", db_url]
+
+    def start():
+        return subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+
+    first = start()
+    deadline = time.monotonic() + 120
+    while not _running(db_url):  # wait for an observable state, not a fixed time
+        assert first.poll() is None and time.monotonic() < deadline, first.stdout.read()
+        time.sleep(0.05)
+    procs = [first, start()]
     outputs = [p.communicate(timeout=600)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
     assert _rows(db_url, "select status, count(*) from jobs group by status") == [
-        ("COMPLETE", 8)]
+        ("COMPLETE", 4)]
     per_job = _rows(db_url, "select job_id, count(*) from runs group by job_id")
-    assert len(per_job) == 8 and {n for _, n in per_job} == {1}  # nothing trained twice
-    trained = [int(o.split("finished: ")[1].split()[0]) if "finished: " in o and
-               "complete" in o.split("finished: ")[1] else 0 for o in outputs]
-    assert sum(trained) == 8, outputs
+    assert len(per_job) == 4 and {n for _, n in per_job} == {1}  # nothing trained twice
+    by_runner = _rows(db_url, "select runner, count(*) from runs group by runner")
+    assert len(by_runner) == 2 and all(n >= 1 for _, n in by_runner), by_runner
+    trained = [int(o.split("finished: ")[1].split()[0]) for o in outputs]
+    assert sorted(trained) == sorted(n for _, n in by_runner), outputs
+
+
+def _running(db_url) -> bool:
+    try:
+        return bool(_rows(db_url, "select count(*) from jobs where status='RUNNING'")[0][0])
+    except Exception:  # the schema is not created yet
+        return False
 
 
 def _hold_write_lock(path, seconds):

@@ -137,8 +137,19 @@ def test_a_job_resumes_from_its_checkpoint_with_the_same_result(tiny, tmp_path, 
     with pytest.raises(KeyboardInterrupt):
         train(cfg, tiny, checkpoint=checkpoint)
     assert checkpoint.exists()
-    monkeypatch.setattr(train_module, "evaluate", real_evaluate)
+    saved = torch.load(checkpoint, weights_only=True)["epochs"]
+    assert len(saved) == 1  # epoch 1 finished before the stop
+
+    evaluated = []
+
+    def counting(*args):
+        evaluated.append(1)
+        return real_evaluate(*args)
+
+    monkeypatch.setattr(train_module, "evaluate", counting)
     resumed = train(cfg, tiny, checkpoint=checkpoint)
+    assert len(evaluated) == 2  # trained (and evaluated) only epochs 2 and 3
+    assert resumed.epochs[0].seconds == saved[0]["seconds"]  # epoch 1 came from the file
     assert [e.train_loss for e in resumed.epochs] == [e.train_loss for e in unbroken.epochs]
     assert resumed.epochs[-1].test_loss == unbroken.epochs[-1].test_loss
     assert not checkpoint.exists()  # removed once the job is done

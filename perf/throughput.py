@@ -1,6 +1,6 @@
 """Throughput benchmark: cnnbench's trainer against the classic PyTorch MNIST loop.
 
-    python -m benchmark.perf [--steps N] [--sections ...] [--study FILE] [--out FILE]
+    python perf/throughput.py [--steps N] [--sections ...] [--study FILE] [--out FILE]
     (or: nox -s perf)
 
 In one run, for the base, BN and SK0.2 nets, measures training samples/s of
@@ -16,7 +16,11 @@ inside a running grid (persistent workers) against a worker's cold first job, an
 quick study from scratch with one worker against the default; and, for the full ablation
 (fp32 and bf16), the estimated wall time of all its jobs with the classic loop against
 cnnbench, both calibrated in this run (`study_estimate`). `--sections` picks parts. Figures
-go to a JSON file.
+go to a JSON file, with the CPU's model and what torch says it can do natively (bf16's
+speed depends on it), and each figure printed says which machine it comes from.
+
+A benchmark harness outside the package (as asv keeps its benchmarks): it uses the
+package's public API only.
 """
 
 from __future__ import annotations
@@ -37,8 +41,11 @@ from pathlib import Path
 
 from joblib import Parallel, delayed
 
-from . import data
-from .spec import TrainConfig
+from benchmark import TrainConfig, data, estimate, hardware, plan, runner
+from benchmark.execute import Task, run_group
+from benchmark.nets import build_net
+from benchmark.studyfile import load_study
+from benchmark.train import optimizer_for, to_device, train
 
 NETS = {
     "base": {"arch": "base"},
@@ -68,13 +75,11 @@ def _classic_step_seconds(config: TrainConfig, train_set, steps: int, warmup: in
     import torch
     import torch.nn.functional as F
 
-    from .nets import build_net
-    from .train import _optimizer
 
     loader = torch.utils.data.DataLoader(train_set, batch_size=config.batch_size, shuffle=True)
     torch.manual_seed(config.seed)
     model = build_net(config)
-    optimizer = _optimizer(config, model.parameters())
+    optimizer = optimizer_for(config, model.parameters())
     model.train()
     batches = iter(loader)
     for step in range(warmup + steps):
@@ -103,7 +108,6 @@ def _trainer_worker(net: str, samples: int, precision: str, data_dir: str) -> fl
     """One single-thread worker: samples/s of the trainer's second (warm) epoch."""
     import torch
 
-    from .train import to_device, train
 
     torch.set_num_threads(1)
     a = data.load_arrays(data_dir)
@@ -120,10 +124,8 @@ def trainer(net: str, steps: int, precision: str, workers: int) -> dict:
     return {"samples_per_s": sum(rates), "per_worker": rates, "workers": workers}
 
 
-def _small_job(task, slot_dir: str, devices: tuple[str, ...]) -> tuple[int, float]:
-    from .execute import run_group
-
-    (result,) = run_group((task,), slot_dir, devices, 1)
+def _small_job(task) -> tuple[int, float]:
+    (result,) = run_group((task,), "cpu", None, 1)
     return os.getpid(), result.wall_seconds
 
 
@@ -131,15 +133,13 @@ def grid_small_jobs(workers: int, jobs: int = 12) -> dict:
     """Wall time of 500-sample, 1-epoch jobs (with their 10k-sample evaluation) inside a
     running grid of persistent workers, against each worker's first job of the grid (which
     pays for importing torch and loading MNIST unless joblib reuses a worker that did)."""
-    from .execute import Task
 
     data_dir = str(data.resolve(data.MNIST, fetch=False))
-    slot_dir = tempfile.mkdtemp(prefix="cnnbench-perf-")
     configs = [TrainConfig(arch="sk", width=0.2, batch_norm=True, train_size=500, epochs=1,
                            train_offset=500 * i, seed=i) for i in range(jobs)]
     t0 = time.perf_counter()
     got = Parallel(n_jobs=workers, batch_size=1)(
-        delayed(_small_job)(Task(c.key(), c, data_dir), slot_dir, ("cpu",) * workers)
+        delayed(_small_job)(Task(c.key(), c, data_dir))
         for c in configs)
     total = time.perf_counter() - t0
     seen: set[int] = set()
@@ -169,7 +169,6 @@ def _classic_eval_seconds_per_sample(config: TrainConfig, test_set, batches: int
     """The example's test pass: DataLoader of 1000, eval mode, no_grad; seconds per sample."""
     import torch
 
-    from .nets import build_net
 
     model = build_net(config).eval()
     loader = iter(torch.utils.data.DataLoader(test_set, batch_size=1000))
@@ -185,7 +184,8 @@ def _classic_eval_seconds_per_sample(config: TrainConfig, test_set, batches: int
 def _classic_startup_seconds() -> float:
     """A fresh process importing torch and torchvision and opening the MNIST datasets: what
     the classic loop pays once per job. Measured once per benchmark run."""
-    code = ("from benchmark.perf import _classic_datasets\n"
+    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+            "from throughput import _classic_datasets\n"
             "with _classic_datasets(): pass")
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -204,15 +204,11 @@ def study_estimate(path: str, workers: int, steps: int = 50,
     single-thread CPU slots, longest job first. `classic_rates` (shape -> Rate) is filled
     and reused, so studies sharing networks share their classic calibration.
     """
-    from . import estimate, plan
-    from .cli import _datasets
-    from .studyfile import load_study
-
     loaded = load_study(path)
     jobs = plan.unique_jobs(loaded.specs)
     if {c.dataset for c in jobs.values()} != {data.MNIST}:
         raise ValueError(f"{path}: the classic loop reads torchvision's MNIST only")
-    _, sizes = _datasets(loaded.specs, fetch=False)
+    _, sizes = runner.datasets(loaded.specs, fetch=False)
     samples = {k: plan.train_samples(c, sizes) for k, c in jobs.items()}
 
     t0 = time.perf_counter()
@@ -253,9 +249,12 @@ def _sections(text: str) -> list[str]:
     return chosen
 
 
-def main(argv: list[str] | None = None) -> dict:
-    from .cli import _fmt_seconds
+def _fmt_seconds(s: float) -> str:
+    s = int(round(s))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
+
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=300, help="timed steps of batch 64")
     parser.add_argument("--out", default="results/perf.json")
@@ -267,7 +266,11 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     data.resolve(data.MNIST, fetch=True, log=print)
     workers = os.cpu_count() or 1
-    results: dict = {"steps": args.steps, "batch": 64, "cores": workers,
+    machine = hardware.cpu_capability()
+    print(f"machine: {machine['model']}, {workers} cores, torch CPU capability "
+          f"{machine['isa']}, native bf16: "
+          + (("AMX" if machine["amx"] else "AVX512_BF16") if machine["bf16_native"] else "no"))
+    results: dict = {"cpu": machine, "steps": args.steps, "batch": 64, "cores": workers,
                      "machine": platform.machine(), "nets": {}}
     if "throughput" in args.sections:
         print(f"{'net':<7}{'variant':<34}{'samples/s':>11}{'x classic':>11}")
@@ -312,5 +315,5 @@ def main(argv: list[str] | None = None) -> dict:
     return results
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # python perf/throughput.py
     main()
