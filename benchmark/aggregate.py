@@ -28,6 +28,8 @@ import numpy as np
 import pandas as pd
 from scipy.special import stdtr, stdtrit  # Student t CDF and quantile
 
+from .spec import JobStatus
+
 ALPHA = 0.05
 TEST_SET_SIZE = 10_000  # MNIST test images; used for the one-seed noise floor
 
@@ -87,7 +89,7 @@ def holm(p_values: list[float]) -> list[float]:
 
 def usable(frame: pd.DataFrame, code_version: str | None = None) -> pd.DataFrame:
     """Rows with a COMPLETE result (under `code_version`, when given)."""
-    ok = frame["status"].isin(["COMPLETE"]) & frame["test_accuracy"].notna()
+    ok = (frame["status"] == JobStatus.COMPLETE.value) & frame["test_accuracy"].notna()
     if code_version is not None:
         ok &= frame["code_version"] == code_version
     return frame[ok]

@@ -20,6 +20,7 @@ from string import Template
 import pandas as pd
 
 from . import aggregate
+from .spec import DONE_STATUSES, JobStatus
 from .store import ResultStore
 
 TEMPLATE = Path(__file__).with_name("report_template.html")
@@ -224,6 +225,7 @@ class Part:
     plot: tuple | None = None  # (function, args) that makes `figure`; see render_figures
 
 
+DONE = {s.value for s in DONE_STATUSES}
 _PLOTS: list[tuple] = []  # read by forked figure workers
 
 
@@ -317,7 +319,7 @@ def build(store: ResultStore, study: str, code_version: str,
         parts.append(Part("h2", "Claims"))
         parts.append(Part("table", "", ["claim", "section", "verdict", "evidence"],
                           claims.astype(str).values.tolist()))
-    missing = frame[~frame.index.isin(good.index) & (frame["status"] != "SKIPPED")]
+    missing = frame[~frame.index.isin(good.index) & (frame["status"] != JobStatus.SKIPPED.value)]
     if len(missing):
         parts.append(Part("p", f"{len(missing)} of {len(frame)} cell runs have no current "
                                "result (pending, running, failed, diverged or stale): see "
@@ -358,16 +360,16 @@ def _section_parts(sec: dict, good, cells, eff, epochs) -> list[Part]:
 
 def _missing_parts(frame: pd.DataFrame, rest: pd.DataFrame, code_version: str) -> list[Part]:
     """Cell runs without a current result (`rest`) and the skipped ones, with reasons."""
-    skipped = frame[frame["status"] == "SKIPPED"]
+    skipped = frame[frame["status"] == JobStatus.SKIPPED.value]
     if not len(rest) and not len(skipped):
         return []
     parts = [Part("h2", "Missing and failed")]
     rows = []
     for _, r in pd.concat([rest, skipped]).iterrows():
         status = r["status"]
-        if status == "COMPLETE" and r["code_version"] != code_version:
-            status = f"STALE (code {r['code_version']}, now {code_version})"
-        detail = r["skip_reason"] if r["status"] == "SKIPPED" else (
+        if status in DONE and r["code_version"] != code_version:
+            status = f"{JobStatus.STALE.value} (code {r['code_version']}, now {code_version})"
+        detail = r["skip_reason"] if r["status"] == JobStatus.SKIPPED.value else (
             str(r["error"]).strip().splitlines()[-1] if isinstance(r["error"], str) else "")
         rows.append([r["section"], r["cell"], str(r["seed"]), status, detail])
     parts.append(Part("table", "", ["section", "cell", "seed", "status", "detail"], rows))

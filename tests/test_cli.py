@@ -135,6 +135,24 @@ def test_a_failing_job_is_recorded_while_the_others_finish(workdir, cli):
     again = cli("run", "failing.py")
     assert again.exit_code == 0
     assert "1 failed job(s) kept; rerun with --retry-failed" in again.output
+    # the dry run counts what the run would train: the same rule, --retry-failed included
+    assert "3 distinct jobs to train, 2 done, 0 to run" in cli("run", "failing.py",
+                                                                "--dry-run").output
+    assert "2 done, 1 to run" in cli("run", "failing.py", "--dry-run", "--retry-failed").output
+    con = sqlite3.connect(db)
+    con.execute("update jobs set status='RUNNING', runner='other', runner_host='far-away', "
+                "runner_pid=1, lease_expires='2999-01-01 00:00:00.000000' "
+                "where status='FAILED'")  # another machine's runner holds it, lease live
+    con.commit()
+    assert "0 to run" in cli("run", "failing.py", "--dry-run", "--retry-failed").output
+    con.execute("update jobs set lease_expires='2000-01-01 00:00:00.000000' "
+                "where status='RUNNING'")  # ... until its lease expires
+    con.commit()
+    assert "1 to run" in cli("run", "failing.py", "--dry-run").output
+    con.execute("update jobs set status='FAILED', runner=null, runner_host=null, "
+                "runner_pid=null, lease_expires=null where status='RUNNING'")
+    con.commit()
+    con.close()
     retry = cli("run", "failing.py", "--retry-failed", "--jobs", "1")
     assert retry.exit_code == 1 and "finished: 1 failed" in retry.output
     runs = sqlite3.connect(db).execute("select status, count(*) from runs group by status")
@@ -171,3 +189,69 @@ def test_data_command_checks_idx_directories_and_reports_missing_mnist(workdir, 
     assert ok.exit_code == 0 and "usable as a study's dataset" in ok.output
     missing = cli("data")
     assert missing.exit_code == 2 and "run `cnnbench data --fetch`" in missing.output
+
+
+def test_a_study_never_loses_seeds_and_every_command_can_narrow_them(workdir, cli):
+    five = cli("run", "tiny.py", "--jobs", "1", "--seeds", "0,1,2,3,4", "--db", "r.sqlite")
+    assert five.exit_code == 0, five.output
+    plain = cli("run", "tiny.py", "--db", "r.sqlite")  # the file's seeds: 0 and 1
+    assert plain.exit_code == 0 and "Nothing to run" in plain.output, plain.output
+    assert "9 cell run(s) of seeds stored earlier" in plain.output  # 3 seeds x 3 cells
+    status = json.loads(cli("status", "tiny.py", "--db", "r.sqlite", "--json").output)
+    assert status["total"] == {"COMPLETE": 15}
+    narrowed = json.loads(cli("status", "tiny.py", "--db", "r.sqlite", "--json",
+                              "--seeds", "3").output)
+    assert narrowed["total"] == {"COMPLETE": 3}
+    listing = cli("list", "tiny.py", "--db", "r.sqlite").output
+    assert "15 cell runs, 10 distinct jobs to train, 10 done, 0 to run" in listing
+    assert cli("report", "--db", "r.sqlite", "--format", "md").exit_code == 0
+    md = (workdir / "reports" / "tiny" / "report.md").read_text()
+    assert re.search(r"\| BN \| 5 \|", md), md  # n = 5 seeds, not the file's 2
+    cli("report", "--db", "r.sqlite", "--format", "md", "--seeds", "0,1")
+    md = (workdir / "reports" / "tiny" / "report.md").read_text()
+    assert re.search(r"\| BN \| 2 \|", md), md
+
+
+DIVERGING = '''
+from benchmark import Cell, Section, Study, TrainConfig
+
+def study():
+    base = TrainConfig(arch="sk", width=0.2, epochs=2, batch_size=32, train_size=128,
+                       dataset="idx")
+    return Study(name="div", baseline=base,
+                 sections=[Section("A", [Cell("ok"), Cell("huge lr", lr=1e12)])])
+'''
+
+
+def test_a_diverged_job_is_a_result_through_store_cli_and_report(workdir, cli):
+    (workdir / "div.py").write_text(DIVERGING)
+    run = cli("run", "div.py", "--jobs", "1")
+    assert run.exit_code == 0, run.output  # a diverged run is a result, not a failure
+    assert "finished: 1 complete, 1 diverged" in run.output
+    db = workdir / "results" / "cnnbench.sqlite"
+    assert _statuses(db) == {"COMPLETE": 1, "DIVERGED": 1}
+    error, = sqlite3.connect(db).execute("select error from runs where status='DIVERGED'"
+                                         ).fetchone()
+    assert "non-finite" in error
+    status = json.loads(cli("status", "div.py", "--json").output)
+    assert status["total"] == {"COMPLETE": 1, "DIVERGED": 1} and status["done"] is True
+    assert "Nothing to run" in cli("run", "div.py").output  # done: not retrained
+    assert cli("report", "div", "--format", "md").exit_code == 0
+    md = (workdir / "reports" / "div" / "report.md").read_text()
+    assert re.search(r"\| A \| huge lr \| 0 \| DIVERGED \| .*non-finite", md), md
+
+
+def test_bf16_on_a_cpu_without_native_bf16_is_warned_about(workdir, cli, monkeypatch):
+    from benchmark import hardware
+
+    (workdir / "bf.py").write_text((workdir / "tiny.py").read_text().replace(
+        'lr=0.05,', 'lr=0.05, precision="bf16",'))
+    emulated = {"model": "AMD EPYC (test)", "isa": "AVX2", "amx": False,
+                "avx512_bf16": False, "bf16_native": False}
+    monkeypatch.setattr(hardware, "cpu_capability", lambda: emulated)
+    result = cli("run", "bf.py", "--dry-run")
+    assert "no native bf16" in result.output and "AMD EPYC (test), AVX2" in result.output
+    assert "0.11x the speed of fp32" in result.output
+    monkeypatch.setattr(hardware, "cpu_capability", lambda: {**emulated, "bf16_native": True})
+    assert "no native bf16" not in cli("run", "bf.py", "--dry-run").output
+    assert "no native bf16" not in cli("run", "tiny.py", "--dry-run").output  # fp32

@@ -135,3 +135,28 @@ def test_export_writes_tidy_tables(tmp_path, cli):
     assert len(jobs) == 18 and {"section", "cell", "seed", "test_accuracy", "width"} <= set(jobs)
     assert set(epochs["epoch"]) == {1, 2, 3}
     assert cli("export", "nope", "--db", str(tmp_path / "r.sqlite")).exit_code == 2
+
+
+def _numbered_figure(i: int):
+    import os
+
+    from benchmark.report import Figure
+
+    return Figure(name=f"f{i}", title=str(os.getpid()), png=bytes([i]))
+
+
+def test_figures_are_drawn_in_forked_workers_in_order(monkeypatch):
+    import os
+
+    from benchmark.report import Part, render_figures
+
+    parts = [Part("figure", plot=(_numbered_figure, (i,))) for i in range(8)]
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)  # 8 figures, 2 cores: a pool of 2
+    render_figures(parts)
+    assert [p.figure.name for p in parts] == [f"f{i}" for i in range(8)]
+    assert all(p.plot is None and p.figure.png == bytes([i]) for i, p in enumerate(parts))
+    drawn_by = {p.figure.title for p in parts}
+    assert str(os.getpid()) not in drawn_by and len(drawn_by) >= 1  # forked workers drew them
+    few = [Part("figure", plot=(_numbered_figure, (i,))) for i in range(3)]
+    render_figures(few)  # too few to pay for a pool: drawn here
+    assert {p.figure.title for p in few} == {str(os.getpid())}
