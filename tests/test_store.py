@@ -28,6 +28,16 @@ def _runnable(store, cv, retry_failed=False) -> list[str]:
     return sorted(left_to_run(SPECS, store.job_states([s.key for s in SPECS], cv), retry_failed))
 
 
+def _one_done(tmp_path):
+    """A store whose first runnable job has a COMPLETE result under code version v1."""
+    store = _store(tmp_path)
+    key = _runnable(store, "v1")[0]
+    me = Runner("me", "h", 1)
+    store.claim(key, me, "v1")
+    store.record(_result(key), me)
+    return store, key, me
+
+
 def _result(key, status=JobStatus.COMPLETE, acc=97.5, cv="v1"):
     epochs = (EpochMetrics(1, 0.5, 0.4, acc - 1, 1.0), EpochMetrics(2, 0.3, 0.2, acc, 1.0))
     return JobResult(key, status, epochs=epochs, param_count=10, train_seconds=2.0,
@@ -61,11 +71,7 @@ def test_claim_is_exclusive_and_record_round_trips(tmp_path):
 
 
 def test_new_code_version_makes_results_stale_and_keeps_old_runs(tmp_path):
-    store = _store(tmp_path)
-    key = _runnable(store, "v1")[0]
-    me = Runner("me", "h", 1)
-    store.claim(key, me, "v1")
-    store.record(_result(key), me)
+    store, key, me = _one_done(tmp_path)
     assert store.job_states([key], "v2")[key].status == "STALE"
     assert key in _runnable(store, "v2")
     assert store.claim(key, me, "v2")
@@ -169,11 +175,7 @@ def test_a_result_after_a_lost_lease_is_kept_but_does_not_take_the_job_back(tmp_
 
 
 def test_a_version_1_database_is_migrated_and_keeps_its_results(tmp_path):
-    store = _store(tmp_path)
-    key = _runnable(store, "v1")[0]
-    me = Runner("me", "h", 1)
-    store.claim(key, me, "v1")
-    store.record(_result(key), me)
+    store, key, me = _one_done(tmp_path)
     store.close()
     con = sqlite3.connect(tmp_path / "r.sqlite")
     con.execute("drop table study_claims")  # what schema 1 lacked
