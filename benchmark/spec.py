@@ -51,7 +51,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "arch": ("base", "sk"),
     "dropout": ("none", "logits", "fc1"),
     "activation": ("relu", "sigmoid", "tanh", "gelu", "elu"),
-    "optimizer": ("sgd", "adam"),
+    "optimizer": ("sgd", "adam", "adamw", "adagrad", "rmsprop"),
+    "schedule": ("constant", "step", "cosine"),
     "precision": ("fp32", "bf16"),
 }
 
@@ -67,10 +68,10 @@ class TrainConfig:
     dropout_p: float = 0.5  # drop probability, in [0, 1)
     activation: str = "relu"  # relu | sigmoid | tanh | gelu | elu, replaces every ReLU
     hidden: int = 500  # fc1 output features
-    optimizer: str = "sgd"  # "sgd" (lr, momentum) | "adam" (lr)
-    lr: float = 0.01  # learning rate
-    momentum: float = 0.5  # SGD momentum; ignored by Adam
-    weight_decay: float = 0.0  # L2 penalty passed to the optimizer
+    optimizer: str = "sgd"  # sgd (lr, momentum) | adam | adamw | adagrad | rmsprop (lr)
+    lr: float = 0.01  # peak learning rate
+    momentum: float = 0.5  # SGD momentum; ignored by the other optimizers
+    weight_decay: float = 0.0  # L2 penalty passed to the optimizer (decoupled for adamw)
     batch_size: int = 64  # training samples per step; the last partial batch is kept
     epochs: int = 20  # passes over the training slice
     train_size: int | None = None  # training samples used; None = from train_offset to the end
@@ -78,6 +79,9 @@ class TrainConfig:
     seed: int = 0  # torch.manual_seed: initial weights, batch order, dropout masks
     precision: str = "fp32"  # "fp32" | "bf16" (autocast; may change results, so part of the key)
     dataset: str = "mnist"  # "mnist" (cached real MNIST) or a directory of MNIST-format IDX files
+    schedule: str = "constant"  # lr per step: constant | step (x0.1 after 1/2 and 3/4 of the
+    #                             epochs) | cosine (from lr down to 0 at the last step)
+    warmup_epochs: int = 0  # linear warm-up from lr/steps to lr over these epochs, then schedule
 
     def __new__(cls, **kwargs: Any) -> TrainConfig:
         check_fields(kwargs, "TrainConfig")
@@ -93,11 +97,18 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     def key(self) -> str:
-        """Content hash of the resolved configuration: the job's identity."""
-        payload = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        """Content hash of the resolved configuration: the job's identity.
+
+        Fields added after results were first stored are left out while at their
+        default, so every job stored before they existed keeps its key."""
+        fields = {k: v for k, v in self.to_dict().items()
+                  if k not in LATER_FIELDS or v != LATER_FIELDS[k]}
+        payload = json.dumps(fields, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
+# Fields added to TrainConfig after databases held results, with their defaults.
+LATER_FIELDS: dict[str, Any] = {"schedule": "constant", "warmup_epochs": 0}
 CONFIG_FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(TrainConfig)}
 _FIELD_TYPES: dict[str, str] = {name: str(f.type) for name, f in CONFIG_FIELDS.items()}
 
@@ -155,6 +166,7 @@ _LIMITS: dict[str, tuple[float, float | None, str]] = {
     "train_size": (1, None, ">= 1 (or None for all)"),
     "train_offset": (0, None, ">= 0"),
     "seed": (0, 2**63 - 1, "in [0, 2**63)"),
+    "warmup_epochs": (0, None, ">= 0"),
 }
 
 
@@ -165,6 +177,9 @@ def _check_ranges(config: TrainConfig) -> None:
             continue
         if value < low or (high is not None and value > high):
             raise SpecError(f"field {name!r} must be {text}, got {value!r}")
+    if config.warmup_epochs > config.epochs:
+        raise SpecError(f"field 'warmup_epochs' = {config.warmup_epochs} exceeds epochs = "
+                        f"{config.epochs}: warm up within the run")
     if min(round(20 * config.width), round(50 * config.width)) < 1:
         raise SpecError(f"field 'width' = {config.width} leaves a conv layer with no channels")
 

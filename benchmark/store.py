@@ -59,6 +59,7 @@ from .spec import (
     Section,
 )
 from .tables import (
+    ADDED_COLUMNS,
     SCHEMA_VERSION,
     Base,
     CellRow,
@@ -299,11 +300,25 @@ class ResultStore:
             self._migrate(found)
 
     def _migrate(self, found: int) -> None:
-        """Bring an older schema up to date. Every change so far only adds tables, which
-        create_all makes (it never alters or drops what exists)."""
+        """Bring an older schema up to date: new tables (create_all never alters or drops
+        what exists), then the columns later versions added to existing tables, each with
+        a default that reads as the behaviour before it. Idempotent, so a runner racing
+        another through it finds the work done."""
         Base.metadata.create_all(self.engine)
+        for version in sorted(v for v in ADDED_COLUMNS if v > found):
+            for table, column, ddl in ADDED_COLUMNS[version]:
+                if column in {c["name"] for c in inspect(self.engine).get_columns(table)}:
+                    continue
+                try:
+                    with self.engine.begin() as conn:
+                        conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}")
+                except DatabaseError:
+                    names = {c["name"] for c in inspect(self.engine).get_columns(table)}
+                    if column not in names:  # not another runner's doing: a real failure
+                        raise
         with self.session() as s:
-            s.merge(MetaRow(name="schema_version", value=str(SCHEMA_VERSION)))
+            s.execute(update(MetaRow).where(MetaRow.name == "schema_version")
+                      .values(value=str(SCHEMA_VERSION)))
 
     @property
     def url_redacted(self) -> str:

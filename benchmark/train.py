@@ -80,10 +80,41 @@ def to_device(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
 
 
 def optimizer_for(config: TrainConfig, params) -> torch.optim.Optimizer:
-    if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
-    return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
-                           weight_decay=config.weight_decay)
+    """The config's optimizer at its peak learning rate (every one of them elementwise, so
+    fused training keeps per-model state). Other settings are torch's defaults."""
+    kind, lr, wd = config.optimizer, config.lr, config.weight_decay
+    if kind == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=config.momentum, weight_decay=wd)
+    adaptive = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
+                "adagrad": torch.optim.Adagrad, "rmsprop": torch.optim.RMSprop}
+    return adaptive[kind](params, lr=lr, weight_decay=wd)
+
+
+def lr_factor(config: TrainConfig, step: int, steps_per_epoch: int) -> float:
+    """Multiplier of `config.lr` for training step `step` (0-based over the whole run):
+    linear warm-up over `warmup_epochs`, then the schedule over the remaining steps."""
+    warm = config.warmup_epochs * steps_per_epoch
+    if step < warm:
+        return (step + 1) / warm
+    if config.schedule == "cosine":
+        total = config.epochs * steps_per_epoch
+        return 0.5 * (1.0 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
+    if config.schedule == "step":
+        epoch = step // steps_per_epoch + 1  # 1-based
+        return 0.1 ** sum(epoch > m for m in (round(config.epochs * 0.5),
+                                              round(config.epochs * 0.75)))
+    return 1.0
+
+
+def _scheduled(config: TrainConfig) -> bool:
+    return config.schedule != "constant" or config.warmup_epochs > 0
+
+
+def _set_lr(optimizer: torch.optim.Optimizer, config: TrainConfig, step: int,
+            steps_per_epoch: int) -> None:
+    lr = config.lr * lr_factor(config, step, steps_per_epoch)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
 
 
 def _autocast(config: TrainConfig, device: torch.device):
@@ -206,6 +237,7 @@ def _epochs(config: TrainConfig, data: DeviceData, net: torch.nn.Module,
             train_seconds: float, eval_every: int, checkpoint: Path | None) -> TrainOutcome:
     """The training loop, from the epoch after `epochs` to the last."""
     device, n = train_x.device, len(train_y)
+    steps, scheduled = math.ceil(n / config.batch_size), _scheduled(config)
     for epoch in range(len(epochs) + 1, config.epochs + 1):
         # --- train one epoch
         net.train()
@@ -213,7 +245,9 @@ def _epochs(config: TrainConfig, data: DeviceData, net: torch.nn.Module,
         t0 = time.perf_counter()
         order = torch.randperm(n, device=device, generator=order_gen)
         loss_sum = torch.zeros((), device=device)
-        for i in range(0, n, config.batch_size):
+        for step, i in enumerate(range(0, n, config.batch_size)):
+            if scheduled:  # the rate follows the step count, so a resumed job needs no state
+                _set_lr(optimizer, config, (epoch - 1) * steps + step, steps)
             idx = order[i:i + config.batch_size]
             with _autocast(config, device):
                 loss = F.nll_loss(net(train_x[idx]).float(), train_y[idx])
@@ -281,6 +315,7 @@ def train_fused(configs: Sequence[TrainConfig], data: DeviceData,
     alive = [True] * k
     errors: list[str | None] = [None] * k
     train_seconds = 0.0
+    steps, scheduled = math.ceil(n / config.batch_size), _scheduled(config)
 
     for epoch in range(1, config.epochs + 1):
         skeleton.train()
@@ -289,7 +324,9 @@ def train_fused(configs: Sequence[TrainConfig], data: DeviceData,
         order = torch.stack([torch.randperm(n, device=device, generator=g) for g in gens])
         order += offsets
         loss_sum = torch.zeros(k, device=device)
-        for i in range(0, n, config.batch_size):
+        for step, i in enumerate(range(0, n, config.batch_size)):
+            if scheduled:
+                _set_lr(optimizer, config, (epoch - 1) * steps + step, steps)
             idx = order[:, i:i + config.batch_size]  # (k, b) indices into the full set
             with _autocast(config, device):
                 losses = batched_loss(params, buffers, data.train_x[idx], data.train_y[idx])

@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 STUDIES = Path(__file__).parent / "studies"
+DATA = Path(__file__).parent / "data"  # files written by earlier cnnbench versions
 
 
 def write_idx(path: Path, array: np.ndarray, gz: bool = False) -> Path:

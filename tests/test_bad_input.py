@@ -125,6 +125,14 @@ CASES = {
     "study raises KeyboardInterrupt": (_study('''
         raise KeyboardInterrupt
     '''), None, "raised KeyboardInterrupt while building the study"),
+    "unknown schedule": (_study('''
+        return Study(name="sch", baseline=base,
+                     sections=[Section("A", [Cell("x", schedule="cosin")])])
+    '''), None, "got 'cosin' (did you mean 'cosine'?); valid choices: constant, step, cosine"),
+    "warm-up longer than the run": (_study('''
+        return Study(name="warm", baseline=base,
+                     sections=[Section("A", [Cell("x", warmup_epochs=3)])])
+    '''), None, "field 'warmup_epochs' = 3 exceeds epochs = 1"),
     "status of a missing database": ({}, ["status", "tiny.py", "--db", "typo.sqlite"],
                                      "no such database: typo.sqlite"),
     "list of a missing database": ({}, ["list", "tiny.py", "--db", "typo.sqlite"],
@@ -250,4 +258,4 @@ def test_bad_input_is_refused_cleanly_and_changes_nothing(name, workdir, cli, fi
 
 
 def test_the_catalogue_keeps_its_cases():
-    assert len(CASES) >= 49
+    assert len(CASES) >= 51

@@ -30,6 +30,11 @@ JOBS = {  # name -> TrainConfig fields (dataset: the synthetic IDX directory)
     "base-adam-sigmoid-logits": dict(arch="base", width=0.3, optimizer="adam", lr=1e-3,
                                      activation="sigmoid", dropout="logits", epochs=2,
                                      batch_size=32, train_size=96, seed=1),
+    "sk-adamw-cosine-warmup": dict(arch="sk", width=0.3, optimizer="adamw", lr=2e-3,
+                                   weight_decay=0.05, schedule="cosine", warmup_epochs=1,
+                                   epochs=2, batch_size=32, train_size=128, seed=2),
+    "base-rmsprop-step": dict(arch="base", width=0.3, optimizer="rmsprop", lr=1e-3,
+                              schedule="step", epochs=2, batch_size=32, train_size=96, seed=4),
 }
 
 

@@ -222,3 +222,30 @@ def test_bad_urls_are_clear_errors(tmp_path):
     (tmp_path / "text.sqlite").write_text("hello, I am not a database" * 100)
     with pytest.raises(StoreError, match="not a usable database"):
         ResultStore(f"sqlite:///{tmp_path / 'text.sqlite'}")
+
+
+def test_a_database_written_by_schema_2_code_opens_migrated_with_every_result(tmp_path):
+    """tests/data/schema2_tiny.sqlite: the tiny study as cnnbench 5802c29 stored it (schema
+    2, before schedules). Opened now, it gains the new columns and keeps every result,
+    every job key and its currency under the training version."""
+    from conftest import DATA
+
+    from benchmark.provenance import code_version
+    from benchmark.spec import CONFIG_FIELDS
+
+    path = tmp_path / "old.sqlite"
+    path.write_bytes((DATA / "schema2_tiny.sqlite").read_bytes())
+    store = ResultStore(f"sqlite:///{path}", create=False)
+    con = sqlite3.connect(path)
+    assert con.execute("select value from cnnbench_meta").fetchone() == (str(SCHEMA_VERSION),)
+    rows = store.results_frame("tiny")
+    assert len(rows) == 6 and set(rows["status"]) == {"COMPLETE"}
+    assert set(rows["schedule"]) == {"constant"} and set(rows["warmup_epochs"]) == {0}
+    for _, row in rows.iterrows():  # a job's key is still its config's key
+        config = TrainConfig(**{f: row[f] if f != "train_size" else int(row[f])
+                                for f in CONFIG_FIELDS})
+        assert config.key() == row["job_key"]
+    states = store.job_states(rows["job_key"], code_version())
+    assert {s.status for s in states.values()} == {JobStatus.COMPLETE}  # not stale
+    assert con.execute("select count(*) from runs").fetchone() == (4,)
+    store.close()

@@ -70,10 +70,17 @@ FUSABLE = [  # (config fields, seeds and slice starts of the fused models)
     ({"arch": "sk", "width": 0.2, "batch_norm": True}, [(0, 0), (3, 128), (4, 64)]),
     ({"arch": "base", "width": 0.3, "batch_norm": True, "optimizer": "adam", "lr": 1e-3},
      [(2, 0), (5, 0)]),
+    ({"arch": "base", "width": 0.3, "optimizer": "adamw", "lr": 2e-3, "weight_decay": 0.05,
+      "schedule": "cosine", "warmup_epochs": 1}, [(0, 0), (1, 64)]),
+    ({"arch": "sk", "width": 0.2, "optimizer": "rmsprop", "lr": 1e-3, "schedule": "step"},
+     [(0, 0), (2, 32)]),
+    ({"arch": "base", "width": 0.3, "optimizer": "adagrad", "lr": 0.02, "warmup_epochs": 2},
+     [(3, 0), (4, 96)]),
 ]
 
 
-@pytest.mark.parametrize("fields,members", FUSABLE, ids=["base-sgd", "sk-bn", "bn-adam"])
+@pytest.mark.parametrize("fields,members", FUSABLE, ids=[
+    "base-sgd", "sk-bn", "bn-adam", "adamw-cosine-warmup", "rmsprop-step", "adagrad-warmup"])
 def test_fused_training_equals_separate_runs(tiny, fields, members):
     configs = [TrainConfig(**{"lr": 0.05, **fields}, epochs=3, batch_size=32, train_size=128,
                            train_offset=o, seed=s) for s, o in members]
@@ -153,3 +160,57 @@ def test_a_job_resumes_from_its_checkpoint_with_the_same_result(tiny, tmp_path, 
     assert [e.train_loss for e in resumed.epochs] == [e.train_loss for e in unbroken.epochs]
     assert resumed.epochs[-1].test_loss == unbroken.epochs[-1].test_loss
     assert not checkpoint.exists()  # removed once the job is done
+
+
+def test_learning_rate_schedules_by_hand():
+    from benchmark.train import lr_factor
+
+    def factors(steps=4, **fields):
+        c = TrainConfig(epochs=4, **fields)
+        return [round(lr_factor(c, t, steps), 6) for t in range(4 * steps)]
+
+    assert factors() == [1.0] * 16
+    assert factors(schedule="step") == [1.0] * 8 + [0.1] * 4 + [0.01] * 4  # after 2 and 3
+    warm = factors(warmup_epochs=2)
+    assert warm[:8] == [round(i / 8, 6) for i in range(1, 9)] and warm[8:] == [1.0] * 8
+    cos = factors(schedule="cosine", warmup_epochs=1)
+    assert cos[:4] == [0.25, 0.5, 0.75, 1.0]
+    assert cos[4] == 1.0 and cos[4 + 6] == 0.5  # halfway through the 12 cosine steps
+    assert cos[-1] == round(0.5 * (1 + math.cos(math.pi * 11 / 12)), 6)
+    assert all(a > b for a, b in zip(cos[4:-1], cos[5:], strict=True))  # falling after warm-up
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw", "adagrad", "rmsprop"])
+def test_every_optimizer_trains_and_the_schedule_changes_the_result(tiny, optimizer):
+    lr = 0.05 if optimizer == "sgd" else 2e-3
+    base = dict(arch="sk", width=0.2, epochs=2, batch_size=32, train_size=128, lr=lr,
+                optimizer=optimizer)
+    constant = train(TrainConfig(**base), tiny)
+    cosine = train(TrainConfig(**base, schedule="cosine", warmup_epochs=1), tiny)
+    assert constant.status == cosine.status == JobStatus.COMPLETE
+    assert constant.epochs[0].train_loss != cosine.epochs[0].train_loss  # warm-up applied
+    assert constant.epochs[-1].train_loss < constant.epochs[0].train_loss  # it learns
+
+
+def test_a_scheduled_job_resumes_from_its_checkpoint_on_the_same_schedule(tiny, tmp_path,
+                                                                          monkeypatch):
+    from benchmark import train as train_module
+
+    cfg = TrainConfig(**{**CFG.to_dict(), "epochs": 3, "schedule": "cosine",
+                         "warmup_epochs": 1})
+    unbroken = train(cfg, tiny)
+    checkpoint = tmp_path / "job.pt"
+    real_evaluate, calls = train_module.evaluate, []
+
+    def dies_in_epoch_2(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_evaluate(*args)
+
+    monkeypatch.setattr(train_module, "evaluate", dies_in_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tiny, checkpoint=checkpoint)
+    monkeypatch.setattr(train_module, "evaluate", real_evaluate)
+    resumed = train(cfg, tiny, checkpoint=checkpoint)
+    assert [e.train_loss for e in resumed.epochs] == [e.train_loss for e in unbroken.epochs]
