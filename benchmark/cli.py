@@ -27,6 +27,7 @@ from .provenance import code_version
 from .spec import DONE_STATUSES, JobResult, JobSpec, JobStatus, SpecError
 from .store import ResultStore, StoreError, open_store
 from .studyfile import LoadedStudy, StudyFileError, load_study
+from .usernets import UserNetError
 
 S = JobStatus
 STATUS_ORDER = [S.COMPLETE, S.DIVERGED, S.FAILED, S.RUNNING, S.PENDING, S.STALE, S.SKIPPED]
@@ -42,7 +43,8 @@ class UserError(click.ClickException):
 def user_errors() -> Iterator[None]:
     try:
         yield
-    except (StudyFileError, StoreError, data.DataError, DeviceError, SpecError) as exc:
+    except (StudyFileError, StoreError, data.DataError, DeviceError, SpecError,
+            UserNetError) as exc:
         raise UserError(str(exc)) from None
 
 
@@ -182,6 +184,12 @@ def _store(db: str | None, **kwargs) -> Iterator[ResultStore]:
 
 
 def _dry_run(loaded: LoadedStudy, db: str | None, options: runner.RunOptions) -> None:
+    try:
+        dirs, _ = runner.datasets(loaded.specs, fetch=False)
+    except data.DataError:
+        dirs = None  # said below, with the estimate
+    if dirs is not None:
+        runner.check_user_nets(loaded, dirs)
     with _store(db, create=False, required=False) as store:
         if store.missing:
             click.echo(f"database {store.url_redacted} does not exist yet: `run` creates it")
@@ -213,7 +221,8 @@ def _estimate(loaded: LoadedStudy, pending: set[str], slots: list[str], eval_eve
     order = plan.longest_first(plan.estimated_costs(jobs, sizes))
     click.echo(f"calibrating {len({shape_of(c) for c in jobs.values()})} network(s) on "
                "these slots...")
-    est = estimate(jobs, order, samples, slots, runner.threads_per_worker(slots), eval_every)
+    est = estimate(jobs, order, samples, slots, runner.threads_per_worker(slots), eval_every,
+                   loaded.import_dirs)
     click.echo(
         f"estimated wall time {_fmt_seconds(est.wall_seconds)} for {len(jobs)} job(s) "
         f"(sum of job times {_fmt_seconds(sum(est.job_seconds.values()))}), from timing "

@@ -152,6 +152,15 @@ def describe(directory: Path) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+def input_shape_and_classes(directory: str | Path) -> tuple[tuple[int, int, int], int]:
+    """A net's input shape (channels, height, width) and the number of classes (1 + the
+    largest label of either split) of the dataset in `directory`."""
+    shapes = describe(Path(directory))
+    files = idx_files(Path(directory))
+    classes = 1 + max(int(read_idx(files[f"{split}_labels"]).max()) for split in ("train", "test"))
+    return (1, *shapes["train_images"][1:]), classes
+
+
 @functools.lru_cache(maxsize=4)
 def load_arrays(directory: str) -> Arrays:
     """Read the four files once per process (workers keep the result for every job)."""

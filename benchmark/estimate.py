@@ -46,7 +46,8 @@ def shape_of(config: TrainConfig) -> TrainConfig:
     return replace(config, seed=0, train_offset=0, train_size=None, epochs=1)
 
 
-def calibrate_one(config: TrainConfig, device: str, threads: int) -> Rate:
+def calibrate_one(config: TrainConfig, device: str, threads: int,
+                  import_dirs: tuple[str, ...] = ()) -> Rate:
     """Time training steps and an evaluation batch of `config`'s net on random images."""
     import torch
     import torch.nn.functional as F
@@ -55,11 +56,11 @@ def calibrate_one(config: TrainConfig, device: str, threads: int) -> Rate:
 
     torch.set_num_threads(threads)
     dev = torch.device(device)
-    net, _ = train._init(config, dev)
-    opt = train.optimizer_for(config, net.parameters())
     bs = config.batch_size
     x = torch.randn(bs, 1, 28, 28, device=dev).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 10, (bs,), device=dev)
+    net, _ = train._init(config, dev, train.DeviceData(x, y, x, y), import_dirs)
+    opt = train.optimizer_for(config, net.parameters())
 
     def step() -> None:
         with train._autocast(config, dev):
@@ -110,7 +111,8 @@ def schedule(durations: Sequence[float], slots: int) -> float:
 
 
 def estimate(jobs: dict[str, TrainConfig], order: Sequence[str], samples: dict[str, int],
-             slots: Sequence[str], threads: int, eval_every: int = 1) -> Estimate:
+             slots: Sequence[str], threads: int, eval_every: int = 1,
+             import_dirs: tuple[str, ...] = ()) -> Estimate:
     """Calibrate each distinct network on `slots`, then estimate every job and the grid.
 
     `order` is the run's dispatch order; `samples` maps a job key to its training-set size.
@@ -119,7 +121,7 @@ def estimate(jobs: dict[str, TrainConfig], order: Sequence[str], samples: dict[s
     shapes = sorted({shape_of(c) for c in jobs.values()}, key=repr)
     # One calibration per slot at a time, as a run would load them.
     rates = Parallel(n_jobs=min(len(slots), len(shapes)), backend="loky")(
-        delayed(calibrate_one)(shape, slots[i % len(slots)], threads)
+        delayed(calibrate_one)(shape, slots[i % len(slots)], threads, import_dirs)
         for i, shape in enumerate(shapes)
     )
     by_shape = dict(zip(shapes, rates, strict=True))

@@ -49,6 +49,7 @@ class Task:
     key: str
     config: TrainConfig
     data_dir: str  # resolved directory of the config's dataset
+    import_dirs: tuple[str, ...] = ()  # where a "module:function" net is imported from
 
 
 _DEVICE_RE = re.compile(r"^(cpu|cuda(?::(\d+))?)(?:x(\d+))?$")
@@ -185,13 +186,14 @@ def run_group(tasks: Sequence[Task], device: str, lock_dir: str | None, threads:
         resident = _device_data(tasks[0].data_dir, device)
 
         def attempt():
+            dirs = tasks[0].import_dirs
             if len(tasks) > 1:
-                return train.train_fused([t.config for t in tasks], resident, eval_every)
+                return train.train_fused([t.config for t in tasks], resident, eval_every, dirs)
             checkpoint = None
             if checkpoints:  # per job and training code: older code never resumes
                 os.makedirs(checkpoints, exist_ok=True)
                 checkpoint = Path(checkpoints) / f"{tasks[0].key}-{provenance.code_version()}.pt"
-            return [train.train(tasks[0].config, resident, eval_every, checkpoint)]
+            return [train.train(tasks[0].config, resident, eval_every, checkpoint, dirs)]
 
         outcomes = with_oom_retry(attempt, device, lock_dir)
         done = [(o.status, o.error, o.epochs, o.param_count, o.train_seconds) for o in outcomes]

@@ -1,7 +1,10 @@
-"""Nets: the reference CNN family of the homework (DESIGN.md section 6), quirks included.
+"""Nets: the reference CNN family of the homework (DESIGN.md section 6), quirks included,
+and the user networks of `arch="module:function"` (see `usernets`).
 
 Takes a `TrainConfig`; gives an `nn.Module` that maps (N, 1, 28, 28) images to (N, 10)
-log-probabilities.
+log-probabilities (a user network: (N, *input_shape) to (N, num_classes), its logits or
+log-probabilities turned into log-probabilities by a final log_softmax, which leaves
+log-probabilities as they are).
 
 - base: conv1 1->20 5x5, pool, conv2 20->50 5x5, pool, fc1 800->500, act, fc2 500->10.
   As published there is no activation after the convolutions.
@@ -17,7 +20,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from .spec import TrainConfig
+from . import usernets
+from .spec import TrainConfig, is_user_arch
 
 ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -56,8 +60,11 @@ def _features(config: TrainConfig) -> tuple[list[nn.Module], int]:
     return layers, 5 * 5 * c2
 
 
-def build_net(config: TrainConfig) -> nn.Sequential:
+def build_net(config: TrainConfig, input_shape: tuple[int, ...] = (1, 28, 28),
+              num_classes: int = 10, import_dirs: tuple[str, ...] = ()) -> nn.Module:
     """The network a config describes, freshly initialised from torch's global RNG."""
+    if is_user_arch(config.arch):
+        return user_net(config, tuple(input_shape), num_classes, import_dirs)
     features, flat = _features(config)
     act = ACTIVATIONS[config.activation]
     head: list[nn.Module] = [nn.Flatten(), nn.Linear(flat, config.hidden)]
@@ -71,6 +78,38 @@ def build_net(config: TrainConfig) -> nn.Sequential:
         head.append(nn.Dropout(config.dropout_p))
     head.append(nn.LogSoftmax(dim=1))
     return nn.Sequential(*features, *head)
+
+
+def user_net(config: TrainConfig, input_shape: tuple[int, ...], num_classes: int,
+             import_dirs: tuple[str, ...] = ()) -> nn.Module:
+    """`function(config, input_shape, num_classes)` of a "module:function" arch, checked:
+    an nn.Module whose output for a batch of 2 has shape (2, num_classes)."""
+    function = usernets.load(config.arch, import_dirs, config.arch_hash or None)
+    net = function(config, input_shape, num_classes)
+    if not isinstance(net, nn.Module):
+        raise usernets.UserNetError(
+            f"arch {config.arch!r} returned {type(net).__name__}, not a torch.nn.Module")
+    return nn.Sequential(net, nn.LogSoftmax(dim=1))
+
+
+def check_user_net(config: TrainConfig, input_shape: tuple[int, ...], num_classes: int,
+                   import_dirs: tuple[str, ...] = ()) -> int:
+    """Build the net and run a batch of 2 through it; its parameter count, or UserNetError."""
+    import torch
+
+    net = user_net(config, input_shape, num_classes, import_dirs).eval()
+    try:
+        with torch.no_grad():
+            out = net(torch.zeros(2, *input_shape))
+    except Exception as exc:
+        raise usernets.UserNetError(
+            f"arch {config.arch!r}: a batch of shape {(2, *input_shape)} raised "
+            f"{type(exc).__name__}: {exc}") from None
+    if tuple(out.shape) != (2, num_classes):
+        raise usernets.UserNetError(
+            f"arch {config.arch!r}: output of shape {tuple(out.shape)} for a batch of "
+            f"{(2, *input_shape)}; expected (2, {num_classes}): one logit per class")
+    return param_count(net)
 
 
 def param_count(net: nn.Module) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import replace
 
-from .spec import JobSpec, SpecError, Study, TrainConfig
+from .spec import JobSpec, SpecError, Study, TrainConfig, is_user_arch
 
 
 def expand(study: Study) -> list[JobSpec]:
@@ -80,6 +80,8 @@ def _conv_macs(cin: int, cout: int, k: int, out_hw: int) -> int:
 
 def forward_macs(config: TrainConfig) -> int:
     """Multiply-accumulates of one forward pass for one sample (a cost model, no torch)."""
+    if is_user_arch(config.arch):  # unknown without torch: costed as the base net
+        config = replace(config, arch="base", width=1.0)
     c1, c2 = max(1, round(20 * config.width)), max(1, round(50 * config.width))
     if config.arch == "base":
         convs = _conv_macs(1, c1, 5, 24) + _conv_macs(c1, c2, 5, 8)

@@ -154,6 +154,30 @@ def precision_advice(specs: Sequence[JobSpec], keys: set[str],
     return bf16_warning(precisions, slots)
 
 
+def check_user_nets(loaded: LoadedStudy, dirs: dict[str, str]) -> None:
+    """Build every "module:function" network of the study once and run a batch of 2 through
+    it, on the input shape and class count of its dataset: a missing module or function, a
+    return value that is no nn.Module, or a wrong output shape is a StudyFileError (file
+    and line), before anything is written. Imports torch only for such studies."""
+    from .spec import is_user_arch
+    from .studyfile import StudyFileError
+
+    seen = set()
+    for spec in loaded.specs:
+        config = spec.config
+        shape_key = plan.fusion_key(config)
+        if not is_user_arch(config.arch) or shape_key in seen:
+            continue
+        seen.add(shape_key)
+        from . import nets, usernets
+
+        input_shape, classes = data.input_shape_and_classes(dirs[config.dataset])
+        try:
+            nets.check_user_net(config, input_shape, classes, loaded.import_dirs)
+        except usernets.UserNetError as exc:
+            raise StudyFileError(f"{loaded.where(config.arch)}: {exc}") from None
+
+
 def job_labels(specs: Sequence[JobSpec]) -> dict[str, str]:
     labels: dict[str, str] = {}
     for s in specs:
@@ -193,6 +217,7 @@ def run_study(loaded: LoadedStudy, store: ResultStore, options: RunOptions,
     """
     events = events or RunEvents()
     dirs, sizes = datasets(loaded.specs, fetch=True, log=events.message)
+    check_user_nets(loaded, dirs)
     summary = RunSummary()
     with cluster(options, events):
         study = loaded.study
@@ -217,17 +242,19 @@ def run_study(loaded: LoadedStudy, store: ResultStore, options: RunOptions,
         if advice:
             events.warning(advice)
         if keys:
-            _train(store, loaded.specs, keys, dirs, sizes, options, events, summary)
+            _train(store, loaded.specs, keys, dirs, sizes, options, events, summary,
+                   loaded.import_dirs)
     return summary
 
 
 def _train(store: ResultStore, specs: Sequence[JobSpec], keys: set[str], dirs: dict[str, str],
            sizes: dict[str, int], options: RunOptions, events: RunEvents,
-           summary: RunSummary) -> None:
+           summary: RunSummary, import_dirs: tuple[str, ...] = ()) -> None:
     cv, runner = code_version(), Runner.here()
     configs = plan.unique_jobs(specs)
     costs = plan.estimated_costs({k: configs[k] for k in keys}, sizes)
-    tasks = [Task(k, configs[k], dirs[configs[k].dataset]) for k in plan.longest_first(costs)]
+    tasks = [Task(k, configs[k], dirs[configs[k].dataset], import_dirs)
+             for k in plan.longest_first(costs)]
     groups = fuse(tasks, options.fuse)
     labels = job_labels(specs)
     threads = threads_per_worker(options.slots) if options.backend == "loky" else 1

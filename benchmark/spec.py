@@ -15,6 +15,7 @@ import hashlib
 import itertools
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,7 +49,6 @@ class JobStatus(str, enum.Enum):
 DONE_STATUSES = (JobStatus.COMPLETE, JobStatus.DIVERGED)
 
 CHOICES: dict[str, tuple[str, ...]] = {
-    "arch": ("base", "sk"),
     "dropout": ("none", "logits", "fc1"),
     "activation": ("relu", "sigmoid", "tanh", "gelu", "elu"),
     "optimizer": ("sgd", "adam", "adamw", "adagrad", "rmsprop"),
@@ -61,7 +61,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
 class TrainConfig:
     """One fully resolved training run. Every field is part of the job key."""
 
-    arch: str = "base"  # "base": 5x5 convs 20k->50k; "sk": conv 3x3 x2, then 3x3 (published SK)
+    arch: str = "base"  # "base": 5x5 convs 20k->50k; "sk": conv 3x3 x2, then 3x3 (published
+    #                     SK); or "module:function", your own network (see nets.user_net)
     width: float = 1.0  # channel multiplier k: convs get round(20k) and round(50k) channels
     batch_norm: bool = False  # BN after each conv (before pooling) and after fc1
     dropout: str = "none"  # "none" | "logits" (after fc2, as published) | "fc1" (after fc1)
@@ -82,6 +83,7 @@ class TrainConfig:
     schedule: str = "constant"  # lr per step: constant | step (x0.1 after 1/2 and 3/4 of the
     #                             epochs) | cosine (from lr down to 0 at the last step)
     warmup_epochs: int = 0  # linear warm-up from lr/steps to lr over these epochs, then schedule
+    arch_hash: str = ""  # SHA-256 of a "module:function" net's module source; set by the loader
 
     def __new__(cls, **kwargs: Any) -> TrainConfig:
         check_fields(kwargs, "TrainConfig")
@@ -108,7 +110,13 @@ class TrainConfig:
 
 
 # Fields added to TrainConfig after databases held results, with their defaults.
-LATER_FIELDS: dict[str, Any] = {"schedule": "constant", "warmup_epochs": 0}
+LATER_FIELDS: dict[str, Any] = {"schedule": "constant", "warmup_epochs": 0, "arch_hash": ""}
+BUILT_IN_ARCHS = ("base", "sk")
+USER_ARCH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")  # module.path:function
+
+
+def is_user_arch(arch: str) -> bool:
+    return arch not in BUILT_IN_ARCHS
 CONFIG_FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(TrainConfig)}
 _FIELD_TYPES: dict[str, str] = {name: str(f.type) for name, f in CONFIG_FIELDS.items()}
 
@@ -145,6 +153,11 @@ def _coerce(name: str, value: Any) -> Any:
         raise SpecError(
             f"field {name!r} must be {kind}, got {type(value).__name__} {value!r}"
         )
+    if name == "arch" and value not in BUILT_IN_ARCHS and not USER_ARCH.match(value):
+        close = difflib.get_close_matches(value, BUILT_IN_ARCHS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise SpecError(f"field 'arch' got {value!r}{hint}; valid: {', '.join(BUILT_IN_ARCHS)}, "
+                        "or your own network as 'module:function'")
     choices = CHOICES.get(name)
     if choices and value not in choices:
         close = difflib.get_close_matches(value, choices, n=1)

@@ -18,9 +18,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import usernets
 from .data import MNIST
 from .plan import expand
-from .spec import JobSpec, SpecError, Study
+from .spec import JobSpec, SpecError, Study, is_user_arch
 
 ENTRY_POINT = "study"
 
@@ -35,6 +36,18 @@ class LoadedStudy:
     path: Path
     file_hash: str
     specs: tuple[JobSpec, ...]
+
+    @property
+    def import_dirs(self) -> tuple[str, ...]:
+        """Where the study's own modules (user networks) are imported from."""
+        return (str(self.path.parent),)
+
+    def where(self, text: str) -> str:
+        """'PATH, line N' of the first line of the study file that mentions `text`."""
+        for number, line in enumerate(self.path.read_text().splitlines(), 1):
+            if text in line:
+                return f"{self.path}, line {number}"
+        return str(self.path)
 
 
 def _line_in(path: Path, exc: BaseException) -> str:
@@ -93,6 +106,26 @@ def _absolute_datasets(specs: list[JobSpec], base: Path) -> list[JobSpec]:
     return out
 
 
+def _hash_user_nets(specs: list[JobSpec], path: Path) -> list[JobSpec]:
+    """Put the source hash of each "module:function" net's module into its configs (the
+    job's identity); built-in nets carry none."""
+    hashes: dict[str, str] = {}
+    out = []
+    for s in specs:
+        arch = s.config.arch
+        if is_user_arch(arch) and arch not in hashes:
+            try:
+                hashes[arch] = usernets.source_hash(arch, [str(path.parent)])
+            except usernets.UserNetError as exc:
+                line = LoadedStudy(None, path, "", ()).where(arch)  # type: ignore[arg-type]
+                raise StudyFileError(f"{line}: {exc}") from None
+        wanted = hashes.get(arch, "")
+        if s.config.arch_hash != wanted:
+            s = dataclasses.replace(s, config=dataclasses.replace(s.config, arch_hash=wanted))
+        out.append(s)
+    return out
+
+
 def load_study(path: str | Path, seeds: Sequence[int] | None = None) -> LoadedStudy:
     """Run a study file and expand its Study; StudyFileError on any problem.
 
@@ -112,7 +145,7 @@ def load_study(path: str | Path, seeds: Sequence[int] | None = None) -> LoadedSt
     try:
         if seeds is not None:
             study = study.with_seeds(seeds)
-        specs = _absolute_datasets(expand(study), path.parent)
+        specs = _hash_user_nets(_absolute_datasets(expand(study), path.parent), path)
     except SpecError as exc:
         raise StudyFileError(f"{path}: {exc}") from None
     digest = hashlib.sha256(path.read_bytes()).hexdigest()

@@ -54,6 +54,11 @@ class DeviceData:
     train_y: torch.Tensor  # int64 (N,)
     test_x: torch.Tensor
     test_y: torch.Tensor
+    num_classes: int = 10  # 1 + the largest label of either split
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.train_x.shape[1:])
 
 
 @dataclass(frozen=True)
@@ -76,7 +81,8 @@ def to_device(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
     def labels(a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.array(a, dtype=np.int64)).to(device)
 
-    return DeviceData(images(train_x), labels(train_y), images(test_x), labels(test_y))
+    classes = int(max(np.max(train_y), np.max(test_y))) + 1
+    return DeviceData(images(train_x), labels(train_y), images(test_x), labels(test_y), classes)
 
 
 def optimizer_for(config: TrainConfig, params) -> torch.optim.Optimizer:
@@ -163,10 +169,12 @@ def memory_format(config: TrainConfig) -> torch.memory_format:
     return torch.channels_last
 
 
-def _init(config: TrainConfig, device: torch.device) -> tuple[torch.nn.Module, torch.Generator]:
+def _init(config: TrainConfig, device: torch.device, data: DeviceData,
+          import_dirs: tuple[str, ...] = ()) -> tuple[torch.nn.Module, torch.Generator]:
     """A freshly initialised net and the generator of its batch order, both from the seed."""
     torch.manual_seed(config.seed)
-    net = build_net(config).to(device, memory_format=memory_format(config))
+    net = build_net(config, data.input_shape, data.num_classes, import_dirs)
+    net = net.to(device, memory_format=memory_format(config))
     order = torch.Generator(device=device)
     order.manual_seed(config.seed)
     return net, order
@@ -207,18 +215,19 @@ def _resume(path: Path, net: torch.nn.Module, optimizer: torch.optim.Optimizer,
 
 
 def train(config: TrainConfig, data: DeviceData, eval_every: int = 1,
-          checkpoint: Path | None = None) -> TrainOutcome:
+          checkpoint: Path | None = None, import_dirs: tuple[str, ...] = ()) -> TrainOutcome:
     """Train one network as `config` says, evaluating it every `eval_every` epochs.
 
     With `checkpoint`, the state after each epoch is saved there and a run that finds
     the file resumes after its last epoch, with the same result as an unbroken run; the
-    file is removed when the job ends.
+    file is removed when the job ends. `import_dirs`: where a "module:function" net's
+    module is imported from (the study file's folder).
     """
     device = data.train_x.device
     start, stop = _slice(config, len(data.train_y))
     train_x, train_y = data.train_x[start:stop], data.train_y[start:stop]
 
-    net, order_gen = _init(config, device)
+    net, order_gen = _init(config, device, data, import_dirs)
     optimizer = optimizer_for(config, net.parameters())
     epochs: list[EpochMetrics] = []
     train_seconds = 0.0
@@ -277,7 +286,7 @@ def _epochs(config: TrainConfig, data: DeviceData, net: torch.nn.Module,
 
 
 def train_fused(configs: Sequence[TrainConfig], data: DeviceData,
-                eval_every: int = 1) -> list[TrainOutcome]:
+                eval_every: int = 1, import_dirs: tuple[str, ...] = ()) -> list[TrainOutcome]:
     """Train `configs` (equal `fusion_key`) as one vmap-ed model; one outcome per config.
 
     Each model starts from the weights `train` would give it and sees the same batches;
@@ -296,7 +305,7 @@ def train_fused(configs: Sequence[TrainConfig], data: DeviceData,
     n = spans[0][1] - spans[0][0]
     offsets = torch.tensor([s for s, _ in spans], device=device)[:, None]
 
-    inits = [_init(c, device) for c in configs]
+    inits = [_init(c, device, data, import_dirs) for c in configs]
     nets, gens = [net for net, _ in inits], [g for _, g in inits]
     params, buffers = stack_module_state(nets)  # leaves of shape (k, ...)
     skeleton = copy.deepcopy(nets[0]).to("meta")

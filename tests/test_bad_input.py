@@ -133,6 +133,31 @@ CASES = {
         return Study(name="warm", baseline=base,
                      sections=[Section("A", [Cell("x", warmup_epochs=3)])])
     '''), None, "field 'warmup_epochs' = 3 exceeds epochs = 1"),
+    "user network: no such module": (_study('''
+        return Study(name="u", baseline=base,
+                     sections=[Section("A", [Cell("x", arch="nosuchmod:net")])])
+    '''), None, "line 8: arch 'nosuchmod:net': no module 'nosuchmod'"),
+    "user network: no such function": (_study('''
+        return Study(name="u", baseline=base,
+                     sections=[Section("A", [Cell("x", arch="mynets:smal_cnn")])])
+    '''), None, "has no function 'smal_cnn'; it has: breaks_in_forward, not_a_module, "
+                   "small_cnn, wrong_classes"),
+    "user network: not a module": (_study('''
+        return Study(name="u", baseline=base,
+                     sections=[Section("A", [Cell("x", arch="mynets:not_a_module")])])
+    '''), None, "line 8: arch 'mynets:not_a_module' returned str, not a torch.nn.Module"),
+    "user network: wrong output shape": (_study('''
+        return Study(name="u", baseline=base,
+                     sections=[Section("A", [Cell("x", arch="mynets:wrong_classes")])])
+    '''), None, "output of shape (2, 11) for a batch of (2, 1, 28, 28); expected (2, 10)"),
+    "user network: raises on a batch": (_study('''
+        return Study(name="u", baseline=base,
+                     sections=[Section("A", [Cell("x", arch="mynets:breaks_in_forward")])])
+    '''), None, "a batch of shape (2, 1, 28, 28) raised RuntimeError"),
+    "user network: bad arch string": (_study('''
+        return Study(name="u", baseline=base, sections=[Section("A", [Cell("x", arch="skk")])])
+    '''), None, "field 'arch' got 'skk' (did you mean 'sk'?); valid: base, sk, or your own "
+                   "network as 'module:function'"),
     "status of a missing database": ({}, ["status", "tiny.py", "--db", "typo.sqlite"],
                                      "no such database: typo.sqlite"),
     "list of a missing database": ({}, ["list", "tiny.py", "--db", "typo.sqlite"],
@@ -258,4 +283,4 @@ def test_bad_input_is_refused_cleanly_and_changes_nothing(name, workdir, cli, fi
 
 
 def test_the_catalogue_keeps_its_cases():
-    assert len(CASES) >= 51
+    assert len(CASES) >= 57

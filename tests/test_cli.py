@@ -255,3 +255,38 @@ def test_bf16_on_a_cpu_without_native_bf16_is_warned_about(workdir, cli, monkeyp
     monkeypatch.setattr(hardware, "cpu_capability", lambda: {**emulated, "bf16_native": True})
     assert "no native bf16" not in cli("run", "bf.py", "--dry-run").output
     assert "no native bf16" not in cli("run", "tiny.py", "--dry-run").output  # fp32
+
+
+def test_a_user_network_trains_reports_and_reruns_after_its_module_is_edited(workdir, cli):
+    first = cli("run", "mine.py", "--jobs", "2")
+    assert first.exit_code == 0, first.output
+    assert "4 distinct jobs (4 new)" in first.output and "finished: 4 complete" in first.output
+    db = workdir / "results" / "cnnbench.sqlite"
+    con = sqlite3.connect(db)
+    mine = con.execute("select job_id, arch_hash from jobs where arch='mynets:small_cnn'"
+                       ).fetchall()
+    assert len(mine) == 2 and all(len(h) == 64 for _, h in mine)
+    params = con.execute("select distinct r.param_count from runs r join jobs j using (job_id)"
+                         " where j.arch='mynets:small_cnn'").fetchall()
+    assert params == [(4 * 9 + 4 + 8 + 4 * 14 * 14 * 10 + 10,)]  # conv, BN, linear
+    assert "Nothing to run" in cli("run", "mine.py").output
+    assert cli("report", "mine", "--format", "md").exit_code == 0
+    assert "| mine | 2 |" in (workdir / "reports" / "mine" / "report.md").read_text()
+
+    with open(workdir / "mynets.py", "a") as f:
+        f.write("# edited: the source is the network's identity\n")
+    again = cli("run", "mine.py", "--jobs", "2")
+    assert again.exit_code == 0, again.output
+    assert "(2 new)" in again.output and "finished: 2 complete" in again.output  # sk kept
+    assert con.execute("select count(*) from runs").fetchone() == (6,)  # old results kept
+    cells = con.execute("select count(*) from study_cells c join jobs j using (job_id) "
+                        "where j.arch='mynets:small_cnn'").fetchone()
+    assert cells == (2,)  # the study holds the new jobs only: old and new never mix
+    status = json.loads(cli("status", "mine.py", "--json").output)
+    assert status["total"] == {"COMPLETE": 4}
+
+
+def test_a_user_network_trains_fused(workdir, cli):
+    result = cli("run", "mine.py", "--jobs", "1", "--fuse", "2")
+    assert result.exit_code == 0, result.output
+    assert "in 2 fused group(s)" in result.output and "finished: 4 complete" in result.output
