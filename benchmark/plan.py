@@ -56,7 +56,8 @@ def with_stored_seeds(specs: Iterable[JobSpec],
             if spec is None or (section, cell, seed) in have:
                 continue
             config = replace(spec.config, seed=seed)
-            if config.key() == key:
+            # (a directory dataset's job stored before content keys has its path key)
+            if key in (config.key(), replace(config, data_hash="").key()):
                 extra.append(replace(spec, config=config, replicate=seed))
     if not extra:
         return specs
@@ -72,6 +73,28 @@ def unique_jobs(specs: Iterable[JobSpec]) -> dict[str, TrainConfig]:
         if spec.skip_reason is None:
             needed.setdefault(spec.key, spec.config)
     return needed
+
+
+def feature_size(arch: str, side: int) -> int:
+    """Side of the last pooled feature map of a built-in net for an image side (28 -> 4
+    for base, 5 for sk); below MIN_SIZE it is < 1."""
+    if arch == "base":
+        return ((side - 4) // 2 - 4) // 2
+    return ((side - 4) // 2 - 2) // 2
+
+
+# smallest image side whose last pooled map is not empty: 16 for base, 12 for sk
+MIN_SIZE = {arch: next(n for n in range(1, 100) if feature_size(arch, n) >= 1)
+            for arch in ("base", "sk")}
+
+
+def size_problem(arch: str, image_hw: tuple[int, int]) -> str | None:
+    """Why a built-in net cannot take images of this size (None: it can)."""
+    if is_user_arch(arch) or min(feature_size(arch, side) for side in image_hw) >= 1:
+        return None
+    return (f"{image_hw[0]}x{image_hw[1]} images are too small for the {arch!r} net (it "
+            f"needs at least {MIN_SIZE[arch]}x{MIN_SIZE[arch]}): use larger images or your "
+            "own network (arch='module:function')")
 
 
 def _conv_macs(cin: int, cout: int, k: int, out_hw: int) -> int:

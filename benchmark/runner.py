@@ -126,13 +126,18 @@ def datasets(specs: Sequence[JobSpec], fetch: bool,
 
     DataError when a dataset is missing (and cannot be fetched), SpecError when a slice
     does not fit."""
-    dirs, sizes = {}, {}
+    dirs, sizes, image_hw = {}, {}, {}
     for name in sorted({s.config.dataset for s in specs}):
         directory = data.resolve(name, fetch=fetch, log=log)
         dirs[name] = str(directory)
-        sizes[name] = data.describe(directory)["train_images"][0]
+        shapes = data.describe(directory)["train_images"]
+        sizes[name], image_hw[name] = shapes[0], shapes[1:]
     for s in specs:
         c, n = s.config, sizes[s.config.dataset]
+        problem = plan.size_problem(c.arch, image_hw[c.dataset])
+        if problem:
+            raise SpecError(f"section {s.section!r}, cell {s.cell!r}: {problem} (dataset "
+                            f"{c.dataset!r})")
         end = c.train_offset + (c.train_size or 0)
         if c.train_offset >= n or end > n:
             raise SpecError(

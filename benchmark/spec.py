@@ -79,11 +79,14 @@ class TrainConfig:
     train_offset: int = 0  # index of the first training sample used (a slice of the train set)
     seed: int = 0  # torch.manual_seed: initial weights, batch order, dropout masks
     precision: str = "fp32"  # "fp32" | "bf16" (autocast; may change results, so part of the key)
-    dataset: str = "mnist"  # "mnist" (cached real MNIST) or a directory of MNIST-format IDX files
+    dataset: str = "mnist"  # "mnist" | "fashion-mnist" (fetched, verified) or a directory of
+    #                         MNIST-format IDX files (raw or .gz, any image size and classes)
     schedule: str = "constant"  # lr per step: constant | step (x0.1 after 1/2 and 3/4 of the
     #                             epochs) | cosine (from lr down to 0 at the last step)
     warmup_epochs: int = 0  # linear warm-up from lr/steps to lr over these epochs, then schedule
     arch_hash: str = ""  # SHA-256 of a "module:function" net's module source; set by the loader
+    data_hash: str = ""  # content hash of a directory dataset; set by the loader. With it,
+    #                      the key holds the content instead of the directory's path
 
     def __new__(cls, **kwargs: Any) -> TrainConfig:
         check_fields(kwargs, "TrainConfig")
@@ -102,15 +105,19 @@ class TrainConfig:
         """Content hash of the resolved configuration: the job's identity.
 
         Fields added after results were first stored are left out while at their
-        default, so every job stored before they existed keeps its key."""
+        default, so every job stored before they existed keeps its key. A directory
+        dataset is identified by its content (`data_hash`), not where it lies."""
         fields = {k: v for k, v in self.to_dict().items()
                   if k not in LATER_FIELDS or v != LATER_FIELDS[k]}
+        if self.data_hash:
+            del fields["dataset"]
         payload = json.dumps(fields, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
 # Fields added to TrainConfig after databases held results, with their defaults.
-LATER_FIELDS: dict[str, Any] = {"schedule": "constant", "warmup_epochs": 0, "arch_hash": ""}
+LATER_FIELDS: dict[str, Any] = {"schedule": "constant", "warmup_epochs": 0, "arch_hash": "",
+                                "data_hash": ""}
 BUILT_IN_ARCHS = ("base", "sk")
 USER_ARCH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")  # module.path:function
 

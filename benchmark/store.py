@@ -16,6 +16,7 @@ No torch here.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import os
@@ -76,6 +77,7 @@ DEFAULT_DB = "results/cnnbench.sqlite"
 LEASE = timedelta(seconds=120)  # a runner that misses heartbeats this long loses its jobs
 HEARTBEAT_SECONDS = 20.0
 _DONE = [s.value for s in DONE_STATUSES]
+LEGACY_NORM = "+mnist-norm"  # code version suffix of runs adopted by `_adopt_path_keys`
 CONFIG_COLUMNS = list(CONFIG_FIELDS)  # every TrainConfig field is a column of `jobs`
 
 
@@ -372,6 +374,7 @@ class ResultStore:
             s.add_all(ClaimRow(study_id=study.study_id, position=i, text=c.text,
                                section=c.section, kind=c.kind, cell=c.cell, baseline=c.baseline)
                       for i, c in enumerate(claims))
+            self._adopt_path_keys(s, configs)
             known = self._job_ids(s, configs)
             new = [k for k in configs if k not in known]
             self._insert_ignore(s, JobRow, [
@@ -388,6 +391,28 @@ class ResultStore:
                               published=m.published, skip_reason=m.skip_reason)
                       for m in members)
         return SyncSummary(len(members), len(configs), len(new), len(members) - len(specs))
+
+    @staticmethod
+    def _adopt_path_keys(s: Session, configs: dict) -> None:
+        """Jobs on a directory dataset stored before schema 4 were keyed by its path: give
+        each the content-keyed identity of the job now at that path, with its history.
+        Those runs normalised with MNIST's mean and std, not the data's own, so their code
+        version gains LEGACY_NORM and they show as STALE (kept, never mixed, rerun)."""
+        legacy = {dataclasses.replace(c, data_hash="").key(): k
+                  for k, c in configs.items() if c.data_hash}
+        if not legacy:
+            return
+        found = ResultStore._job_ids(s, dict.fromkeys(legacy))
+        taken = ResultStore._job_ids(s, dict.fromkeys(legacy[old] for old in found))
+        for old, job_id in found.items():
+            new = legacy[old]
+            if new in taken:
+                continue
+            s.execute(update(JobRow).where(JobRow.job_id == job_id).values(
+                job_key=new, data_hash=configs[new].data_hash,
+                code_version=func.coalesce(JobRow.code_version, "") + LEGACY_NORM))
+            s.execute(update(RunRow).where(RunRow.job_id == job_id).values(
+                code_version=func.coalesce(RunRow.code_version, "") + LEGACY_NORM))
 
     @staticmethod
     def _stored_seeds(s: Session, study_id: int) -> dict[tuple[str, str], dict[int, str]]:

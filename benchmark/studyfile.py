@@ -10,6 +10,7 @@ whose message starts with the file's path (and line, where there is one).
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import importlib.util
 import sys
@@ -18,8 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import usernets
-from .data import MNIST
+from . import data, usernets
 from .plan import expand
 from .spec import JobSpec, SpecError, Study, is_user_arch
 
@@ -95,15 +95,37 @@ def _execute(path: Path):
 
 
 def _absolute_datasets(specs: list[JobSpec], base: Path) -> list[JobSpec]:
-    """Dataset paths in a study file are relative to the file's directory."""
+    """Dataset paths in a study file are relative to the file's directory; a directory
+    dataset's content hash goes into its configs (the job's identity, see
+    `TrainConfig.key`). A directory that cannot be read keeps no hash: the run's dataset
+    check says what is wrong with it before anything is written."""
+    hashes: dict[str, str] = {}
     out = []
     for s in specs:
         ds = s.config.dataset
-        if ds != MNIST and not Path(ds).is_absolute():
-            config = dataclasses.replace(s.config, dataset=str((base / ds).resolve()))
+        if ds not in data.DATASETS:
+            _check_dataset_name(ds, base)
+            ds = ds if Path(ds).is_absolute() else str((base / ds).resolve())
+            if ds not in hashes:
+                try:
+                    hashes[ds] = data.content_hash(ds)
+                except (data.DataError, OSError):
+                    hashes[ds] = ""
+            config = dataclasses.replace(s.config, dataset=ds, data_hash=hashes[ds])
             s = dataclasses.replace(s, config=config)
         out.append(s)
     return out
+
+
+def _check_dataset_name(dataset: str, base: Path) -> None:
+    """A bare word that is no directory and no named dataset is a misspelt name."""
+    if "/" in dataset or "\\" in dataset or (base / dataset).exists():
+        return
+    close = difflib.get_close_matches(dataset.lower(), data.DATASETS, n=1, cutoff=0.6)
+    if close:
+        raise SpecError(f"field 'dataset' got {dataset!r}, neither a named dataset nor a "
+                        f"directory: did you mean {close[0]!r}? Named datasets: "
+                        f"{', '.join(data.DATASETS)}; or a directory of IDX files")
 
 
 def _hash_user_nets(specs: list[JobSpec], path: Path) -> list[JobSpec]:

@@ -24,7 +24,8 @@ from datetime import datetime
 from sqlalchemy import Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-SCHEMA_VERSION = 3  # 2: study_claims; 3: jobs.schedule, .warmup_epochs, .arch_hash
+SCHEMA_VERSION = 4  # 2: study_claims; 3: jobs.schedule, .warmup_epochs, .arch_hash;
+#                    4: jobs.data_hash (directory datasets keyed by content)
 
 # Columns added to existing tables, by the schema version that added them: the migration
 # adds them with their server default, so older rows read as the old behaviour.
@@ -32,6 +33,7 @@ ADDED_COLUMNS: dict[int, list[tuple[str, str, str]]] = {
     3: [("jobs", "schedule", "VARCHAR(16) NOT NULL DEFAULT 'constant'"),
         ("jobs", "warmup_epochs", "INTEGER NOT NULL DEFAULT 0"),
         ("jobs", "arch_hash", "VARCHAR(64) NOT NULL DEFAULT ''")],
+    4: [("jobs", "data_hash", "VARCHAR(64) NOT NULL DEFAULT ''")],
 }
 
 
@@ -109,7 +111,8 @@ class JobRow(Base):
     schedule: Mapped[str] = mapped_column(String(16), server_default="constant")  # schema 3
     warmup_epochs: Mapped[int] = mapped_column(server_default="0")  # schema 3
     arch_hash: Mapped[str] = mapped_column(String(64), server_default="")  # schema 3
-    dataset: Mapped[str] = mapped_column(Text)
+    dataset: Mapped[str] = mapped_column(Text)  # a name, or the directory last run from
+    data_hash: Mapped[str] = mapped_column(String(64), server_default="")  # schema 4
     # --- state
     status: Mapped[str] = mapped_column(String(16), index=True)  # spec.JobStatus
     code_version: Mapped[str | None] = mapped_column(String(32))  # of the latest finished run

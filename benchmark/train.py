@@ -50,7 +50,7 @@ EVAL_BATCH = 500  # test samples per forward pass; larger batches fall out of ca
 class DeviceData:
     """A dataset normalised and resident on one device."""
 
-    train_x: torch.Tensor  # float32 (N, 1, 28, 28)
+    train_x: torch.Tensor  # float32 (N, 1, H, W)
     train_y: torch.Tensor  # int64 (N,)
     test_x: torch.Tensor
     test_y: torch.Tensor
@@ -71,11 +71,13 @@ class TrainOutcome:
 
 
 def to_device(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
-              test_y: np.ndarray, device: str | torch.device) -> DeviceData:
-    """uint8 images -> normalised float tensors (mean 0.1307, std 0.3081) on `device`."""
+              test_y: np.ndarray, device: str | torch.device, mean: float = MNIST_MEAN,
+              std: float = MNIST_STD) -> DeviceData:
+    """uint8 images -> float tensors normalised by the dataset's `mean` and `std` (of
+    pixels in [0, 1]; MNIST's published values by default) on `device`."""
     def images(a: np.ndarray) -> torch.Tensor:
         x = torch.from_numpy(np.array(a, dtype=np.float32)).to(device).unsqueeze(1)
-        x = x.div_(255.0).sub_(MNIST_MEAN).div_(MNIST_STD)
+        x = x.div_(255.0).sub_(mean).div_(std)
         return x.contiguous(memory_format=torch.channels_last)
 
     def labels(a: np.ndarray) -> torch.Tensor:

@@ -52,19 +52,21 @@ def k(samples: int) -> str:
 
 def homework(name: str, *, epochs: int = 20, scale: float = 1.0, seeds_i=SEEDS_I,
              published: bool = True, description: str = "", seeds=(0,),
-             only: str | None = None, precision: str = "fp32") -> Study:
+             only: str | None = None, precision: str = "fp32", dataset: str = "mnist",
+             full_size: int | None = None) -> Study:
     """The homework's sections; `scale` shrinks every training-set size (not the offsets),
     `seeds` are the replicate seeds, `only` keeps the named sections (e.g. "BCDEFK"),
-    `precision` is fp32 as published or bf16 (autocast)."""
+    `precision` is fp32 as published or bf16 (autocast), `dataset` a named dataset or an
+    IDX directory, `full_size` the training samples of I and J (default: all 60k, scaled)."""
     def n(samples: int) -> int:
         return max(1, round(samples * scale))
 
     def pub(values):
         return values if published else None
 
-    full = n(60_000)
+    full = n(60_000) if full_size is None else full_size
     base = TrainConfig(**{**HOMEWORK.to_dict(), "epochs": epochs, "train_size": n(10_000),
-                          "precision": precision})
+                          "precision": precision, "dataset": dataset})
     return Study(
         name=name,
         description=description,

@@ -10,8 +10,9 @@ import shutil
 import sqlite3
 import textwrap
 
+import numpy as np
 import pytest
-from conftest import make_idx_dir
+from conftest import make_idx_dir, write_idx
 
 from benchmark.tables import SCHEMA_VERSION
 
@@ -76,7 +77,14 @@ CASES = {
         "train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
         "t10k-labels-idx1-ubyte")}, ["data", "--check", "foreign"], "not an IDX file"),
     "dataset of the wrong shape": ("<wrong shape>", ["run", "case.py"],
-                                   "images have shape (64, 14, 56), expected (N, 28, 28)"),
+                                   "train images are (14, 56) pixels but test images (28, 28): "
+                                   "both splits need one size"),
+    "images too small for the net": ("<small images>", ["run", "case.py"],
+                                     "cell 'x': 11x11 images are too small for the 'sk' net (it "
+                                     "needs at least 12x12)"),
+    "misspelt dataset name": (_study(ONE_CELL.format(dataset="fashion_mnist")), None,
+                              "got 'fashion_mnist', neither a named dataset nor a directory: "
+                              "did you mean 'fashion-mnist'?"),
     "truncated dataset in a study": ("<truncated>", ["run", "case.py"],
                                      "is truncated or corrupt"),
     "truncated IDX dataset": ("<truncated>", ["data", "--check", "short"],
@@ -219,6 +227,14 @@ def _prepare(workdir, files, finished_db, monkeypatch) -> None:
         images = short / "train-images-idx3-ubyte"
         images.write_bytes(images.read_bytes()[:3000])
         (workdir / "case.py").write_text(_study(ONE_CELL.format(dataset="short")))
+    elif files == "<small images>":
+        small = workdir / "small"
+        small.mkdir()
+        rng = np.random.default_rng(0)
+        for name, n in (("train", 64), ("t10k", 20)):
+            write_idx(small / f"{name}-images-idx3-ubyte", rng.integers(0, 255, (n, 11, 11)))
+            write_idx(small / f"{name}-labels-idx1-ubyte", rng.integers(0, 10, n))
+        (workdir / "case.py").write_text(_study(ONE_CELL.format(dataset="small")))
     elif files == "<wrong shape>":
         odd = make_idx_dir(workdir / "odd", 64, 20)
         images = odd / "train-images-idx3-ubyte"

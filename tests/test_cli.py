@@ -187,8 +187,12 @@ def test_db_from_environment(workdir, cli, monkeypatch):
 def test_data_command_checks_idx_directories_and_reports_missing_mnist(workdir, cli):
     ok = cli("data", "--check", "idx")
     assert ok.exit_code == 0 and "usable as a study's dataset" in ok.output
-    missing = cli("data")
-    assert missing.exit_code == 2 and "run `cnnbench data --fetch`" in missing.output
+    listing = cli("data")  # every named dataset and its state; absent is no error here
+    assert listing.exit_code == 0, listing.output
+    assert "mnist: MNIST handwritten digits, not ready, in " in listing.output
+    assert "fashion-mnist: Fashion-MNIST (Zalando) clothing, not ready" in listing.output
+    missing = cli("data", "mnist")
+    assert missing.exit_code == 2 and "run `cnnbench data --fetch mnist`" in missing.output
 
 
 def test_a_study_never_loses_seeds_and_every_command_can_narrow_them(workdir, cli):

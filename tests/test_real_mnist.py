@@ -69,3 +69,35 @@ def test_study_estimate_calibrates_both_loops_for_every_job(monkeypatch, tmp_pat
     assert est["classic_estimate_s"] > 3 * est["classic_startup_s"] > 0
     assert est["cnnbench_estimate_s"] > 0 and est["cnnbench_workers"] == 1
     assert est["ratio"] == est["classic_estimate_s"] / est["cnnbench_estimate_s"]
+
+
+def _real_fashion() -> Path | None:
+    home = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    candidate = home / "cnnbench" / "fashion-mnist"
+    return None if data.verify(candidate, "fashion-mnist") else candidate
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_real_fashion() is None, reason="Fashion-MNIST is not cached here")
+def test_a_study_on_fashion_mnist_runs_with_the_data_own_normalisation(monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    from benchmark.cli import main
+    from benchmark.store import ResultStore
+
+    monkeypatch.setenv("CNNBENCH_DATA", str(_real_fashion().parent))
+    arrays = data.load_arrays(str(data.resolve("fashion-mnist", fetch=False)))
+    assert arrays.train_x.shape == (60_000, 28, 28) and arrays.test_x.shape == (10_000, 28, 28)
+    # its own normalisation, not MNIST's
+    assert round(arrays.mean, 4) == 0.2860 and round(arrays.std, 4) == 0.3530
+    (tmp_path / "fm.py").write_text(
+        "from benchmark import Cell, Section, Study, TrainConfig\n"
+        "def study():\n"
+        "    base = TrainConfig(arch='sk', width=0.2, batch_norm=True, train_size=2000,\n"
+        "                       epochs=1, dataset='fashion-mnist')\n"
+        "    return Study(name='fm', baseline=base, sections=[Section('A', [Cell('sk')])])\n")
+    result = CliRunner().invoke(main, ["run", "fm.py", "--jobs", "1"])
+    assert result.exit_code == 0, result.output
+    rows = ResultStore("sqlite:///results/cnnbench.sqlite").results_frame("fm")
+    assert list(rows["dataset"]) == ["fashion-mnist"] and list(rows["status"]) == ["COMPLETE"]
+    assert 60.0 < rows["test_accuracy"].iloc[0] < 95.0  # learns clothes, from 2000 images

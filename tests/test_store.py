@@ -1,5 +1,6 @@
 import sqlite3
 import time
+from pathlib import Path
 
 import pytest
 
@@ -249,3 +250,45 @@ def test_a_database_written_by_schema_2_code_opens_migrated_with_every_result(tm
     assert {s.status for s in states.values()} == {JobStatus.COMPLETE}  # not stale
     assert con.execute("select count(*) from runs").fetchone() == (4,)
     store.close()
+
+
+def test_path_keyed_jobs_of_a_directory_dataset_take_their_content_key_and_rerun(tmp_path):
+    """tests/data/schema2_tiny.sqlite was written with its dataset at
+    /tmp/cnnbench-fixture/idx, keyed by that path. Synced now, each job takes its content
+    key with its history; its runs (MNIST's normalisation) show as STALE and run again."""
+    import shutil
+
+    from conftest import DATA, STUDIES, make_idx_dir
+
+    from benchmark.provenance import code_version
+    from benchmark.store import LEGACY_NORM
+    from benchmark.studyfile import load_study
+
+    folder = Path("/tmp/cnnbench-fixture")
+    shutil.rmtree(folder, ignore_errors=True)
+    make_idx_dir(folder / "idx")  # the same synthetic files, at the path stored
+    shutil.copy(STUDIES / "tiny.py", folder / "tiny.py")
+    path = tmp_path / "old.sqlite"
+    path.write_bytes((DATA / "schema2_tiny.sqlite").read_bytes())
+    try:
+        loaded = load_study(folder / "tiny.py")
+        store = ResultStore(f"sqlite:///{path}", create=False)
+        assert all(s.config.data_hash for s in loaded.specs)
+        states = store.job_states([s.key for s in loaded.specs], code_version())
+        assert states == {}  # content keys: not in the database before the sync
+        study = loaded.study
+        store.sync_study(study.name, str(loaded.path), loaded.file_hash, "", study.sections,
+                         loaded.specs)
+        states = store.job_states([s.key for s in loaded.specs], code_version())
+        assert len(states) == 4 and {s.status for s in states.values()} == {JobStatus.STALE}
+        rows = store.results_frame("tiny")
+        assert set(rows["job_key"]) == {s.key for s in loaded.specs}
+        assert set(rows["code_version"]) == {code_version() + LEGACY_NORM}
+        assert rows["test_accuracy"].notna().all()  # the old results are kept
+        con = sqlite3.connect(path)
+        assert con.execute("select count(*) from jobs").fetchone() == (4,)  # renamed, not new
+        assert con.execute("select count(*) from runs").fetchone() == (4,)
+        con.close()
+        store.close()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
