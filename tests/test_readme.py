@@ -28,3 +28,31 @@ def test_the_bring_your_own_network_example_runs(workdir, cli):
     archs = sqlite3.connect(workdir / "r.sqlite").execute(
         "select arch, batch_norm, count(*) from jobs group by arch, batch_norm").fetchall()
     assert archs == [("base", 0, 3), ("mynets:tiny_resnet", 0, 3), ("mynets:tiny_resnet", 1, 3)]
+
+
+def test_the_bring_your_own_dataset_example_runs(tmp_path, cli):
+    import runpy
+
+    blocks = _python_blocks()
+    assert {"make_blobs", "blobs_study"} <= set(blocks)
+    (tmp_path / "make_blobs.py").write_text(blocks["make_blobs"])
+    runpy.run_path(str(tmp_path / "make_blobs.py"), run_name="__main__")
+    small = blocks["blobs_study"].replace("epochs=3", "epochs=1")
+    assert small != blocks["blobs_study"], "the example's baseline changed: update this test"
+    (tmp_path / "blobs_study.py").write_text(small)
+    result = cli("run", "blobs_study.py", "--jobs", "2", "--db", "r.sqlite")
+    assert result.exit_code == 0, result.output
+    assert "finished: 4 complete" in result.output
+    con = sqlite3.connect(tmp_path / "r.sqlite")
+    accuracies = [a for (a,) in con.execute("select test_accuracy from runs")]
+    assert len(accuracies) == 4 and min(accuracies) > 90.0  # 3 easy classes of 32x32 images
+    keys = {k for (k,) in con.execute("select job_key from jobs")}
+    con.close()
+    # Moved elsewhere, the same files are the same jobs: nothing to train.
+    (tmp_path / "blobs").rename(tmp_path / "moved")
+    (tmp_path / "blobs_study.py").write_text(small.replace('dataset="blobs"', 'dataset="moved"'))
+    again = cli("run", "blobs_study.py", "--db", "r.sqlite")
+    assert again.exit_code == 0 and "0 new" in again.output, again.output
+    con = sqlite3.connect(tmp_path / "r.sqlite")
+    assert {k for (k,) in con.execute("select job_key from jobs")} == keys
+    con.close()
