@@ -20,8 +20,9 @@ def install(session: nox.Session, *extras: str) -> None:
 def tests(session: nox.Session) -> None:
     """The test suite: fast, offline, CPU; GPU tests are skipped without CUDA.
 
-    Under CI (the CI environment variable set), MNIST is fetched first for the tests on
-    the real data, and any skip other than a CUDA test fails the run (tests/conftest.py).
+    Under CI (the CI environment variable set), MNIST and Fashion-MNIST are fetched first
+    for the tests on the real data, and any skip other than a CUDA test fails the run
+    (tests/conftest.py).
     """
     install(session, "test")
     if os.environ.get("CI"):
