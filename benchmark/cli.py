@@ -453,11 +453,13 @@ def report(studies: tuple[str, ...], db: str | None, out: Path, formats: str,
 def export(studies: tuple[str, ...], db: str | None, out: Path, fmt: str) -> None:
     """Write the tidy per-job and per-epoch tables of each STUDY as CSV or parquet.
 
-    OUT/<study>_jobs.<fmt>: one row per section, cell and replicate, with the config,
-    status and the latest run's metrics and provenance. OUT/<study>_epochs.<fmt>: one
-    row per epoch of those runs.
+    OUT/<study>_jobs.<fmt>: one row per section, cell and seed, with the job key, every
+    config field, status, the latest run's metrics and provenance, and `current` (a result
+    of this training code). OUT/<study>_epochs.<fmt>: one row per epoch of those runs, with
+    the same identifying and config columns. The frames of `benchmark.load_results`.
     """
     from .report import slug
+    from .results import frames
 
     with user_errors(), _store(db, create=False) as store:
         names = _study_names(store, studies)
@@ -465,8 +467,7 @@ def export(studies: tuple[str, ...], db: str | None, out: Path, fmt: str) -> Non
         for name in names:
             if store.study_info(name) is None:
                 raise UserError(f"no study {name!r} in {store.url_redacted}")
-            for table, frame in (("jobs", store.results_frame(name)),
-                                 ("epochs", store.epochs_frame(name))):
+            for table, frame in zip(("jobs", "epochs"), frames(store, name), strict=True):
                 path = out / f"{slug(name)}_{table}.{fmt}"
                 if fmt == "csv":
                     frame.to_csv(path, index=False)

@@ -56,3 +56,24 @@ def test_the_bring_your_own_dataset_example_runs(tmp_path, cli):
     con = sqlite3.connect(tmp_path / "r.sqlite")
     assert {k for (k,) in con.execute("select job_key from jobs")} == keys
     con.close()
+
+
+def test_the_notebook_example_runs_on_a_study_database(workdir, cli):
+    text = README.read_text()
+    block = re.search(r"```python\n# notebook\n(.*?)```", text, re.S).group(1)
+    assert '"mnist_quick"' in block
+    result = cli("run", "tiny.py")  # into the default results/cnnbench.sqlite
+    assert result.exit_code == 0, result.output
+    scope: dict = {}
+    exec(block.replace('"mnist_quick"', '"tiny"'), scope)  # noqa: S102 - the README's code
+    jobs, epochs = scope["jobs"], scope["epochs"]
+    assert len(jobs) == 6 and jobs["current"].all()  # 3 cells x 2 seeds
+    assert {"job_key", "seed", "arch", "lr", "dataset", "test_accuracy"} <= set(jobs.columns)
+    assert len(epochs) == 6 * 2 and set(epochs["epoch"]) == {1, 2}  # 2 epochs per cell run
+    assert {"job_key", "arch", "batch_norm", "train_loss"} <= set(epochs.columns)
+    import matplotlib.pyplot as plt
+
+    assert len(plt.gca().get_lines()) >= 3  # seaborn drew a line per cell
+    plt.close("all")
+    keys = dict(zip(jobs["cell"] + jobs["seed"].astype(str), jobs["job_key"], strict=True))
+    assert all(keys[c + str(s)] == k for c, s, k in epochs[["cell", "seed", "job_key"]].values)

@@ -134,7 +134,33 @@ def test_export_writes_tidy_tables(tmp_path, cli):
     epochs = pd.read_csv(tmp_path / "demo_epochs.csv")
     assert len(jobs) == 18 and {"section", "cell", "seed", "test_accuracy", "width"} <= set(jobs)
     assert set(epochs["epoch"]) == {1, 2, 3}
+    assert {"job_key", "width", "current"} <= set(epochs)  # the frames of load_results
     assert cli("export", "nope", "--db", str(tmp_path / "r.sqlite")).exit_code == 2
+
+
+def test_load_results_gives_one_row_per_cell_seed_and_epoch_marking_current_ones(tmp_path):
+    from benchmark import load_results
+    from benchmark.provenance import code_version
+    from benchmark.store import StoreError
+
+    db = tmp_path / "r.sqlite"
+    _fill(db, code_version=code_version(), fail=(2.0,))
+    jobs, epochs = load_results(db, "demo")
+    assert len(jobs) == 18 and list(jobs.columns[:4]) == ["section", "cell", "seed", "job_key"]
+    assert jobs.groupby(["section", "cell", "seed"]).size().max() == 1
+    failed = jobs["width"] == 2.0  # FAILED: in the frame, not current
+    assert set(jobs.loc[failed, "status"]) == {"FAILED"} and not jobs.loc[failed, "current"].any()
+    assert jobs.loc[~failed, "current"].all()
+    assert len(epochs) == 3 * 15 and epochs["current"].all()  # failed runs have no epochs
+    per_run = epochs.groupby(["section", "cell", "seed"])["epoch"].apply(list)
+    assert len(per_run) == 15 and all(e == [1, 2, 3] for e in per_run)
+    assert load_results(db, "demo", seeds=[1])[0]["seed"].unique().tolist() == [1]
+    assert load_results(db)[0].equals(jobs)  # the database's only study
+    with pytest.raises(StoreError, match=r"no study 'nope' .* \(studies there: demo\)"):
+        load_results(db, "nope")
+    with pytest.raises(StoreError, match="no such database"):
+        load_results(tmp_path / "typo.sqlite", "demo")
+    assert not (tmp_path / "typo.sqlite").exists()
 
 
 def _numbered_figure(i: int):
