@@ -424,6 +424,7 @@ def report(studies: tuple[str, ...], db: str | None, out: Path, formats: str,
     as stale, not mixed into the statistics.
     """
     from . import report as reporting
+    from .figures import slug
 
     wanted = tuple(f.strip() for f in formats.split(",") if f.strip())
     bad = sorted(set(wanted) - {"html", "md"})
@@ -435,7 +436,7 @@ def report(studies: tuple[str, ...], db: str | None, out: Path, formats: str,
         t0 = time.perf_counter()
         for name in names:
             try:
-                paths = reporting.write(store, name, out / reporting.slug(name), wanted,
+                paths = reporting.write(store, name, out / slug(name), wanted,
                                         code_version(), narrow)
             except reporting.ReportError as exc:
                 raise UserError(str(exc)) from None
@@ -458,7 +459,7 @@ def export(studies: tuple[str, ...], db: str | None, out: Path, fmt: str) -> Non
     of this training code). OUT/<study>_epochs.<fmt>: one row per epoch of those runs, with
     the same identifying and config columns. The frames of `benchmark.load_results`.
     """
-    from .report import slug
+    from .figures import slug
     from .results import frames
 
     with user_errors(), _store(db, create=False) as store:

@@ -20,33 +20,26 @@ from string import Template
 import pandas as pd
 
 from . import aggregate
+from .figures import (
+    Figure,
+    FigureCache,
+    cache_key,
+    cost_figure,
+    curves_figure,
+    section_figure,
+)
 from .spec import DONE_STATUSES, JobStatus
 from .store import ResultStore
 
 TEMPLATE = Path(__file__).with_name("report_template.html")
-NUMERIC_AXES = ("train_size", "width", "train_offset", "lr", "batch_size", "dropout_p",
-                "hidden", "epochs")
-LOG_AXES = ("train_size", "lr")
-STYLE = "seaborn-v0_8-whitegrid"
+CACHE_DIR = ".figure-cache"  # under the report's folder: PNGs by hash of what they show
 
 
 class ReportError(RuntimeError):
     """Nothing to report as asked; the message says why."""
 
 
-@dataclass(frozen=True)
-class Figure:
-    name: str  # file stem under figures/
-    title: str
-    png: bytes
-
-
 # --------------------------------------------------------------------------- formatting
-
-
-def slug(name: str) -> str:
-    """A file-name-safe form of a user-given name (section and study names are free text)."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "unnamed"
 
 
 def _num(x: float, digits: int = 2) -> str:
@@ -102,112 +95,21 @@ def effect_rows(eff: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     return headers, rows
 
 
+def seed_rows(rows: pd.DataFrame, cells: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    """One row per cell, one column per seed: the drill-down behind each mean."""
+    seeds = sorted(rows["seed"].unique())
+    acc = rows.pivot_table(index="cell", columns="seed", values="test_accuracy", aggfunc="first")
+    table = [[cell, *[_num(acc.at[cell, seed]) if seed in acc.columns else "" for seed in seeds]]
+             for cell in cells["cell"] if cell in acc.index]
+    return ["cell", *[f"seed {seed}" for seed in seeds]], table
+
+
 def published_rows(cells: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     pub = cells[cells["published"].notna()]
     headers = ["section", "cell", "published %", "reproduced %", "gap pp", "n"]
     rows = [[r["section"], r["cell"], _num(r["published"], 1), _acc(r), f"{r['gap']:+.2f}",
              str(r["n"])] for _, r in pub.iterrows()]
     return headers, rows
-
-
-# --------------------------------------------------------------------------- figures
-
-
-def _varying_axis(section: pd.DataFrame) -> str | None:
-    """The one numeric config field that varies across a section's cells, if any."""
-    varying = [c for c in NUMERIC_AXES if section[c].nunique(dropna=False) > 1]
-    others = [c for c in ("arch", "batch_norm", "dropout", "activation", "optimizer",
-                          "precision") if section[c].nunique() > 1]
-    return varying[0] if len(varying) == 1 and not others else None
-
-
-def _axes(width: float, height: float):
-    """A new figure and axes in the report's one style (matplotlib's copy of seaborn's
-    whitegrid: importing seaborn itself costs more than a second of every report)."""
-    from matplotlib import style
-    from matplotlib.figure import Figure as MplFigure
-
-    with style.context(STYLE):
-        fig = MplFigure(figsize=(width, height))
-        return fig, fig.subplots()
-
-
-def _png(fig) -> bytes:
-    import io
-
-    from matplotlib import style
-
-    buffer = io.BytesIO()
-    # Fixed margins instead of tight/constrained layout: those re-measure every text
-    # element and doubled the report's time.
-    fig.subplots_adjust(left=0.13, right=0.97, top=0.9, bottom=max(fig.subplotpars.bottom, 0.16))
-    with style.context(STYLE):
-        fig.savefig(buffer, format="png", dpi=100)
-    return buffer.getvalue()
-
-
-def section_figure(name: str, title: str, rows: pd.DataFrame, cells: pd.DataFrame) -> Figure:
-    """Per-seed points, mean with 95% CI (or ±1 SE), published value as a red cross."""
-    axis = _varying_axis(rows)
-    fig, ax = _axes(max(4.5, 0.9 * len(cells) + 2), 3.4)
-    if axis:
-        x_of = dict(zip(rows["cell"], rows[axis], strict=False))
-        xs = cells["cell"].map(x_of)
-        ax.scatter(rows[axis], rows["test_accuracy"], color="0.55", s=14, zorder=1)
-        ax.set_xlabel(axis.replace("_", " ") + (" (samples)" if axis == "train_size" else ""))
-        if axis in LOG_AXES:
-            ax.set_xscale("log")
-    else:
-        xs = pd.Series(range(len(cells)), index=cells.index)
-        pos = dict(zip(cells["cell"], xs, strict=True))
-        ax.scatter(rows["cell"].map(pos), rows["test_accuracy"], color="0.55", s=14, zorder=1)
-        ax.set_xticks(list(xs), list(cells["cell"]), rotation=20, ha="right")
-        fig.subplots_adjust(bottom=0.3)  # room for the rotated cell labels
-        ax.set_xlabel("cell")
-    low = cells["mean"] - cells["ci_low"].fillna(cells["mean"] - cells["noise_floor"])
-    high = cells["ci_high"].fillna(cells["mean"] + cells["noise_floor"]) - cells["mean"]
-    ax.errorbar(xs, cells["mean"], yerr=[low, high], fmt="o", color="C0", capsize=4,
-                label="mean, 95% CI (1 seed: ±1 SE)", zorder=2)
-    if cells["published"].notna().any():
-        ax.scatter(xs, cells["published"], marker="x", color="C3", s=50, label="published",
-                   zorder=3)
-    ax.set_ylabel("test accuracy (%)")
-    ax.margins(y=0.15)
-    ax.set_title(f"{name}: {title}" if title else name, fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
-    return Figure(f"section_{slug(name)}", f"{name}: test accuracy by cell", _png(fig))
-
-
-def curves_figure(name: str, epochs: pd.DataFrame) -> Figure:
-    """Mean test accuracy by epoch per cell, with a t-based 95% band over seeds."""
-    fig, ax = _axes(5.5, 3.4)
-    for i, (cell, g) in enumerate(epochs.groupby("cell", sort=False)):
-        stats = [(e, *aggregate.mean_ci(v["test_accuracy"].to_numpy()))
-                 for e, v in g.groupby("epoch")]
-        x, mean, low, high = (list(col) for col in zip(*stats, strict=True))
-        ax.plot(x, mean, marker="o", markersize=3, color=f"C{i % 10}", label=cell)
-        if not all(math.isnan(v) for v in low):
-            ax.fill_between(x, low, high, color=f"C{i % 10}", alpha=0.2, linewidth=0)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title(f"{name}: learning curves (band: 95% CI over seeds)", fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")  # "best" costs a search over every line
-    return Figure(f"curves_{slug(name)}", f"{name}: test accuracy by epoch", _png(fig))
-
-
-def cost_figure(cells: pd.DataFrame) -> Figure:
-    fig, ax = _axes(6, 3.8)
-    for i, (section, g) in enumerate(cells.groupby("section", sort=False)):
-        ax.scatter(g["train_seconds"], g["mean"], color=f"C{i % 10}", s=18, label=section)
-    ax.legend(fontsize=7, title="section", title_fontsize=7, loc="lower right", ncol=2)
-    ax.set_xscale("log")
-    ax.set_xlabel("training time per job (s, log scale)")
-    ax.set_ylabel("mean test accuracy (%)")
-    ax.set_title("accuracy against training cost", fontsize=10)
-    ax.grid(alpha=0.3)
-    return Figure("cost", "accuracy against training cost", _png(fig))
 
 
 # --------------------------------------------------------------------------- document
@@ -217,12 +119,18 @@ def cost_figure(cells: pd.DataFrame) -> Figure:
 class Part:
     """One block of the report, rendered to both markdown and HTML."""
 
-    kind: str  # "h2" | "p" | "table" | "figure"
+    kind: str  # "h2" | "p" | "table" | "figure" | "pre" (preformatted text)
     text: str = ""
     headers: list[str] | None = None
     rows: list[list[str]] | None = None
     figure: Figure | None = None
     plot: tuple | None = None  # (function, args) that makes `figure`; see render_figures
+    fold: str | None = None  # folded under this summary line (<details>), if given
+
+
+def anchor(text: str) -> str:
+    """The id of a section heading, for the table of contents."""
+    return "s-" + re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
 DONE = {s.value for s in DONE_STATUSES}
@@ -234,14 +142,21 @@ def _plot(index: int) -> Figure:
     return function(*args)
 
 
-def render_figures(parts: list[Part]) -> None:
-    """Draw every figure part. Drawing is most of a report's time and each figure is
-    independent, so with fork available they are drawn on all cores: forked workers
-    inherit the imported matplotlib and the data, and send back only PNG bytes."""
+def render_figures(parts: list[Part], cache: FigureCache | None = None) -> None:
+    """Draw every figure part not in `cache`. Drawing is most of a report's time and each
+    figure is independent, so with fork available they are drawn on all cores: forked
+    workers inherit the imported modules and the data, and send back only PNG bytes."""
     import multiprocessing
     import os
 
+    cache = cache or FigureCache(None)
+    keys = {id(p): cache_key(*p.plot) for p in parts if p.plot is not None}
+    for part in parts:
+        if part.plot is not None:
+            part.figure = cache.get(keys[id(part)])
+            part.plot = None if part.figure is not None else part.plot
     pending = [p for p in parts if p.plot is not None]
+    pending_keys = [keys[id(p)] for p in pending]
     _PLOTS[:] = [p.plot for p in pending]
     workers = min(os.cpu_count() or 1, len(pending) // 4)
     try:
@@ -252,8 +167,10 @@ def render_figures(parts: list[Part]) -> None:
             figures = [_plot(i) for i in range(len(pending))]
     finally:
         _PLOTS.clear()
-    for part, figure in zip(pending, figures, strict=True):
+    for part, key, figure in zip(pending, pending_keys, figures, strict=True):
         part.figure, part.plot = figure, None
+        cache.put(key, figure)
+    cache.prune(set(keys.values()))
 
 
 def _summary(eff: pd.DataFrame) -> list[str]:
@@ -298,7 +215,8 @@ def _provenance(store: ResultStore, info: dict, frame: pd.DataFrame,
 
 
 def build(store: ResultStore, study: str, code_version: str,
-          seeds: Sequence[int] | None = None) -> tuple[str, list[Part]]:
+          seeds: Sequence[int] | None = None,
+          cache: FigureCache | None = None) -> tuple[str, list[Part]]:
     """The report's title and parts, from the database alone."""
     info = store.study_info(study)
     if info is None:
@@ -334,7 +252,7 @@ def build(store: ResultStore, study: str, code_version: str,
     parts += _missing_parts(frame, missing, code_version)
     parts.append(Part("h2", "Provenance"))
     parts.append(Part("table", "", ["", ""], _provenance(store, info, frame, code_version)))
-    render_figures(parts)
+    render_figures(parts, cache)
     return f"cnnbench report: {study}", parts
 
 
@@ -351,6 +269,9 @@ def _section_parts(sec: dict, good, cells, eff, epochs) -> list[Part]:
     if len(sec_eff):
         parts.append(Part("table", "", *effect_rows(sec_eff)))
     rows = good[good["section"] == name]
+    if rows["seed"].nunique() > 1:
+        parts.append(Part("table", "", *seed_rows(rows, sec_cells),
+                          fold=f"{name}: each seed's test accuracy (%)"))
     parts.append(Part("figure", plot=(section_figure, (name, sec["title"], rows, sec_cells))))
     sec_epochs = epochs[epochs["section"] == name] if len(epochs) else epochs
     if len(sec_epochs) and sec_epochs["epoch"].nunique() > 1:
@@ -373,45 +294,71 @@ def _missing_parts(frame: pd.DataFrame, rest: pd.DataFrame, code_version: str) -
             str(r["error"]).strip().splitlines()[-1] if isinstance(r["error"], str) else "")
         rows.append([r["section"], r["cell"], str(r["seed"]), status, detail])
     parts.append(Part("table", "", ["section", "cell", "seed", "status", "detail"], rows))
+    failed = rest[rest["error"].notna()] if "error" in rest else rest.iloc[:0]
+    for _, r in failed.iterrows():
+        parts.append(Part("pre", str(r["error"]).strip(),
+                          fold=f"{r['section']}/{r['cell']} seed {r['seed']}: "
+                               f"{r['status']}, traceback"))
     return parts
 
 
+def _contents(parts: list[Part]) -> list[str]:
+    return [p.text for p in parts if p.kind == "h2"]
+
+
 def render_markdown(title: str, parts: list[Part]) -> str:
-    out = [f"# {title}", ""]
+    out = [f"# {title}", "", "Contents:", "",
+           *[f"- [{h}](#{anchor(h)})" for h in _contents(parts)], ""]
     for part in parts:
+        block: list[str] = []
         if part.kind == "h2":
-            out += [f"## {part.text}", ""]
+            block = [f'<a id="{anchor(part.text)}"></a>', "", f"## {part.text}"]
         elif part.kind == "p":
-            out += [part.text, ""]
+            block = [part.text]
         elif part.kind == "table":
-            out += [md_table(part.headers, part.rows), ""]
+            block = [md_table(part.headers, part.rows)]
+        elif part.kind == "pre":
+            block = ["```text", part.text.replace("```", "` ` `"), "```"]
         elif part.kind == "figure":
-            out += [f"![{part.figure.title}](figures/{part.figure.name}.png)", ""]
+            block = [f"![{part.figure.title}](figures/{part.figure.name}.png)"]
+        if part.fold is not None:  # GitHub and most viewers fold <details> in markdown too
+            block = ["<details>", f"<summary>{html.escape(part.fold, quote=False)}</summary>", "",
+                     *block, "", "</details>"]
+        out += [*block, ""]
     return "\n".join(out)
 
 
 def render_html(title: str, parts: list[Part]) -> str:
-    body = []
+    toc = "".join(f'<li><a href="#{anchor(h)}">{html.escape(h)}</a></li>'
+                  for h in _contents(parts))
+    body = [f"<nav><strong>Contents</strong><ol>{toc}</ol></nav>"]
     for part in parts:
+        block = ""
         if part.kind == "h2":
-            body.append(f"<h2>{html.escape(part.text)}</h2>")
+            block = f'<h2 id="{anchor(part.text)}">{html.escape(part.text)}</h2>'
         elif part.kind == "p":
-            body.append(f"<p>{html.escape(part.text)}</p>")
+            block = f"<p>{html.escape(part.text)}</p>"
         elif part.kind == "table":
-            body.append(html_table(part.headers, part.rows))
+            block = html_table(part.headers, part.rows)
+        elif part.kind == "pre":
+            block = f"<pre>{html.escape(part.text)}</pre>"
         elif part.kind == "figure":
             data = base64.b64encode(part.figure.png).decode("ascii")
-            body.append(f'<figure><img alt="{html.escape(part.figure.title)}" '
-                        f'src="data:image/png;base64,{data}"><figcaption>'
-                        f"{html.escape(part.figure.title)}</figcaption></figure>")
+            block = (f'<figure><img alt="{html.escape(part.figure.title)}" '
+                     f'src="data:image/png;base64,{data}"><figcaption>'
+                     f"{html.escape(part.figure.title)}</figcaption></figure>")
+        if part.fold is not None:
+            block = f"<details><summary>{html.escape(part.fold)}</summary>{block}</details>"
+        body.append(block)
     return Template(TEMPLATE.read_text()).substitute(title=html.escape(title),
                                                      body="\n".join(body))
 
 
 def write(store: ResultStore, study: str, out_dir: Path, formats: tuple[str, ...],
           code_version: str, seeds: Sequence[int] | None = None) -> list[Path]:
-    """Write the report files (of `seeds` only, when given); returns their paths."""
-    title, parts = build(store, study, code_version, seeds)
+    """Write the report files (of `seeds` only, when given); returns their paths. Figures
+    whose data have not changed come from OUT/.figure-cache instead of being drawn."""
+    title, parts = build(store, study, code_version, seeds, FigureCache(out_dir / CACHE_DIR))
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     if "md" in formats:

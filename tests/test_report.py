@@ -1,5 +1,6 @@
 """Reports from a database filled through the store (reports read results only)."""
 
+import re
 import subprocess
 import sys
 
@@ -61,7 +62,17 @@ def test_report_files_hold_section_tables_figures_and_provenance(tmp_path, cli):
     assert "## Missing and failed" in md and "ValueError: <bad>" in md
     assert "| BN beats base | C | holds |" in md and "| base beats BN | C | contradicted |" in md
     assert "| code versions in results | v1 |" in md
+    # navigation: contents with anchors, each seed behind each mean, folded tracebacks
+    assert "- [C: Batch norm](#s-c-batch-norm)" in md and '<a id="s-c-batch-norm"></a>' in md
+    assert "<summary>C: each seed's test accuracy (%)</summary>" in md
+    assert "| cell | seed 0 | seed 1 | seed 2 |" in md
+    assert re.search(r"\| BN \| 97\.3\d \| 97\.4\d \| 97\.5\d \|", md)  # seeds 0, 1, 2
+    assert "traceback</summary>" in md and "```text\nTraceback\nValueError: <bad>\n```" in md
     page = (tmp_path / "out" / "index.html").read_text()
+    assert '<nav><strong>Contents</strong><ol><li><a href="#s-summary">Summary</a>' in page
+    assert '<h2 id="s-c-batch-norm">C: Batch norm</h2>' in page
+    assert "<details><summary>&lt;script&gt;alert(1)&lt;/script&gt;/wide seed 0: FAILED, " \
+           "traceback</summary><pre>Traceback\nValueError: &lt;bad&gt;</pre></details>" in page
     assert page.count('src="data:image/png;base64,') >= 4  # self-contained
     assert "<script>alert" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "<b>more</b>" not in page and "ValueError: &lt;bad&gt;" in page
@@ -186,3 +197,91 @@ def test_figures_are_drawn_in_forked_workers_in_order(monkeypatch):
     few = [Part("figure", plot=(_numbered_figure, (i,))) for i in range(3)]
     render_figures(few)  # too few to pay for a pool: drawn here
     assert {p.figure.title for p in few} == {str(os.getpid())}
+
+
+def test_an_unchanged_report_draws_nothing_and_a_changed_figure_is_redrawn(tmp_path,
+                                                                            monkeypatch):
+    import os
+    import sqlite3
+
+    from benchmark import report
+    from benchmark.report import write
+
+    _fill(tmp_path / "r.sqlite")
+    store = ResultStore(f"sqlite:///{tmp_path / 'r.sqlite'}", create=False)
+    write(store, "demo", tmp_path / "out", ("md",), "v1")
+    figures = {p.name: p.read_bytes() for p in (tmp_path / "out" / "figures").iterdir()}
+    cached = sorted((tmp_path / "out" / ".figure-cache").glob("*.png"))
+    assert len(figures) == len(cached) >= 7  # 3 sections + 3 curves + cost
+
+    def no_drawing(index):
+        raise AssertionError("a figure was drawn although its data did not change")
+
+    original = report._plot
+    monkeypatch.setattr(report, "_plot", no_drawing)
+    write(store, "demo", tmp_path / "out", ("md",), "v1")
+    assert {p.name: p.read_bytes() for p in (tmp_path / "out" / "figures").iterdir()} == figures
+    # A changed result redraws the figures that show it (section C's and the cost figure).
+    con = sqlite3.connect(tmp_path / "r.sqlite")
+    con.execute("update runs set test_accuracy = test_accuracy + 0.5 where job_id = (select "
+                "job_id from study_cells where section = 'C' and cell = 'BN' limit 1)")
+    con.commit()
+    con.close()
+    drawn = []
+    monkeypatch.setattr(report, "_plot", lambda i: drawn.append(i) or original(i))
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)  # drawn here, where `drawn` sees it
+    write(store, "demo", tmp_path / "out", ("md",), "v1")
+    assert len(drawn) == 2
+    changed = {name for name, png in figures.items()
+               if (tmp_path / "out" / "figures" / name).read_bytes() != png}
+    assert changed == {"section_C.png", "cost.png"}
+    assert len(list((tmp_path / "out" / ".figure-cache").glob("*.png"))) == len(figures)
+
+
+def test_a_second_report_does_not_even_import_seaborn(tmp_path):
+    from benchmark.provenance import code_version
+
+    _fill(tmp_path / "r.sqlite", code_version=code_version())
+    script = (
+        "import sys, time\n"
+        "from benchmark.cli import main\n"
+        f"args = ['report', '--db', {str(tmp_path / 'r.sqlite')!r}, '--out', "
+        f"{str(tmp_path / 'rep')!r}]\n"
+        "main(args, standalone_mode=False)\n"
+        "assert 'seaborn' in sys.modules, 'the first report draws with seaborn'\n"
+    )
+    second = ("import sys\nfrom benchmark.cli import main\n"
+              f"main(['report', '--db', {str(tmp_path / 'r.sqlite')!r}, '--out', "
+              f"{str(tmp_path / 'rep')!r}], standalone_mode=False)\n"
+              "assert 'seaborn' not in sys.modules, 'an unchanged report drew a figure'\n")
+    for code in (script, second):
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+
+
+def test_figure_cache_key_follows_data_and_function():
+    import pandas as pd
+
+    from benchmark.figures import cache_key, cost_figure, section_figure
+
+    rows = pd.DataFrame({"cell": ["a", "b"], "test_accuracy": [97.0, 98.0]})
+    same = pd.DataFrame({"cell": ["a", "b"], "test_accuracy": [97.0, 98.0]})
+    other = pd.DataFrame({"cell": ["a", "b"], "test_accuracy": [97.0, 98.01]})
+    key = cache_key(section_figure, ("C", "t", rows))
+    assert key == cache_key(section_figure, ("C", "t", same))
+    assert key != cache_key(section_figure, ("C", "t", other))
+    assert key != cache_key(section_figure, ("C", "t2", rows))
+    assert key != cache_key(cost_figure, ("C", "t", rows))
+
+
+def test_figure_intervals_are_the_tables_t_intervals():
+    from benchmark.aggregate import binomial_se
+    from benchmark.figures import t_interval, t_interval_or_none
+
+    low, high = t_interval([1.0, 2.0, 3.0])  # mean 2, sd 1, t(0.975, 2) = 4.3027
+    assert low == pytest.approx(2 - 4.302653 / 3 ** 0.5) and high == pytest.approx(
+        2 + 4.302653 / 3 ** 0.5)
+    assert t_interval([97.0]) == pytest.approx((97 - binomial_se(97.0), 97 + binomial_se(97.0)))
+    assert binomial_se(97.0) == pytest.approx(100 * (0.97 * 0.03 / 10_000) ** 0.5)
+    assert t_interval_or_none([0.5]) == (0.5, 0.5)

@@ -1,0 +1,250 @@
+"""Report figures, drawn with seaborn, and their cache.
+
+Takes the report's tidy frames (per-seed results, the cell table, per-epoch metrics);
+gives `Figure`s (PNG bytes). Intervals are the report's own: the t-based 95% confidence
+interval of the mean over seeds (`t_interval`, passed to seaborn as its `errorbar`), so
+a figure's bars and the tables' numbers agree; with one seed, ±1 standard error of the
+test set, as the tables say. No bootstrap: with 2-5 seeds it understates the spread.
+
+Drawing is most of a report's time, so every figure is cached under a hash of its input
+data, its drawing function and the figure style (`cache_key`): an unchanged report draws
+nothing, and seaborn is imported only when something must be drawn. No torch here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+import re
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import aggregate
+
+FIGURE_VERSION = "2"  # bump when a drawing function changes what it draws
+NUMERIC_AXES = ("train_size", "width", "train_offset", "lr", "batch_size", "dropout_p",
+                "hidden", "epochs", "weight_decay", "warmup_epochs")
+LOG_AXES = ("train_size", "lr", "weight_decay")
+METRICS = {"test_accuracy": "test accuracy (%)", "train_loss": "train loss",
+           "test_loss": "test loss"}
+DPI = 100
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str  # file stem under figures/
+    title: str
+    png: bytes
+
+
+def slug(name: str) -> str:
+    """A file-name-safe form of a user-given name (section and study names are free text)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "unnamed"
+
+
+# --------------------------------------------------------------------------- intervals
+
+
+def t_interval(values) -> tuple[float, float]:
+    """seaborn `errorbar`: the t-based 95% CI of the mean (as the tables); one value: ±1
+    binomial standard error of an accuracy on the test set (a floor, as the tables say)."""
+    values = np.asarray(values, dtype=float)
+    mean, low, high = aggregate.mean_ci(values)
+    if math.isnan(low):
+        se = aggregate.binomial_se(mean) if 0 <= mean <= 100 else 0.0
+        return mean - se, mean + se
+    return low, high
+
+
+def t_interval_or_none(values) -> tuple[float, float]:
+    """seaborn `errorbar` for losses: the t-based 95% CI, no bar for one value."""
+    mean, low, high = aggregate.mean_ci(np.asarray(values, dtype=float))
+    return (mean, mean) if math.isnan(low) else (low, high)
+
+
+# --------------------------------------------------------------------------- cache
+
+
+def _frame_digest(frame: pd.DataFrame) -> bytes:
+    cells = pd.util.hash_pandas_object(frame.astype(object).where(frame.notna(), None),
+                                       index=False).to_numpy()
+    return hashlib.sha256(cells.tobytes() + repr(list(frame.columns)).encode()).digest()
+
+
+def cache_key(function, args: tuple) -> str:
+    """Hash of what a figure shows: its drawing function, input data and style versions."""
+    digest = hashlib.sha256(f"{function.__module__}.{function.__qualname__}|{FIGURE_VERSION}|"
+                            f"{_version('seaborn')}|{_version('matplotlib')}".encode())
+    for arg in args:
+        digest.update(_frame_digest(arg) if isinstance(arg, pd.DataFrame) else repr(arg).encode())
+    return digest.hexdigest()[:24]
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "none"
+
+
+class FigureCache:
+    """Figures by cache key in one directory (the report's `.figure-cache/`): KEY.png and
+    KEY.txt (the figure's file stem and title)."""
+
+    def __init__(self, directory: Path | None):
+        self.directory = directory
+        self.hits = self.misses = 0
+
+    def get(self, key: str) -> Figure | None:
+        if self.directory is not None:
+            png, labels = self.directory / f"{key}.png", self.directory / f"{key}.txt"
+            if png.is_file() and labels.is_file():
+                name, _, title = labels.read_text().partition("\n")
+                self.hits += 1
+                return Figure(name, title, png.read_bytes())
+        self.misses += 1
+        return None
+
+    def put(self, key: str, figure: Figure) -> None:
+        if self.directory is None:
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        for suffix, content in ((".txt", f"{figure.name}\n{figure.title}".encode()),
+                                (".png", figure.png)):  # the .png last: it marks a whole entry
+            tmp = self.directory / f".{key}{suffix}.tmp"
+            tmp.write_bytes(content)
+            tmp.replace(self.directory / f"{key}{suffix}")  # a killed report tears no file
+
+    def prune(self, keep: set[str]) -> None:
+        """Drop cached figures no current report part uses (old data, old style)."""
+        if self.directory is None or not self.directory.is_dir():
+            return
+        for path in [*self.directory.glob("*.png"), *self.directory.glob("*.txt")]:
+            if path.stem not in keep:
+                path.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------- drawing
+
+
+def _sns():
+    """seaborn, imported only when a figure is drawn (a second of import time), themed."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import seaborn as sns
+
+    sns.set_theme(style="whitegrid", context="paper", font_scale=1.1)
+    return sns
+
+
+def _png(fig) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def varying_axis(rows: pd.DataFrame) -> str | None:
+    """The one numeric config field that varies across a section's cells, if any."""
+    varying = [c for c in NUMERIC_AXES if c in rows and rows[c].nunique(dropna=False) > 1]
+    others = [c for c in ("arch", "batch_norm", "dropout", "activation", "optimizer",
+                          "precision", "schedule", "dataset")
+              if c in rows and rows[c].nunique() > 1]
+    return varying[0] if len(varying) == 1 and not others else None
+
+
+def section_figure(name: str, title: str, rows: pd.DataFrame, cells: pd.DataFrame) -> Figure:
+    """Each seed's accuracy (grey), the mean with its 95% CI (blue), the published value
+    (red cross); on a numeric axis (size, width, lr...) when one is all that varies."""
+    sns = _sns()
+    import matplotlib.pyplot as plt
+
+    axis = varying_axis(rows)
+    order = list(cells["cell"])
+    width = max(4.8, 0.75 * len(order) + 2.2) if axis is None else 5.6
+    fig, ax = plt.subplots(figsize=(width, 3.6))
+    if axis:
+        x, data = axis, rows.assign(**{axis: rows[axis].astype(float)})
+        sns.scatterplot(data=data, x=x, y="test_accuracy", color="0.6", s=18, ax=ax,
+                        label="each seed")
+        sns.lineplot(data=data, x=x, y="test_accuracy", errorbar=t_interval, marker="o",
+                     err_style="bars", err_kws={"capsize": 4}, color="C0", ax=ax,
+                     label="mean, 95% CI (1 seed: ±1 SE)")
+        published = cells.assign(x=cells["cell"].map(dict(zip(rows["cell"], data[axis],
+                                                               strict=False))))
+        if axis in LOG_AXES:
+            ax.set_xscale("log")
+        ax.set_xlabel(axis.replace("_", " ") + (" (samples)" if axis == "train_size" else ""))
+    else:
+        sns.stripplot(data=rows, x="cell", y="test_accuracy", order=order, color="0.6",
+                      size=4, jitter=0.08, ax=ax, label="each seed")
+        sns.pointplot(data=rows, x="cell", y="test_accuracy", order=order,
+                      errorbar=t_interval, linestyle="none", capsize=0.15, color="C0",
+                      markers="o", ax=ax, label="mean, 95% CI (1 seed: ±1 SE)")
+        published = cells.assign(x=range(len(order)))
+        ax.tick_params(axis="x", labelrotation=20 if len(order) > 3 else 0)
+        ax.set_xlabel("")
+    if cells["published"].notna().any():
+        ax.scatter(published["x"], published["published"], marker="x", color="C3", s=55,
+                   zorder=5, label="published")
+    _dedupe_legend(ax)
+    ax.set_ylabel("test accuracy (%)")
+    ax.margins(y=0.12)
+    ax.set_title(f"{name}: {title}" if title else name)
+    return Figure(f"section_{slug(name)}", f"{name}: test accuracy by cell", _png(fig))
+
+
+def _dedupe_legend(ax) -> None:
+    """One legend entry per label, outside the axes (right): a legend covers no data."""
+    handles, labels = ax.get_legend_handles_labels()
+    seen: dict[str, object] = {}
+    for h, label in zip(handles, labels, strict=True):
+        seen.setdefault(label, h)
+    ax.legend(seen.values(), seen.keys(), loc="upper left", bbox_to_anchor=(1.01, 1.0),
+              frameon=False, fontsize=8)
+
+
+def curves_figure(name: str, epochs: pd.DataFrame) -> Figure:
+    """Per cell, mean test accuracy, train loss and test loss by epoch, with 95% CI bands
+    over seeds, side by side; integer epochs; the legend beside the panels."""
+    sns = _sns()
+    from matplotlib.ticker import MaxNLocator
+
+    long = epochs.melt(id_vars=["cell", "seed", "epoch"], value_vars=list(METRICS),
+                       var_name="metric", value_name="value").dropna(subset=["value"])
+    long["metric"] = long["metric"].map(METRICS)
+    grid = sns.relplot(data=long, x="epoch", y="value", hue="cell", col="metric", kind="line",
+                       col_order=[m for m in METRICS.values() if m in set(long["metric"])],
+                       errorbar=t_interval_or_none, marker="o", markersize=4,
+                       facet_kws={"sharey": False}, height=3.0, aspect=1.05)
+    grid.set_titles("{col_name}")
+    grid.set_axis_labels("epoch", "")
+    for ax in grid.axes.flat:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    grid.figure.suptitle(f"{name}: learning curves (bands: 95% CI over seeds)", y=1.04)
+    return Figure(f"curves_{slug(name)}", f"{name}: accuracy and losses by epoch",
+                  _png(grid.figure))
+
+
+def cost_figure(cells: pd.DataFrame) -> Figure:
+    """Mean accuracy of each cell against its mean training time, coloured by section."""
+    sns = _sns()
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    sns.scatterplot(data=cells, x="train_seconds", y="mean", hue="section", s=36, ax=ax)
+    ax.set_xscale("log")
+    ax.set_xlabel("training time per job (s, log scale)")
+    ax.set_ylabel("mean test accuracy (%)")
+    ax.set_title("accuracy against training cost")
+    ax.legend(title="section", loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
+              fontsize=8, ncol=1 + len(cells["section"].unique()) // 12)
+    return Figure("cost", "accuracy against training cost", _png(fig))
