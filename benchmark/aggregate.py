@@ -28,9 +28,14 @@ import numpy as np
 import pandas as pd
 from scipy.special import stdtr, stdtrit  # Student t CDF and quantile
 
+from . import planning
 from .spec import JobStatus
 
 ALPHA = 0.05
+# A comparison not shown beyond noise is "underpowered" when its seeds had less than this
+# power to detect a true difference as large as the one observed: a planning statement
+# (how many seeds would settle it), not evidence for or against the difference.
+POWER = 0.8
 TEST_SET_SIZE = 10_000  # MNIST test images; used for the one-seed noise floor
 
 BETTER, WORSE, SAME = "better", "worse", "no detectable difference"
@@ -128,15 +133,34 @@ def compare(base: pd.DataFrame, other: pd.DataFrame) -> dict:
         se = d.std(ddof=1) / math.sqrt(len(d))
         p = t_pvalue(diff / se, len(d) - 1) if se > 0 else (0.0 if diff else 1.0)
         return {"diff": diff, "ci_low": low, "ci_high": high, "p": p,
-                "method": f"paired t, {len(d)} seeds"}
+                "method": f"paired t, {len(d)} seeds", "sd_diff": float(d.std(ddof=1)),
+                **_improvement(a, b)}
     if len(a) >= 2 and len(b) >= 2:
         diff, low, high, p = welch(a, b)
         return {"diff": diff, "ci_low": low, "ci_high": high, "p": p,
-                "method": f"Welch t, {len(b)} vs {len(a)} seeds"}
+                "method": f"Welch t, {len(b)} vs {len(a)} seeds", **_improvement(a, b)}
     diff = float(b.mean() - a.mean())
     noise = math.hypot(binomial_se(a.mean()), binomial_se(b.mean()))
     return {"diff": diff, "ci_low": math.nan, "ci_high": math.nan, "p": math.nan,
             "method": f"1 seed; test-set noise ±{noise:.2f} pp (1 SE)", "noise": noise}
+
+
+def _improvement(a: np.ndarray, b: np.ndarray) -> dict:
+    p, low, high = planning.probability_of_improvement(a, b)
+    return {"p_improve": p, "p_improve_low": low, "p_improve_high": high}
+
+
+def plan_row(row: dict, power: float = 0.8, alpha: float = ALPHA,
+             effect: float | None = None) -> dict:
+    """Seed planning for one paired comparison (`compare`'s result, with its seed count
+    `n`): the power the current seeds have to detect `effect` (default: the observed
+    difference) and the seeds a fixed-n design needs to reach `power`."""
+    sd = row.get("sd_diff", math.nan)
+    target = abs(row["diff"]) if effect is None else abs(effect)
+    if math.isnan(sd) or not row["method"].startswith("paired"):
+        return {"effect": target, "power": math.nan, "seeds_needed": None}
+    return {"effect": target, "power": planning.paired_power(target, sd, row["n"], alpha),
+            "seeds_needed": planning.seeds_needed(target, sd, power, alpha)}
 
 
 def beyond_noise(comparison: dict) -> bool:
@@ -149,6 +173,10 @@ def _verdict(row: dict) -> str:
         return UNTESTED_BEYOND if beyond_noise(row) else UNTESTED_WITHIN
     if row["p_holm"] < ALPHA:
         return BETTER if row["diff"] > 0 else WORSE
+    if row.get("power", math.nan) < POWER:  # a real difference this size would go unseen
+        needed = row.get("seeds_needed")
+        return (f"{SAME} (underpowered for {row['diff']:+.2f} pp: {needed or 'over 1000'} "
+                "seeds for 80% power)")
     return SAME
 
 
@@ -166,11 +194,14 @@ def effects(frame: pd.DataFrame) -> pd.DataFrame:
                  "n": len(sub), **compare(base, sub)} for _, cell, sub in groups[1:]]
         for row, p in zip(rows, holm([r["p"] for r in rows]), strict=True):
             row["p_holm"] = p
-            row.setdefault("noise", math.nan)
+            for key in ("noise", "sd_diff", "p_improve", "p_improve_low", "p_improve_high"):
+                row.setdefault(key, math.nan)
+            row.update(plan_row(row))
             row["verdict"] = _verdict(row)
         out += rows
     columns = ["section", "cell", "baseline", "n", "diff", "ci_low", "ci_high", "p", "p_holm",
-               "method", "noise", "verdict"]
+               "method", "noise", "verdict", "sd_diff", "p_improve", "p_improve_low",
+               "p_improve_high", "effect", "power", "seeds_needed"]
     return pd.DataFrame(out, columns=columns)
 
 
@@ -199,9 +230,13 @@ def _check_beats(section: pd.DataFrame, cell: str, baseline: str) -> tuple[str, 
         return (f"1 seed: {direction} the claim{within}",
                 f"{r['diff']:+.2f} pp; {r['method']}; seed noise untested")
     evidence = (f"{r['diff']:+.2f} pp, 95% CI [{r['ci_low']:+.2f}, {r['ci_high']:+.2f}], "
-                f"p = {r['p']:.3g} ({r['method']})")
+                f"p = {r['p']:.3g} ({r['method']}); P(better) = {r['p_improve']:.2f}")
     if r["p"] < ALPHA:
         return ("holds" if r["diff"] > 0 else "contradicted"), evidence
+    plan = plan_row({**r, "n": len(b)})
+    if plan["power"] < POWER:
+        return (f"not shown: underpowered for {r['diff']:+.2f} pp "
+                f"({plan['seeds_needed'] or 'over 1000'} seeds for 80% power)"), evidence
     return "not shown: no detectable difference", evidence
 
 

@@ -86,11 +86,26 @@ def cell_rows(cells: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     return headers, rows
 
 
+def _improve(r) -> str:
+    if math.isnan(r["p_improve"]):
+        return ""
+    if math.isnan(r["p_improve_low"]):
+        return f"{r['p_improve']:.2f}"
+    return f"{r['p_improve']:.2f} [{r['p_improve_low']:.2f}, {r['p_improve_high']:.2f}]"
+
+
+def _power(r) -> str:
+    if math.isnan(r["power"]):
+        return ""
+    return f"{r['power']:.2f} ({r['seeds_needed'] or '>1000'})"
+
+
 def effect_rows(eff: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
-    headers = ["cell", "vs", "diff pp", "95% CI", "p", "p (Holm)", "method", "verdict"]
+    headers = ["cell", "vs", "diff pp", "95% CI", "p", "p (Holm)", "method",
+               "P(cell > vs) [95% CI]", "power (seeds for 80%)", "verdict"]
     rows = [[r["cell"], r["baseline"], f"{r['diff']:+.2f}",
              "" if math.isnan(r["ci_low"]) else f"[{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]",
-             _p(r["p"]), _p(r["p_holm"]), r["method"], r["verdict"]]
+             _p(r["p"]), _p(r["p_holm"]), r["method"], _improve(r), _power(r), r["verdict"]]
             for _, r in eff.iterrows()]
     return headers, rows
 
@@ -187,6 +202,12 @@ def _summary(eff: pd.DataFrame) -> list[str]:
     if len(same):
         lines.append("No detectable difference from the section baseline: " + "; ".join(
             f"{r.section} {r.cell}" for r in same.itertuples()))
+    weak = tested[tested["verdict"].str.startswith(aggregate.SAME + " (underpowered")]
+    if len(weak):
+        lines.append("Undecided, too few seeds to see a difference of the observed size "
+                     "(power < 80%; `cnnbench power STUDY` plans the seeds): " + "; ".join(
+                         f"{r.section} {r.cell} ({r.diff:+.2f} pp, "
+                         f"{r.seeds_needed or 'over 1000'} seeds)" for r in weak.itertuples()))
     single = eff[eff["p"].isna()]
     if len(single):
         lines.append(f"{len(single)} comparison(s) rest on one seed per side: there is no "

@@ -15,7 +15,9 @@ native bf16; on a CPU without it, set precision="fp32"):
 - J (ReLU vs sigmoid, SK0.2) on the same 10k instead of all 60k, so J's ReLU cell is F's
   SK0.2 job (trained once).
 Normalisation: Fashion-MNIST's own training-split mean and std (0.2860, 0.3530).
-Compare with MNIST: `cnnbench report` of this study beside mnist_ablation_seeds.
+Its MNIST twin, studies/mnist_transfer.py, trains the same grid on MNIST (same sizes,
+epochs and seeds), so that `cnnbench compare mnist_transfer fashion_transfer` sets each
+cell and claim side by side.
 """
 
 from mnist_ablation import homework
@@ -23,9 +25,13 @@ from mnist_ablation import homework
 from benchmark import Study
 
 
-def study() -> Study:
-    return homework("fashion_transfer", seeds=range(5), only="BCDEFJK", epochs=10,
-                    published=False, precision="bf16", dataset="fashion-mnist",
-                    full_size=10_000,
-                    description="homework sections B-F, J, K on Fashion-MNIST; 10k samples, "
+def transfer(name: str, dataset: str, title: str) -> Study:
+    """Sections B-F, J and K at this file's sizes on `dataset`."""
+    return homework(name, seeds=range(5), only="BCDEFJK", epochs=10, published=False,
+                    precision="bf16", dataset=dataset, full_size=10_000,
+                    description=f"homework sections B-F, J, K on {title}; 10k samples, "
                                 "10 epochs, bf16, seeds 0-4")
+
+
+def study() -> Study:
+    return transfer("fashion_transfer", "fashion-mnist", "Fashion-MNIST")

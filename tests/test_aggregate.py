@@ -41,7 +41,9 @@ def test_paired_difference_when_seeds_match():
     assert (eff["ci_low"], eff["ci_high"]) == pytest.approx((4 / 3 - 4.302653 / 3,
                                                              4 / 3 + 4.302653 / 3), abs=1e-5)
     assert eff["method"] == "paired t, 3 seeds"
-    assert eff["verdict"] == aggregate.SAME
+    # dz = (4/3) / 0.57735 = 2.31: 3 seeds have power 0.56 for it, 4 seeds 0.85
+    assert eff["power"] == pytest.approx(0.5645, abs=1e-3) and eff["seeds_needed"] == 4
+    assert eff["verdict"] == aggregate.SAME + " (underpowered for +1.33 pp: 4 seeds for 80% power)"
 
 
 def test_welch_when_seeds_differ():
@@ -99,7 +101,9 @@ def test_claims_get_verdicts_with_evidence():
     out = aggregate.check_claims(_frame(rows), claims).set_index("claim")
     assert out.loc["rises", "verdict"] == "holds"
     assert "rises in 3 of 3 steps" in out.loc["rises", "evidence"]
-    assert out.loc["BN beats base", "verdict"] == "not shown: no detectable difference"
+    # +0.013 pp with a spread of 0.006: 3 seeds miss it, 4 would see it 85% of the time
+    assert out.loc["BN beats base", "verdict"] == ("not shown: underpowered for +0.01 pp "
+                                                   "(4 seeds for 80% power)")
     assert out.loc["nothing there", "verdict"] == "no data"
 
 
