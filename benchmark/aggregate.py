@@ -150,7 +150,7 @@ def _improvement(a: np.ndarray, b: np.ndarray) -> dict:
     return {"p_improve": p, "p_improve_low": low, "p_improve_high": high}
 
 
-def plan_row(row: dict, power: float = 0.8, alpha: float = ALPHA,
+def plan_row(row: dict, power: float = POWER, alpha: float = ALPHA,
              effect: float | None = None) -> dict:
     """Seed planning for one paired comparison (`compare`'s result, with its seed count
     `n`): the power the current seeds have to detect `effect` (default: the observed
@@ -261,3 +261,27 @@ def spearman(x: pd.Series, y: pd.Series) -> tuple[float, float]:
     if abs(rho) >= 1 or n < 3:
         return rho, 0.0 if abs(rho) >= 1 else math.nan
     return rho, t_pvalue(rho * math.sqrt((n - 2) / (1 - rho * rho)), n - 2)
+
+
+def power_table(frame: pd.DataFrame, claims=(), effect: float | None = None,
+                power: float = POWER, alpha: float = ALPHA) -> pd.DataFrame:
+    """Seed planning for every comparison of `effects` (cell vs section baseline) and every
+    "beats" claim: seeds now, the observed paired difference and its spread, the effect
+    planned for (`effect` pp, default the observed difference), the power the current
+    seeds have for it, and the seeds a fixed-n design needs to reach `power`."""
+    pairs = [(r["section"], r["cell"], r["baseline"], "") for _, r in effects(frame).iterrows()]
+    pairs += [(c.section, c.cell, c.baseline, c.text) for c in claims if c.kind == "beats"]
+    rows = []
+    for section, cell, baseline, claim in pairs:
+        sub = frame[frame["section"] == section]
+        a, b = sub[sub["cell"] == baseline], sub[sub["cell"] == cell]
+        if not len(a) or not len(b):
+            continue
+        r = {**compare(a, b), "n": min(len(a), len(b))}
+        planned = plan_row(r, power, alpha, effect)
+        rows.append({"section": section, "cell": cell, "baseline": baseline, "claim": claim,
+                     "n": r["n"], "diff": r["diff"], "sd_diff": r.get("sd_diff", math.nan),
+                     "p": r["p"], "decided": bool(r["p"] < alpha), **planned})
+    columns = ["section", "cell", "baseline", "claim", "n", "diff", "sd_diff", "p", "decided",
+               "effect", "power", "seeds_needed"]
+    return pd.DataFrame(rows, columns=columns)

@@ -12,6 +12,7 @@ stderr and exit code 2, with nothing written; a job that fails makes `run` exit 
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from collections import Counter
@@ -479,6 +480,73 @@ def export(studies: tuple[str, ...], db: str | None, out: Path, fmt: str) -> Non
                         raise UserError(f"parquet export needs pyarrow ({exc}): "
                                         "pip install pyarrow, or use --format csv") from None
                 click.echo(f"{path}: {len(frame)} rows")
+
+
+@main.command()
+@click.argument("study")
+@db_option
+@click.option("--effect", type=click.FloatRange(min=0, min_open=True), metavar="PP",
+              help="Plan to detect this difference (percentage points) in every comparison; "
+                   "default: each comparison's observed difference.")
+@click.option("--power", "target", type=click.FloatRange(0.5, 0.999), default=0.8,
+              show_default=True, help="Probability of detecting the effect.")
+@click.option("--alpha", type=click.FloatRange(0.001, 0.2), default=0.05, show_default=True,
+              help="Significance level of the two-sided paired t test.")
+def power(study: str, db: str | None, effect: float | None, target: float,
+          alpha: float) -> None:
+    """How many seeds each comparison and claim of STUDY needs (fixed-n planning).
+
+    From the spread of the paired per-seed differences stored so far, the seeds a
+    paired t test needs to detect the effect with the given power, and the `cnnbench
+    run --seeds` command that reaches it. Plan n, run n seeds, test once: adding seeds
+    until a comparison turns significant inflates false positives. STUDY is a study
+    name or file.
+    """
+    from . import aggregate, planning
+
+    with user_errors(), _store(db, create=False) as store:
+        name = _study_names(store, (study,))[0]
+        info = store.study_info(name)
+        if info is None:
+            raise UserError(f"no study {name!r} in {store.url_redacted}")
+        good = aggregate.usable(store.results_frame(name), code_version())
+        if not len(good):
+            raise UserError(f"{name}: no current results in {store.url_redacted}: run it first")
+        table = aggregate.power_table(good, info["claims"], effect, target, alpha)
+    file = study if study.endswith(".py") else info["path"]
+    planned = "the observed difference" if effect is None else f"{effect:g} pp"
+    click.echo(f"{name}: seeds for {target:.0%} power to detect {planned} "
+               f"(paired t, alpha {alpha:g})")
+    click.echo(f"{'comparison':<44} {'n':>3} {'diff pp':>8} {'sd':>6} {'power':>6} "
+               f"{'seeds':>6}  state")
+    undecided = []
+    for r in table.itertuples():
+        label = r.claim or f"{r.section}: {r.cell} vs {r.baseline}"
+        needed = None if r.seeds_needed is None or math.isnan(r.seeds_needed) else int(
+            r.seeds_needed)
+        seeds = "" if math.isnan(r.power) else str(needed or ">1000")
+        state = ("decided (p < alpha)" if r.decided else
+                 "needs 2+ seeds per cell to plan" if math.isnan(r.power) else
+                 "enough seeds" if r.power >= target else "undecided: more seeds")
+        if not r.decided and not math.isnan(r.power) and r.power < target and needed:
+            undecided.append(needed)
+        click.echo(f"{label[:44]:<44} {r.n:>3} {r.diff:>+8.2f} {_fmt(r.sd_diff):>6} "
+                   f"{_fmt(r.power):>6} {seeds:>6}  {state}")
+    if not len(table):
+        click.echo("\nno comparison has results on both sides yet")
+    elif undecided:
+        n = max(undecided)
+        click.echo(f"\nto run every undecided comparison at {n} seeds:\n  "
+                   + planning.seeds_command(file, n))
+    elif table["power"].isna().all():
+        click.echo("\nno paired seeds yet: " + planning.seeds_command(file, 3))
+    else:
+        click.echo("\nno undecided comparison can be settled with up to 1000 seeds"
+                   if not table["decided"].all() else "\nevery comparison is decided")
+
+
+def _fmt(x: float) -> str:
+    return "" if math.isnan(x) else f"{x:.2f}"
 
 
 # --------------------------------------------------------------------------- data

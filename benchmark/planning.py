@@ -37,7 +37,14 @@ def paired_power(effect: float, sd: float, n: int, alpha: float = 0.05) -> float
     df = n - 1
     crit = float(stdtrit(df, 1 - alpha / 2))
     nc = abs(effect) / (sd / math.sqrt(n))
-    return float(1 - nctdtr(df, nc, crit) + nctdtr(df, nc, -crit))
+    upper = 1 - float(nctdtr(df, nc, crit))
+    # The wrong-sign tail is below P(T < 0) = Phi(-nc); far out, nctdtr can return NaN.
+    lower = 0.0 if nc > 8 else float(nctdtr(df, nc, -crit))
+    if math.isnan(upper) or math.isnan(lower):
+        from scipy.stats import nct  # slower to import, sturdier in the far tails
+
+        upper, lower = float(nct.sf(crit, df, nc)), float(nct.cdf(-crit, df, nc))
+    return upper + lower
 
 
 def seeds_needed(effect: float, sd: float, power: float = 0.8, alpha: float = 0.05) -> int | None:

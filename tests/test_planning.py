@@ -15,6 +15,12 @@ def test_paired_power_matches_the_noncentral_t_tables(dz, n, power):
     assert planning.paired_power(2 * dz, 2.0, n) == pytest.approx(power, abs=5e-4)  # scale-free
 
 
+def test_power_far_in_the_tails_is_a_number():
+    # nc = 15 on 2 df: scipy.special.nctdtr returns NaN for the wrong-sign tail there
+    assert planning.paired_power(0.05, 0.05 / 15 * 3 ** 0.5, 3) == pytest.approx(0.99998, abs=1e-5)
+    assert planning.paired_power(5.0, 0.001, 2) == pytest.approx(1.0)
+
+
 def test_seeds_needed_is_the_smallest_n_reaching_the_power():
     assert planning.seeds_needed(1.0, 1.0) == 10
     assert planning.seeds_needed(0.5, 1.0) == 34

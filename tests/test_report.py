@@ -285,3 +285,36 @@ def test_figure_intervals_are_the_tables_t_intervals():
     assert t_interval([97.0]) == pytest.approx((97 - binomial_se(97.0), 97 + binomial_se(97.0)))
     assert binomial_se(97.0) == pytest.approx(100 * (0.97 * 0.03 / 10_000) ** 0.5)
     assert t_interval_or_none([0.5]) == (0.5, 0.5)
+
+
+def test_power_plans_seeds_for_each_comparison_and_prints_the_run_command(tmp_path, cli,
+                                                                          monkeypatch):
+    from benchmark import aggregate, planning
+
+    store = _fill(tmp_path / "r.sqlite")
+    monkeypatch.setattr("benchmark.cli.code_version", lambda: "v1")
+    db = str(tmp_path / "r.sqlite")
+    result = cli("power", "demo", "--db", db)
+    assert result.exit_code == 0, result.output
+    good = aggregate.usable(store.results_frame("demo"), "v1")
+    c = good[good["section"] == "C"]
+    d = (c[c["cell"] == "BN"]["test_accuracy"].to_numpy()
+         - c[c["cell"] == "base"]["test_accuracy"].to_numpy())  # same seeds, same order
+    assert "C: BN vs base" in result.output and "BN beats base" in result.output
+    line = next(x for x in result.output.splitlines() if x.startswith("C: BN vs base"))
+    assert f"{d.mean():+.2f}" in line and f"{d.std(ddof=1):.2f}" in line
+    assert "decided (p < alpha)" in line  # +1 pp on every seed
+    # --effect plans for a given difference instead: 0.01 pp against this spread
+    small = cli("power", "demo", "--db", db, "--effect", "0.01")
+    needed = planning.seeds_needed(0.01, d.std(ddof=1))
+    line = next(x for x in small.output.splitlines() if x.startswith("C: BN vs base"))
+    n, diff, sd, power, seeds = line[44:].split()[:5]
+    assert (n, seeds) == ("3", str(needed)) and float(power) == pytest.approx(
+        planning.paired_power(0.01, d.std(ddof=1), 3), abs=0.005)
+    # a section whose cells differ only by noise: undecided, with the command that settles it
+    g = cli("power", "demo", "--db", db, "--effect", "0.05")
+    assert "to run every undecided comparison at" in g.output, g.output
+    n = int(g.output.split("to run every undecided comparison at ")[1].split()[0])
+    assert f"cnnbench run demo.py --seeds {','.join(map(str, range(n)))}" in g.output
+    assert cli("power", "nope", "--db", db).exit_code == 2
+    assert cli("power", "demo", "--db", db, "--power", "2").exit_code == 2
