@@ -483,6 +483,64 @@ def export(studies: tuple[str, ...], db: str | None, out: Path, fmt: str) -> Non
 
 
 @main.command()
+@click.argument("study_a", metavar="A")
+@click.argument("study_b", metavar="B")
+@db_option
+@click.option("--db-b", metavar="URL", help="B's database, when it is another (default: --db).")
+@click.option("--code-a", metavar="VERSION",
+              help="Training-code version of A's results (default: the installed one).")
+@click.option("--code-b", metavar="VERSION",
+              help="Training-code version of B's results (default: the installed one).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              default="reports/compare", show_default=True,
+              help="The comparison goes to OUT/<A>_vs_<B>/.")
+@click.option("--format", "formats", default="html,md", show_default=True,
+              help="Comma-separated: html, md.")
+def compare(study_a: str, study_b: str, db: str | None, db_b: str | None,
+            code_a: str | None, code_b: str | None, out: Path, formats: str) -> None:
+    """Compare two studies cell by cell and claim by claim (HTML and markdown).
+
+    A and B are study names or files: two studies (MNIST against Fashion-MNIST, fp32
+    against bf16), one study under two training-code versions (--code-a, --code-b), or one
+    study in two databases (--db-b). Cells are aligned by section and label; B - A is
+    paired by seed where the seeds match.
+    """
+    from . import compare as comparing
+    from . import report as reporting
+    from .figures import slug
+
+    wanted = tuple(f.strip() for f in formats.split(",") if f.strip())
+    if sorted(set(wanted) - {"html", "md"}) or not wanted:
+        raise click.BadParameter(f"{formats!r}: choose from html, md", param_hint="--format")
+    with user_errors(), _store(db, create=False) as store_a, \
+            _store(db_b or db, create=False) as store_b:
+        sides = []
+        for store, study, version in ((store_a, study_a, code_a), (store_b, study_b, code_b)):
+            name = _study_names(store, (study,))[0]
+            if store.study_info(name) is None:
+                raise UserError(f"no study {name!r} in {store.url_redacted} (studies there: "
+                                f"{', '.join(store.study_names()) or 'none'})")
+            sides.append(comparing.Side(store, name, version or code_version(),
+                                        name if version is None else f"{name} @ {version}"))
+        if sides[0].label == sides[1].label and store_a.url == store_b.url:
+            raise UserError("A and B are the same results: name two studies, or give "
+                            "--code-a/--code-b or --db-b")
+        title, parts = comparing.build(*sides)
+    folder = out / f"{slug(sides[0].label)}_vs_{slug(sides[1].label)}"
+    folder.mkdir(parents=True, exist_ok=True)
+    if "md" in wanted:
+        (folder / "report.md").write_text(reporting.render_markdown(title, parts))
+    if "html" in wanted:
+        (folder / "index.html").write_text(reporting.render_html(title, parts))
+    claims = next((p.rows for p in parts if p.kind == "table" and p.headers
+                   and p.headers[0] == "claim"), [])
+    for claim, verdict_a, _, verdict_b, _, agree in claims:
+        click.echo(f"{'agree   ' if agree == 'yes' else 'DIFFER  '}{claim}: A {verdict_a}; "
+                   f"B {verdict_b}")
+    click.echo(f"comparison written to {folder}")
+
+
+@main.command()
 @click.argument("study")
 @db_option
 @click.option("--effect", type=click.FloatRange(min=0, min_open=True), metavar="PP",

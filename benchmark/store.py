@@ -620,16 +620,18 @@ class ResultStore:
                     "claims": [Claim(c.text, c.section, c.kind, c.cell, c.baseline)
                                for c in claims]}
 
-    def results_frame(self, study: str, seeds: Sequence[int] | None = None):
+    def results_frame(self, study: str, seeds: Sequence[int] | None = None,
+                      code_version: str | None = None):
         """Tidy pandas frame: one row per (section, cell, seed), config columns, job
-        status, and the metrics and provenance of the job's latest finished run.
+        status, and the metrics and provenance of the job's latest finished run (under
+        `code_version`, when given: how results of older code are compared with new).
         `seeds` narrows to those seeds."""
         import pandas as pd
 
         if not self.exists:
             return pd.DataFrame()
         config_cols = [getattr(JobRow, f) for f in CONFIG_COLUMNS]
-        latest = _latest_runs()
+        latest = _latest_runs(code_version)
         query = (select(CellRow.section, CellRow.cell, CellRow.position, CellRow.replicate,
                         CellRow.published, CellRow.skip_reason, JobRow.job_key,
                         JobRow.status, *config_cols, RunRow.run_id,
@@ -652,6 +654,8 @@ class ResultStore:
         frame = pd.DataFrame([r._mapping for r in rows])
         if frame.empty:
             return frame
+        if code_version is not None:  # where that version stands, not the job's latest
+            frame["status"] = frame["run_status"].fillna(JobStatus.PENDING.value)
         frame.loc[frame["skip_reason"].notna(), "status"] = JobStatus.SKIPPED.value
         return frame
 
@@ -682,10 +686,13 @@ def _seed_filter(seeds: Sequence[int] | None) -> list:
     return [] if seeds is None else [JobRow.seed.in_(list(seeds))]
 
 
-def _latest_runs():
-    """Subquery: (run_id, job_id) of each job's most recent finished run."""
-    return (select(func.max(RunRow.run_id).label("run_id"), RunRow.job_id)
-            .group_by(RunRow.job_id).subquery())
+def _latest_runs(code_version: str | None = None):
+    """Subquery: (run_id, job_id) of each job's most recent finished run (under
+    `code_version`, when given)."""
+    query = select(func.max(RunRow.run_id).label("run_id"), RunRow.job_id)
+    if code_version is not None:
+        query = query.where(RunRow.code_version == code_version)
+    return query.group_by(RunRow.job_id).subquery()
 
 
 def _utc(t: float | None) -> datetime | None:

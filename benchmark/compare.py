@@ -1,0 +1,179 @@
+"""Comparison stage: two sets of results, cell by cell and claim by claim.
+
+Takes two `Side`s (a study in a result store under a training-code version: two studies,
+one study under two code versions, or one study in two databases); gives the parts of a
+comparison report, rendered like a study report (markdown and one HTML file):
+
+- cells: each (section, cell) present on both sides, with each side's mean accuracy and
+  95% CI and the difference B - A (paired by seed where two or more seeds match, Welch's
+  test otherwise) with its CI, p-value and P(B > A);
+- effects: each cell's effect against its section's baseline on A and on B, and whether
+  the two effects differ (Welch's test on the per-seed effects): does a conclusion
+  transfer?
+- claims: each claim's verdict on A and on B, and whether they agree.
+
+Reads the databases only; never imports torch.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+from . import aggregate
+from .report import Part, _acc, _p
+from .store import ResultStore
+
+
+@dataclass(frozen=True)
+class Side:
+    store: ResultStore
+    study: str
+    code_version: str
+    label: str  # how the report names this side ("A: mnist_transfer")
+
+    def frame(self) -> pd.DataFrame:
+        frame = self.store.results_frame(self.study, code_version=self.code_version)
+        return aggregate.usable(frame, self.code_version) if len(frame) else frame
+
+    def claims(self) -> list:
+        info = self.store.study_info(self.study)
+        return list(info["claims"]) if info else []
+
+
+def _ci(low: float, high: float) -> str:
+    return "" if math.isnan(low) else f"[{low:+.2f}, {high:+.2f}]"
+
+
+def cell_rows(a: pd.DataFrame, b: pd.DataFrame) -> list[list[str]]:
+    """One row per (section, cell) on both sides, in A's order."""
+    cells_a, cells_b = aggregate.cell_table(a), aggregate.cell_table(b)
+    merged = cells_a.merge(cells_b, on=["section", "cell"], suffixes=("_a", "_b"))
+    rows = []
+    for _, r in merged.iterrows():
+        sa = a[(a["section"] == r["section"]) & (a["cell"] == r["cell"])]
+        sb = b[(b["section"] == r["section"]) & (b["cell"] == r["cell"])]
+        c = aggregate.compare(sa, sb)
+        rows.append([r["section"], r["cell"], _side_acc(r, "_a"), _side_acc(r, "_b"),
+                     f"{c['diff']:+.2f}", _ci(c["ci_low"], c["ci_high"]), _p(c["p"]),
+                     c["method"], _improve(c)])
+    return rows
+
+
+def _side_acc(r: pd.Series, suffix: str) -> str:
+    side = pd.Series({k: r[k + suffix] for k in ("n", "mean", "ci_low", "ci_high",
+                                                 "noise_floor")})
+    return f"{_acc(side)} (n={int(side['n'])})"
+
+
+def _improve(c: dict) -> str:
+    p = c.get("p_improve", math.nan)
+    if math.isnan(p):
+        return ""
+    low = c.get("p_improve_low", math.nan)
+    return f"{p:.2f}" if math.isnan(low) else f"{p:.2f} [{low:.2f}, {c['p_improve_high']:.2f}]"
+
+
+def _seed_effects(frame: pd.DataFrame, section: str, cell: str, baseline: str) -> pd.Series:
+    """Per-seed effect cell - baseline (seeds present in both)."""
+    sub = frame[frame["section"] == section]
+    base = sub[sub["cell"] == baseline].set_index("seed")["test_accuracy"]
+    other = sub[sub["cell"] == cell].set_index("seed")["test_accuracy"]
+    return (other - base).dropna()
+
+
+def effect_rows(a: pd.DataFrame, b: pd.DataFrame) -> list[list[str]]:
+    """Each cell's effect against its section baseline, on A and on B, and whether the
+    effects differ beyond seed noise."""
+    ea, eb = aggregate.effects(a), aggregate.effects(b)
+    merged = ea.merge(eb, on=["section", "cell", "baseline"], suffixes=("_a", "_b"))
+    rows = []
+    for _, r in merged.iterrows():
+        da = _seed_effects(a, r["section"], r["cell"], r["baseline"]).to_numpy(float)
+        db = _seed_effects(b, r["section"], r["cell"], r["baseline"]).to_numpy(float)
+        if len(da) >= 2 and len(db) >= 2:
+            diff, low, high, p = aggregate.welch(da, db)
+            change = (f"{diff:+.2f} {_ci(low, high)}", _p(p),
+                      "differs" if p < aggregate.ALPHA else "no detectable difference")
+        else:
+            change = ("", "", "needs 2+ paired seeds on each side")
+        rows.append([r["section"], f"{r['cell']} vs {r['baseline']}",
+                     f"{r['diff_a']:+.2f} {_ci(r['ci_low_a'], r['ci_high_a'])}",
+                     r["verdict_a"],
+                     f"{r['diff_b']:+.2f} {_ci(r['ci_low_b'], r['ci_high_b'])}",
+                     r["verdict_b"], *change])
+    return rows
+
+
+def _verdict_kind(verdict: str) -> str:
+    """A verdict's gist: holds / contradicted / not shown / 1 seed / no data."""
+    for kind in ("holds", "contradicted", "not shown", "1 seed", "no data"):
+        if verdict.startswith(kind):
+            return kind
+    return verdict
+
+
+def claim_rows(a: pd.DataFrame, b: pd.DataFrame, claims_a, claims_b) -> list[list[str]]:
+    """Each claim either side states (by its text), judged on both sides' results."""
+    claims = {c.text: c for c in [*claims_b, *claims_a]}  # A's wording where both have one
+    verdicts_a = aggregate.check_claims(a, claims.values()).set_index("claim")
+    verdicts_b = aggregate.check_claims(b, claims.values()).set_index("claim")
+    rows = []
+    for text in claims:
+        va, vb = verdicts_a.at[text, "verdict"], verdicts_b.at[text, "verdict"]
+        agree = "yes" if _verdict_kind(va) == _verdict_kind(vb) else "no"
+        rows.append([text, va, verdicts_a.at[text, "evidence"], vb,
+                     verdicts_b.at[text, "evidence"], agree])
+    return rows
+
+
+def build(side_a: Side, side_b: Side) -> tuple[str, list[Part]]:
+    """The comparison's title and parts."""
+    a, b = side_a.frame(), side_b.frame()
+    title = f"cnnbench compare: {side_a.label} vs {side_b.label}"
+    parts = [Part("p", f"A = {side_a.label} ({len(a)} current results, code "
+                       f"{side_a.code_version}, {side_a.store.url_redacted}); B = "
+                       f"{side_b.label} ({len(b)} current results, code "
+                       f"{side_b.code_version}, {side_b.store.url_redacted}).")]
+    if not len(a) or not len(b):
+        return title, parts + [Part("p", "One side has no current results: nothing to "
+                                         "compare.")]
+    claims = claim_rows(a, b, side_a.claims(), side_b.claims())
+    if claims:
+        agree = sum(r[-1] == "yes" for r in claims)
+        parts += [Part("h2", "Claims"),
+                  Part("p", f"{agree} of {len(claims)} claims reach the same verdict on A "
+                            "and B."),
+                  Part("table", "", ["claim", "verdict on A", "evidence on A", "verdict on B",
+                                     "evidence on B", "agree"], claims)]
+    effects = effect_rows(a, b)
+    if effects:
+        parts += [Part("h2", "Effects against each section's baseline"),
+                  Part("p", "Does a conclusion transfer? Each cell's effect (pp) against its "
+                            "section's first cell on A and on B, and B's effect minus A's "
+                            "(Welch's t on the per-seed effects)."),
+                  Part("table", "", ["section", "comparison", "effect on A [95% CI]",
+                                     "verdict on A", "effect on B [95% CI]", "verdict on B",
+                                     "B - A [95% CI]", "p", "effects"], effects)]
+    cells = cell_rows(a, b)
+    parts += [Part("h2", "Cells"),
+              Part("p", "Test accuracy (%) of each cell on both sides; B - A in pp, paired by "
+                        "seed where two or more seeds match."),
+              Part("table", "", ["section", "cell", "A", "B", "B - A pp", "95% CI", "p",
+                                 "method", "P(B > A) [95% CI]"], cells)]
+    only = _unmatched(a, b)
+    if only:
+        parts += [Part("h2", "Cells on one side only"), Part("p", only)]
+    return title, parts
+
+
+def _unmatched(a: pd.DataFrame, b: pd.DataFrame) -> str:
+    ka = set(zip(a["section"], a["cell"], strict=True))
+    kb = set(zip(b["section"], b["cell"], strict=True))
+    text = []
+    for name, keys in (("only on A", ka - kb), ("only on B", kb - ka)):
+        if keys:
+            text.append(f"{name}: " + ", ".join(f"{s}/{c}" for s, c in sorted(keys)))
+    return "; ".join(text)
