@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
 import sys
 import time
 from collections import Counter
@@ -25,7 +27,7 @@ import click
 from . import data, plan, runner
 from .execute import DeviceError, parse_devices
 from .provenance import code_version
-from .spec import DONE_STATUSES, JobResult, JobSpec, JobStatus, SpecError
+from .spec import DONE_STATUSES, EpochMetrics, JobResult, JobSpec, JobStatus, SpecError
 from .store import ResultStore, StoreError, open_store
 from .studyfile import LoadedStudy, StudyFileError, load_study
 from .usernets import UserNetError
@@ -233,65 +235,132 @@ def _estimate(loaded: LoadedStudy, pending: set[str], slots: list[str], eval_eve
         + ("; fusion (--fuse) is not modelled" if fuse > 1 else ""))
 
 
-@contextmanager
-def _progress() -> Iterator[runner.RunEvents]:
-    """The run's events on the terminal: progress with done/total and ETA, a bar on a
-    terminal and one line per job otherwise; warnings and failures on stderr.
+class Progress:
+    """What a run shows while it trains: one line per finished job, and
 
-    The ETA weighs jobs by their estimated cost: jobs run longest first, so counting
-    jobs alone would overestimate the time left by a large factor.
+    - on a terminal, a status line kept at the bottom: jobs done, one ETA, and each
+      running job with its epoch;
+    - otherwise (a log file), also a line per epoch of jobs running longer than a minute.
+
+    The ETA weighs jobs by their estimated cost (jobs run longest first, so counting jobs
+    would overestimate the time left by a large factor) and counts the finished epochs of
+    running jobs, so it moves while long jobs train.
     """
-    state = {"costs": {}, "done_cost": 0.0, "done": 0, "t0": time.monotonic(), "bar": None}
 
-    def eta() -> str:
-        total = sum(state["costs"].values())
-        elapsed = time.monotonic() - state["t0"]
-        return _fmt_seconds(elapsed * (total - state["done_cost"]) / max(state["done_cost"],
-                                                                        1e-9))
+    def __init__(self, tty: bool | None = None, clock=time.monotonic):
+        self.tty = sys.stdout.isatty() if tty is None else tty
+        # without a terminal, epoch lines of jobs running longer than this many seconds
+        self.long_job_s = float(os.environ.get("CNNBENCH_EPOCH_LINES_AFTER", "60"))
+        self.clock = clock
+        self.costs: dict[str, float] = {}
+        self.done_cost, self.done, self.t0 = 0.0, 0, clock()
+        self.running: dict[str, dict] = {}  # key -> label, epochs, epoch, since
+        self.status_shown = False
 
-    def started(n: int, costs: dict[str, float]) -> None:
-        state.update(costs=costs, t0=time.monotonic())
-        if sys.stdout.isatty():
-            state["bar"] = click.progressbar(length=n, label="jobs", show_pos=True,
-                                             item_show_func=lambda s: s)
-            state["bar"].__enter__()
+    # --- events
+    def started(self, n: int, costs: dict[str, float]) -> None:
+        self.costs, self.t0 = costs, self.clock()
+        self._status()
 
-    def finished(result: JobResult, label: str) -> None:
-        state["done_cost"] += state["costs"].get(result.key, 0.0)
-        state["done"] += 1
-        line = _describe_result(result, label)
-        if state["bar"] is not None:
-            state["bar"].update(1, f"ETA {eta()}  {line}")
-        else:
-            click.echo(f"[{state['done']}/{len(state['costs'])} ETA {eta()}] {line}")
+    def job_running(self, key: str, label: str, epochs: int) -> None:
+        self.running[key] = {"label": label, "epochs": epochs, "epoch": 0, "since": self.clock()}
+        self._status()
+
+    def epoch(self, key: str, metrics: EpochMetrics) -> None:
+        job = self.running.get(key)
+        if job is None:
+            return
+        job["epoch"] = max(job["epoch"], metrics.epoch)
+        if not self.tty and self.clock() - job["since"] > self.long_job_s:
+            acc = "" if math.isnan(metrics.test_accuracy) else (
+                f", test acc {metrics.test_accuracy:.2f}%")
+            click.echo(f"  {job['label']}: epoch {metrics.epoch}/{job['epochs']}, train loss "
+                       f"{metrics.train_loss:.4f}{acc} ({metrics.seconds:.1f}s)")
+        self._status()
+
+    def finished(self, result: JobResult, label: str) -> None:
+        self.running.pop(result.key, None)
+        self.done_cost += self.costs.get(result.key, 0.0)
+        self.done += 1
+        self._print(f"[{self.done}/{len(self.costs)} ETA {self.eta()}] "
+                    f"{_describe_result(result, label)}")
         if result.status == JobStatus.FAILED:
             last = (result.error or "").strip().splitlines()[-1:]
+            self._clear()
             click.echo(f"FAILED {label}: {' '.join(last)}", err=True)
+        self._status()
 
-    events = runner.RunEvents(message=click.echo,
-                              warning=lambda m: click.echo(f"warning: {m}", err=True),
-                              started=started, finished=finished)
+    # --- the one ETA
+    def progress_cost(self) -> float:
+        partial = sum(self.costs.get(k, 0.0) * j["epoch"] / max(j["epochs"], 1)
+                      for k, j in self.running.items())
+        return self.done_cost + partial
+
+    def eta(self) -> str:
+        total, done = sum(self.costs.values()), self.progress_cost()
+        if done <= 0:
+            return "?"
+        return _fmt_seconds((self.clock() - self.t0) * (total - done) / done)
+
+    # --- drawing
+    def status_line(self) -> str:
+        jobs = " | ".join(f"{j['label']} epoch {j['epoch']}/{j['epochs']}"
+                          for j in self.running.values())
+        return f"[{self.done}/{len(self.costs)} ETA {self.eta()}] {jobs}"
+
+    def _status(self) -> None:
+        if self.tty:
+            width = shutil.get_terminal_size((100, 20)).columns - 1
+            self._write("\r\x1b[K" + self.status_line()[:width])
+            self.status_shown = True
+
+    def _clear(self) -> None:
+        if self.status_shown:
+            self._write("\r\x1b[K")
+            self.status_shown = False
+
+    @staticmethod
+    def _write(text: str) -> None:
+        # not click.echo: it strips the erase-line escape when it thinks there is no tty
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    def _print(self, line: str) -> None:
+        self._clear()
+        click.echo(line)
+
+    def close(self) -> None:
+        self._clear()
+
+
+@contextmanager
+def _progress() -> Iterator[runner.RunEvents]:
+    """The run's events on the terminal (see `Progress`); warnings and failures on
+    stderr."""
+    shown = Progress()
+
+    def warn(line: str) -> None:
+        shown._clear()
+        click.echo(f"warning: {line}", err=True)
+
+    events = runner.RunEvents(message=shown._print, warning=warn, started=shown.started,
+                              running=shown.job_running, epoch=shown.epoch,
+                              finished=shown.finished)
     try:
         yield events
     except runner.Interrupted as exc:
-        _close_bar(state)
+        shown.close()
         click.echo(f"\ninterrupted: {exc.finished} job(s) finished and saved, {exc.released} "
                    "returned to PENDING; run the same command again to resume", err=True)
         sys.exit(130)
     except runner.RunError as exc:
-        _close_bar(state)
+        shown.close()
         click.echo(f"\nerror: {exc}\n{exc.finished} job(s) finished and saved before it; the "
                    "ones in progress were stopped and will run again. Fix the cause (free disk "
                    "space, a writable path, the server) and run the same command to resume.",
                    err=True)
         sys.exit(1)
-    _close_bar(state)
-
-
-def _close_bar(state: dict) -> None:
-    if state["bar"] is not None:
-        state["bar"].__exit__(None, None, None)
-        state["bar"] = None
+    shown.close()
 
 
 # --------------------------------------------------------------------------- status, list
@@ -316,20 +385,42 @@ seeds_option = click.option(
 @db_option
 @seeds_option
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
-def status(study_file: Path, db: str | None, seeds: str | None, as_json: bool) -> None:
+@click.option("--watch", type=click.FloatRange(min=0.5), is_flag=False, flag_value=5.0,
+              metavar="[SECONDS]", help="Refresh every SECONDS (default 5) until nothing is "
+                                       "left to run (no job pending, running or stale).")
+def status(study_file: Path, db: str | None, seeds: str | None, as_json: bool,
+           watch: float | None) -> None:
     """Counts of STUDY's cells by status, per section.
 
     Every seed the database holds for the study's cells counts, not only the study
     file's. STALE cells were done by older training code and run again on the next `run`.
     """
-    with user_errors(), _store(db, create=False) as store:
+    with user_errors():
         loaded = _load(study_file, seeds)
-        counts = _section_counts(loaded, runner.members(loaded, store, _parse_seeds(seeds)),
-                                 store)
-    total: Counter = sum(counts.values(), Counter())
+        while True:
+            with _store(db, create=False) as store:
+                counts = _section_counts(
+                    loaded, runner.members(loaded, store, _parse_seeds(seeds)), store)
+                where = store.url_redacted
+            total: Counter = sum(counts.values(), Counter())
+            if watch is not None and sys.stdout.isatty():
+                click.echo("\x1b[H\x1b[2J", nl=False)  # the table in place, not scrolling
+            if watch is not None:
+                click.echo(f"{loaded.study.name} at {time.strftime('%H:%M:%S')}")
+            _print_status(loaded, counts, total, where, as_json)
+            if watch is None or not any(total[s] for s in (S.PENDING, S.RUNNING, S.STALE)):
+                return
+            try:
+                time.sleep(watch)
+            except KeyboardInterrupt:
+                sys.exit(130)
+
+
+def _print_status(loaded: LoadedStudy, counts: dict, total: Counter, where: str,
+                  as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({
-            "study": loaded.study.name, "database": store.url_redacted,
+            "study": loaded.study.name, "database": where,
             "code_version": code_version(),
             "sections": {name: {k.value: n for k, n in c.items()} for name, c in counts.items()},
             "total": {k.value: n for k, n in total.items()},

@@ -36,8 +36,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import provenance
+from .feed import FileFeed, TopicFeed
 from .plan import fusion_key
-from .spec import JobResult, JobStatus, TrainConfig
+from .spec import EpochMetrics, JobResult, JobStatus, TrainConfig
 
 
 class DeviceError(ValueError):
@@ -165,11 +166,18 @@ def _empty_cache() -> None:
 
 
 def run_group(tasks: Sequence[Task], device: str, lock_dir: str | None, threads: int,
-              eval_every: int = 1, checkpoints: str | None = None) -> list[JobResult]:
+              eval_every: int = 1, checkpoints: str | None = None,
+              feed=None) -> list[JobResult]:
     """Worker entry point: train one job, or several fused into one vectorised model.
 
-    Never raises: a failure is a FAILED result for every job of the group.
+    Never raises: a failure is a FAILED result for every job of the group. `feed` (a
+    `feed` sender) hears of every finished epoch, for live progress.
     """
+    def on_epoch(index: int, metrics) -> None:
+        if feed is not None:
+            with contextlib.suppress(Exception):  # progress is never worth a failed job
+                feed.put(tasks[index].key, metrics)
+
     started, t0 = time.time(), time.perf_counter()
     versions = {"python": provenance.python_version()}
     try:
@@ -188,12 +196,14 @@ def run_group(tasks: Sequence[Task], device: str, lock_dir: str | None, threads:
         def attempt():
             dirs = tasks[0].import_dirs
             if len(tasks) > 1:
-                return train.train_fused([t.config for t in tasks], resident, eval_every, dirs)
+                return train.train_fused([t.config for t in tasks], resident, eval_every, dirs,
+                                         on_epoch)
             checkpoint = None
             if checkpoints:  # per job and training code: older code never resumes
                 os.makedirs(checkpoints, exist_ok=True)
                 checkpoint = Path(checkpoints) / f"{tasks[0].key}-{provenance.code_version()}.pt"
-            return [train.train(tasks[0].config, resident, eval_every, checkpoint, dirs)]
+            return [train.train(tasks[0].config, resident, eval_every, checkpoint, dirs,
+                                on_epoch)]
 
         outcomes = with_oom_retry(attempt, device, lock_dir)
         done = [(o.status, o.error, o.epochs, o.param_count, o.train_seconds) for o in outcomes]
@@ -256,6 +266,7 @@ class LocalPool:
     def __init__(self, slots: Sequence[str]):
         self.devices = list(slots)
         self.lock_dir = tempfile.mkdtemp(prefix="cnnbench-locks-")  # GPU out-of-memory gates
+        self.feed = FileFeed(Path(self.lock_dir) / "epochs")  # live progress
         self._executors: list = [None] * len(self.devices)
 
     @property
@@ -313,6 +324,7 @@ class DaskPool:
         self._device = device
         self.size = max(1, sum(self.client.nthreads().values()))
         self._futures: set = set()
+        self.feed = TopicFeed(self.client)
 
     def device(self, slot: int) -> str:
         return self._device
@@ -333,6 +345,7 @@ class DaskPool:
         pass  # the scheduler replaces dead workers (its nanny restarts them)
 
     def close(self, kill: bool) -> None:
+        self.feed.close()
         if kill and self._futures:
             self.client.cancel(list(self._futures))
 
@@ -341,6 +354,7 @@ def execute(groups: Iterable[Sequence[Task]], slots: list[str], *, threads: int 
             claim: Callable[[Task], bool] | None = None, backend: str = "loky",
             eval_every: int = 1, checkpoints: str | None = None,
             notify: Callable[[str], None] | None = None,
+            on_epoch: Callable[[str, EpochMetrics], None] | None = None,
             work: Callable[..., list[JobResult]] = run_group) -> Iterator[JobResult]:
     """Run groups of tasks on the slots, yielding results as they complete.
 
@@ -354,7 +368,9 @@ def execute(groups: Iterable[Sequence[Task]], slots: list[str], *, threads: int 
 
     `checkpoints`: a directory for per-epoch checkpoints of unfused jobs, so a job cut
     short resumes after its last finished epoch (on Dask, a directory all workers share).
-    `work` is the worker function (tests substitute one that dies).
+    `on_epoch(key, metrics)` hears of each finished epoch of a running job, while the
+    results are awaited (live progress). `work` is the worker function (tests substitute
+    one that dies).
     """
     pool = DaskPool(slots[0]) if backend == "dask" else LocalPool(slots)
     finished: queue.Queue = queue.Queue()
@@ -370,8 +386,13 @@ def execute(groups: Iterable[Sequence[Task]], slots: list[str], *, threads: int 
 
     def dispatch(slot: int, group: tuple[Task, ...], attempt: int) -> None:
         future = pool.submit(slot, work, group, pool.device(slot), pool.lock_dir, threads,
-                             eval_every, checkpoints)
+                             eval_every, checkpoints, pool.feed.sender)
         future.add_done_callback(lambda f: finished.put((slot, group, attempt, f)))
+
+    def poll() -> None:
+        for key, metrics in pool.feed.receive():
+            if on_epoch is not None:
+                on_epoch(key, metrics)
 
     clean = False
     try:
@@ -381,7 +402,7 @@ def execute(groups: Iterable[Sequence[Task]], slots: list[str], *, threads: int 
                 running += 1
             if not running:
                 break
-            slot, group, attempt, future = _next(finished)
+            slot, group, attempt, future = _next(finished, poll)
             running -= 1
             results = _results(pool, slot, group, attempt, future, notify)
             if results is None:  # the worker died: run the group again on a fresh one
@@ -395,8 +416,9 @@ def execute(groups: Iterable[Sequence[Task]], slots: list[str], *, threads: int 
         pool.close(kill=not clean)
 
 
-def _next(finished: queue.Queue):
-    while True:  # a timeout keeps the main thread responsive to Ctrl-C
+def _next(finished: queue.Queue, poll: Callable[[], None]):
+    while True:  # a timeout keeps the main thread responsive to Ctrl-C, and the feed read
+        poll()
         with contextlib.suppress(queue.Empty):
             return finished.get(timeout=0.5)
 

@@ -24,7 +24,7 @@ from sqlalchemy.exc import DatabaseError
 from . import data, plan
 from .execute import Task, dask_client, execute, fuse
 from .provenance import code_version
-from .spec import DONE_STATUSES, JobResult, JobSpec, JobStatus, SpecError
+from .spec import DONE_STATUSES, EpochMetrics, JobResult, JobSpec, JobStatus, SpecError
 from .store import JobState, ResultStore, Runner, StoreError, SyncSummary
 from .studyfile import LoadedStudy
 
@@ -59,6 +59,8 @@ class RunEvents:
     message: Callable[[str], None] = lambda line: None  # a line for the person running it
     warning: Callable[[str], None] = lambda line: None
     started: Callable[[int, dict[str, float]], None] = lambda n, costs: None  # jobs, cost/key
+    running: Callable[[str, str, int], None] = lambda key, label, epochs: None  # handed out
+    epoch: Callable[[str, EpochMetrics], None] = lambda key, metrics: None  # live, per epoch
     finished: Callable[[JobResult, str], None] = lambda result, label: None  # result, label
 
 
@@ -270,14 +272,18 @@ def _train(store: ResultStore, specs: Sequence[JobSpec], keys: set[str], dirs: d
     events.started(len(tasks), costs)
 
     def claim(task: Task) -> bool:
-        return store.claim(task.key, runner, cv, options.retry_failed)
+        claimed = store.claim(task.key, runner, cv, options.retry_failed)
+        if claimed:
+            events.running(task.key, labels[task.key], task.config.epochs)
+        return claimed
 
     t0 = time.monotonic()
     try:
         with store.keep_alive(runner, lambda e: events.warning(f"heartbeat failed: {e}")):
             for result in execute(groups, list(options.slots), threads=threads, claim=claim,
                                   eval_every=options.eval_every, backend=options.backend,
-                                  checkpoints=options.checkpoints, notify=events.warning):
+                                  checkpoints=options.checkpoints, notify=events.warning,
+                                  on_epoch=events.epoch):
                 if not store.record(result, runner):
                     events.warning(f"lease on {result.key} was lost; result kept")
                 summary.counts[result.status.value] += 1

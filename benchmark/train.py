@@ -30,7 +30,7 @@ import copy
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -216,14 +216,19 @@ def _resume(path: Path, net: torch.nn.Module, optimizer: torch.optim.Optimizer,
     return [EpochMetrics(**e) for e in state["epochs"]], state["train_seconds"]
 
 
+OnEpoch = Callable[[int, EpochMetrics], None]  # (model index in the call, its epoch)
+
+
 def train(config: TrainConfig, data: DeviceData, eval_every: int = 1,
-          checkpoint: Path | None = None, import_dirs: tuple[str, ...] = ()) -> TrainOutcome:
+          checkpoint: Path | None = None, import_dirs: tuple[str, ...] = (),
+          on_epoch: OnEpoch | None = None) -> TrainOutcome:
     """Train one network as `config` says, evaluating it every `eval_every` epochs.
 
     With `checkpoint`, the state after each epoch is saved there and a run that finds
     the file resumes after its last epoch, with the same result as an unbroken run; the
     file is removed when the job ends. `import_dirs`: where a "module:function" net's
-    module is imported from (the study file's folder).
+    module is imported from (the study file's folder). `on_epoch(0, metrics)` hears of
+    each finished epoch (live progress; it changes nothing in the training).
     """
     device = data.train_x.device
     start, stop = _slice(config, len(data.train_y))
@@ -236,7 +241,7 @@ def train(config: TrainConfig, data: DeviceData, eval_every: int = 1,
     if checkpoint is not None and checkpoint.exists():
         epochs, train_seconds = _resume(checkpoint, net, optimizer, order_gen)
     outcome = _epochs(config, data, net, optimizer, order_gen, train_x, train_y, epochs,
-                      train_seconds, eval_every, checkpoint)
+                      train_seconds, eval_every, checkpoint, on_epoch or _quiet)
     if checkpoint is not None:
         checkpoint.unlink(missing_ok=True)
     return outcome
@@ -245,7 +250,8 @@ def train(config: TrainConfig, data: DeviceData, eval_every: int = 1,
 def _epochs(config: TrainConfig, data: DeviceData, net: torch.nn.Module,
             optimizer: torch.optim.Optimizer, order_gen: torch.Generator,
             train_x: torch.Tensor, train_y: torch.Tensor, epochs: list[EpochMetrics],
-            train_seconds: float, eval_every: int, checkpoint: Path | None) -> TrainOutcome:
+            train_seconds: float, eval_every: int, checkpoint: Path | None,
+            on_epoch: OnEpoch) -> TrainOutcome:
     """The training loop, from the epoch after `epochs` to the last."""
     device, n = train_x.device, len(train_y)
     steps, scheduled = math.ceil(n / config.batch_size), _scheduled(config)
@@ -278,6 +284,7 @@ def _epochs(config: TrainConfig, data: DeviceData, net: torch.nn.Module,
         test_loss, test_acc = (evaluate(net, data, config, device)
                                if _due(epoch, config, eval_every) else (math.nan, math.nan))
         epochs.append(EpochMetrics(epoch, train_loss, test_loss, test_acc, seconds))
+        on_epoch(0, epochs[-1])
         if checkpoint is not None and epoch < config.epochs:
             _save(checkpoint, net, optimizer, order_gen, epochs, train_seconds)
 
@@ -287,8 +294,13 @@ def _epochs(config: TrainConfig, data: DeviceData, net: torch.nn.Module,
 # --------------------------------------------------------------------------- fused
 
 
-def train_fused(configs: Sequence[TrainConfig], data: DeviceData,
-                eval_every: int = 1, import_dirs: tuple[str, ...] = ()) -> list[TrainOutcome]:
+def _quiet(index: int, metrics: EpochMetrics) -> None:
+    pass
+
+
+def train_fused(configs: Sequence[TrainConfig], data: DeviceData, eval_every: int = 1,
+                import_dirs: tuple[str, ...] = (),
+                on_epoch: OnEpoch | None = None) -> list[TrainOutcome]:
     """Train `configs` (equal `fusion_key`) as one vmap-ed model; one outcome per config.
 
     Each model starts from the weights `train` would give it and sees the same batches;
@@ -371,6 +383,7 @@ def train_fused(configs: Sequence[TrainConfig], data: DeviceData,
                 alive[j], errors[j] = False, f"non-finite training loss in epoch {epoch}"
                 continue
             history[j].append(EpochMetrics(epoch, train_loss[j], *test[j], seconds))
+            (on_epoch or _quiet)(j, history[j][-1])
 
     count = param_count(nets[0])
     return [TrainOutcome(JobStatus.COMPLETE if alive[j] else JobStatus.DIVERGED,

@@ -1,6 +1,8 @@
+
 """End to end through the command line, on the small IDX dataset the fixtures write."""
 
 import json
+import os
 import re
 import sqlite3
 
@@ -294,3 +296,92 @@ def test_a_user_network_trains_fused(workdir, cli):
     result = cli("run", "mine.py", "--jobs", "1", "--fuse", "2")
     assert result.exit_code == 0, result.output
     assert "in 2 fused group(s)" in result.output and "finished: 4 complete" in result.output
+
+
+def test_progress_shows_running_jobs_with_their_epochs_and_one_cost_weighted_eta(capsys,
+                                                                                 monkeypatch):
+    from benchmark.cli import Progress
+    from benchmark.spec import EpochMetrics, JobResult, JobStatus
+
+    now = [0.0]
+    monkeypatch.setenv("CNNBENCH_EPOCH_LINES_AFTER", "60")
+    shown = Progress(tty=False, clock=lambda: now[0])
+    shown.started(3, {"a": 1.0, "b": 1.0, "c": 2.0})
+    shown.job_running("c", "S/c seed 0", 10)
+    shown.job_running("a", "S/a seed 0", 4)
+    assert shown.eta() == "?"  # nothing measured yet
+    now[0] = 30.0
+    shown.epoch("c", EpochMetrics(5, 0.5, 0.4, 91.25, 3.0))  # half of the costliest job
+    # done 1.0 of 4.0 cost units in 30 s: 90 s to go, from the running job's epochs alone
+    assert shown.eta() == "1m30s" and shown.progress_cost() == 1.0
+    assert shown.status_line() == "[0/3 ETA 1m30s] S/c seed 0 epoch 5/10 | S/a seed 0 epoch 0/4"
+    assert capsys.readouterr().out == ""  # young jobs print no epoch lines without a terminal
+    now[0] = 61.0
+    shown.epoch("c", EpochMetrics(6, 0.4, 0.3, 92.5, 3.0))
+    assert capsys.readouterr().out == ("  S/c seed 0: epoch 6/10, train loss 0.4000, test acc "
+                                       "92.50% (3.0s)\n")
+    shown.finished(JobResult("a", JobStatus.COMPLETE, epochs=(EpochMetrics(4, .1, .1, 97.0, 1),),
+                             wall_seconds=2.0, device="cpu"), "S/a seed 0")
+    out = capsys.readouterr().out
+    assert out.startswith("[1/3 ETA ") and "S/a seed 0" in out  # one line, one ETA
+    assert "S/a seed 0" not in shown.status_line() and "S/c seed 0 epoch 6/10" in \
+        shown.status_line()
+    tty = Progress(tty=True, clock=lambda: now[0])
+    tty.started(1, {"a": 1.0})
+    tty.job_running("a", "S/a seed 0", 4)
+    assert capsys.readouterr().out.endswith("\r\x1b[K[0/1 ETA ?] S/a seed 0 epoch 0/4")
+
+
+def test_without_a_terminal_epochs_of_a_running_job_are_printed_as_they_happen(workdir):
+    """A real run whose job waits, mid-training, until the test has read its epoch-1 line
+    on the runner's output: the epoch reached the runner while the job ran."""
+    import subprocess
+    import sys
+    import threading
+
+    gate = workdir / "gate"
+    env = {**os.environ, "CNNBENCH_TEST_GATE": str(gate), "CNNBENCH_EPOCH_LINES_AFTER": "0"}
+    proc = subprocess.Popen([sys.executable, "-m", "benchmark", "run", "gated.py", "--jobs",
+                             "1", "--db", "r.sqlite"], cwd=workdir, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+
+    def read() -> None:
+        for line in proc.stdout:
+            lines.append(line)
+            if "G/gated seed 0: epoch 1/3" in line:
+                gate.touch()  # the job may go on now
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    code = proc.wait(timeout=300)
+    reader.join(timeout=60)
+    proc.stdout.close()
+    output = "".join(lines)
+    assert code == 0 and gate.exists(), output
+    epoch1 = next(i for i, x in enumerate(lines) if "G/gated seed 0: epoch 1/3" in x)
+    done = next(i for i, x in enumerate(lines) if "G/gated seed 0: COMPLETE" in x)
+    assert epoch1 < done
+    assert "train loss" in lines[epoch1] and "test acc" in lines[epoch1]
+
+
+def test_status_watch_refreshes_until_the_grid_is_done(workdir, cli):
+    import subprocess
+    import sys
+
+    assert cli("run", "tiny.py", "--db", "r.sqlite").exit_code == 0
+    done = cli("status", "tiny.py", "--db", "r.sqlite", "--watch", "0.5")
+    assert done.exit_code == 0 and done.output.count("total") == 1  # done: one table, exit
+    # A grid still to run: watch keeps refreshing while a runner works it, and stops when
+    # the last job is stored.
+    runner = subprocess.Popen([sys.executable, "-m", "benchmark", "run", "slow.py", "--db",
+                               "r.sqlite"], cwd=workdir, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    watch = subprocess.run([sys.executable, "-m", "benchmark", "status", "slow.py", "--db",
+                            "r.sqlite", "--watch", "0.5"], cwd=workdir, capture_output=True,
+                           text=True, timeout=600)
+    assert runner.wait(timeout=600) == 0
+    assert watch.returncode == 0, watch.stderr
+    tables = watch.stdout.split("slow at ")[1:]
+    assert tables and "PENDING" not in tables[-1] and "RUNNING" not in tables[-1]
+    assert tables[-1].rstrip().splitlines()[-1].split()[1:] == ["8"]  # total: 8 COMPLETE

@@ -37,7 +37,7 @@ def test_cuda_requested_without_gpu_says_use_cpu():
         parse_devices("cuda:0", cuda_count=lambda: 0)
 
 
-def _pid_and_device(tasks, device, lock_dir, threads, eval_every, checkpoints):
+def _pid_and_device(tasks, device, lock_dir, threads, eval_every, checkpoints, feed=None):
     """A worker function that trains nothing: which process and device ran the group."""
     import time
 
@@ -58,7 +58,7 @@ def _dies_on(kill: set, marker_dir: str, times: int = 99):
     """A worker function that kills its own process (SIGKILL, as the OOM killer does) on
     its first `times` attempts at the keys in `kill`, counting every attempt in
     `marker_dir`, and completes the rest."""
-    def work(tasks, device, lock_dir, threads, eval_every, checkpoints):
+    def work(tasks, device, lock_dir, threads, eval_every, checkpoints, feed=None):
         import signal
         import time
 
@@ -246,3 +246,48 @@ def test_a_second_out_of_memory_fails_and_other_errors_are_not_retried(tmp_path)
     with pytest.raises(ValueError):
         with_oom_retry(broken, "cuda:0", str(tmp_path))
     assert len(calls) == 1
+
+
+def _reports_then_waits(marker_dir: str):
+    """A worker function that reports epoch 1 of its job through the feed, then waits
+    (at most a minute) for the runner's side to show it has seen it: the marker file the
+    test's `on_epoch` writes, before it reports epoch 2 and finishes."""
+    def work(tasks, device, lock_dir, threads, eval_every, checkpoints, feed=None):
+        import time
+
+        from benchmark.execute import failed_results
+        from benchmark.spec import EpochMetrics
+
+        (task,) = tasks
+        feed.put(task.key, EpochMetrics(1, 0.5, 0.4, 90.0, 1.0))
+        deadline = time.monotonic() + 60
+        while not os.path.exists(os.path.join(marker_dir, task.key)):
+            if time.monotonic() > deadline:
+                return failed_results(tasks, "epoch 1 never reached the runner", device)
+            time.sleep(0.05)
+        feed.put(task.key, EpochMetrics(2, 0.3, 0.2, 95.0, 1.0))
+        epochs = (EpochMetrics(1, 0.5, 0.4, 90.0, 1.0), EpochMetrics(2, 0.3, 0.2, 95.0, 1.0))
+        return [JobResult(task.key, JobStatus.COMPLETE, epochs=epochs)]
+    return work
+
+
+@pytest.mark.parametrize("backend", ["loky", "dask"])
+def test_epochs_reach_the_runner_while_their_job_runs(tmp_path, backend):
+    import contextlib
+
+    from benchmark.execute import dask_client
+
+    seen = []
+
+    def on_epoch(key, metrics):
+        seen.append((key, metrics.epoch, metrics.test_accuracy))
+        (tmp_path / key).touch()  # lets the waiting worker finish its job
+
+    tasks = [Task(f"k{i}", TrainConfig(seed=i), "d") for i in range(3)]
+    cluster = dask_client(None, 2) if backend == "dask" else contextlib.nullcontext()
+    with cluster:
+        results = list(execute([[t] for t in tasks], ["cpu", "cpu"], backend=backend,
+                               on_epoch=on_epoch, work=_reports_then_waits(str(tmp_path))))
+    assert {r.status for r in results} == {JobStatus.COMPLETE}, [r.error for r in results]
+    for task in tasks:  # epoch 1 of every job came in while the job ran (it waited for it)
+        assert (task.key, 1, 90.0) in seen

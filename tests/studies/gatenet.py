@@ -1,0 +1,27 @@
+"""The network of gated.py: a linear model that, once it has been evaluated (epoch 1 is
+over), waits in training for the gate file before it goes on (at most two minutes)."""
+
+import os
+import time
+
+from torch import nn
+
+
+class Gated(nn.Module):
+    def __init__(self, inner: nn.Module):
+        super().__init__()
+        self.inner, self.evaluated = inner, False
+
+    def forward(self, x):
+        if not self.training:
+            self.evaluated = True
+        elif self.evaluated:
+            gate, deadline = os.environ.get("CNNBENCH_TEST_GATE", ""), time.monotonic() + 120
+            while gate and not os.path.exists(gate) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        return self.inner(x)
+
+
+def gated(config, input_shape, num_classes):
+    channels, height, width = input_shape
+    return Gated(nn.Sequential(nn.Flatten(), nn.Linear(channels * height * width, num_classes)))
