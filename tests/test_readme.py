@@ -77,3 +77,23 @@ def test_the_notebook_example_runs_on_a_study_database(workdir, cli):
     plt.close("all")
     keys = dict(zip(jobs["cell"] + jobs["seed"].astype(str), jobs["job_key"], strict=True))
     assert all(keys[c + str(s)] == k for c, s, k in epochs[["cell", "seed", "job_key"]].values)
+
+
+def test_the_sql_example_gives_one_row_per_job_under_the_current_code_version(workdir, cli):
+    from benchmark.provenance import code_version
+
+    text = README.read_text()
+    sql = re.search(r'sqlite3 results/cnnbench.sqlite "(.*?)"\n', text, re.S).group(1)
+    version = re.search(r"code_version = '(\w+)'", sql).group(1)
+    assert version == code_version(), "the README's SQL names another training version"
+    assert cli("run", "tiny.py").exit_code == 0  # 6 cells, 4 distinct jobs
+    con = sqlite3.connect(workdir / "results" / "cnnbench.sqlite")
+    # a result of other training code for one job: not current, never in the answer
+    con.execute("insert into runs (job_id, status, code_version, test_accuracy, "
+                "epochs_done) select job_id, 'COMPLETE', 'older', 1.0, 2 from jobs limit 1")
+    con.commit()
+    rows = con.execute(sql.replace("'mnist_quick'", "'tiny'")).fetchall()
+    keys = {k for (k,) in con.execute("select job_key from jobs")}
+    con.close()
+    assert len(rows) == 4 and {r[0] for r in rows} == keys
+    assert all(r[-1] is not None and r[-1] > 1.0 for r in rows)
