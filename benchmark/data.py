@@ -227,6 +227,11 @@ def normalisation(directory: Path, train_x: np.ndarray) -> tuple[float, float]:
     named = _named(Path(directory))
     if named is not None and named.mean_std is not None:
         return named.mean_std
+    if train_x.dtype == np.uint8:  # exact, from a histogram: no float copy of the images
+        counts = np.bincount(train_x.ravel(), minlength=256).astype(np.float64)
+        values = np.arange(256) / 255.0
+        mean = float(counts @ values / counts.sum())
+        return mean, float(np.sqrt(counts @ (values - mean) ** 2 / counts.sum()))
     pixels = train_x.astype(np.float64) / 255.0
     return float(pixels.mean()), float(pixels.std())
 
