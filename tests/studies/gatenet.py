@@ -10,14 +10,15 @@ from torch import nn
 class Gated(nn.Module):
     def __init__(self, inner: nn.Module):
         super().__init__()
-        self.inner, self.evaluated = inner, False
+        self.inner, self.evaluated, self.deadline = inner, False, None
 
     def forward(self, x):
         if not self.training:
             self.evaluated = True
         elif self.evaluated:
-            gate, deadline = os.environ.get("CNNBENCH_TEST_GATE", ""), time.monotonic() + 120
-            while gate and not os.path.exists(gate) and time.monotonic() < deadline:
+            gate = os.environ.get("CNNBENCH_TEST_GATE", "")
+            self.deadline = self.deadline or time.monotonic() + 120  # two minutes in all
+            while gate and not os.path.exists(gate) and time.monotonic() < self.deadline:
                 time.sleep(0.05)
         return self.inner(x)
 
