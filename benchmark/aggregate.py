@@ -39,6 +39,7 @@ POWER = 0.8
 TEST_SET_SIZE = 10_000  # MNIST test images; used for the one-seed noise floor
 
 BETTER, WORSE, SAME = "better", "worse", "no detectable difference"
+HOLM_ONLY = "p < 0.05 alone, not after Holm correction"  # one of many comparisons
 UNTESTED_BEYOND = "1 seed: beyond test-set noise, seed noise unknown"
 UNTESTED_WITHIN = "1 seed: within test-set noise"
 
@@ -173,6 +174,8 @@ def _verdict(row: dict) -> str:
         return UNTESTED_BEYOND if beyond_noise(row) else UNTESTED_WITHIN
     if row["p_holm"] < ALPHA:
         return BETTER if row["diff"] > 0 else WORSE
+    if row["p"] < ALPHA:
+        return f"{HOLM_ONLY} ({row['diff']:+.2f} pp)"
     if row.get("power", math.nan) < POWER:  # a real difference this size would go unseen
         needed = row.get("seeds_needed")
         return (f"{SAME} (underpowered for {row['diff']:+.2f} pp: {needed or 'over 1000'} "

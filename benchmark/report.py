@@ -202,6 +202,12 @@ def _summary(eff: pd.DataFrame) -> list[str]:
     if len(same):
         lines.append("No detectable difference from the section baseline: " + "; ".join(
             f"{r.section} {r.cell}" for r in same.itertuples()))
+    multiple = tested[tested["verdict"].str.startswith(aggregate.HOLM_ONLY)]
+    if len(multiple):
+        lines.append("Different at p < 0.05 on their own, but not once the section's "
+                     "comparisons are Holm-corrected: " + "; ".join(
+                         f"{r.section} {r.cell} ({r.diff:+.2f} pp, p = {r.p:.3f})"
+                         for r in multiple.itertuples()))
     weak = tested[tested["verdict"].str.startswith(aggregate.SAME + " (underpowered")]
     if len(weak):
         lines.append("Undecided, too few seeds to see a difference of the observed size "

@@ -110,3 +110,25 @@ def test_claims_get_verdicts_with_evidence():
 def test_no_comparison_without_the_section_baseline():
     frame = _frame([("F", 1, "k1", 0, 98.6), ("F", 2, "k2", 0, 98.8)])  # k0.5 (position 0) missing
     assert aggregate.effects(frame).empty
+
+
+def test_a_difference_significant_alone_but_not_after_holm_says_so():
+    seeds = range(5)
+    base = [("S", 0, "base", s, 97.0 + 0.2 * (s % 3)) for s in seeds]
+    shift = [0.5, 0.2, 0.6, 0.1, 0.4]  # mean 0.36, sd 0.2074: t = 3.88 on 4 df, p = 0.0178
+    x = [("S", 1, "x", s, 97.0 + 0.2 * (s % 3) + shift[s]) for s in seeds]
+    noise = [0.3, -0.2, 0.1, -0.3, 0.1]  # mean 0: nothing there
+    y = [("S", 2, "y", s, 97.0 + 0.2 * (s % 3) + noise[s]) for s in seeds]
+    z = [("S", 3, "z", s, 97.0 + 0.2 * (s % 3) - noise[s]) for s in seeds]
+    w = [("S", 4, "w", s, 97.0 + 0.2 * (s % 3) + noise[::-1][s]) for s in seeds]
+    q = [("S", 5, "q", s, 97.0 + 0.2 * (s % 3) - noise[::-1][s]) for s in seeds]
+    u = [("S", 6, "u", s, 97.0 + 0.2 * (s % 3) + 0.5 * noise[s]) for s in seeds]
+    v = [("S", 7, "v", s, 97.0 + 0.2 * (s % 3) - 0.5 * noise[s]) for s in seeds]
+    z2 = [("S", 8, "z2", s, 97.0 + 0.2 * (s % 3) + 0.1 * noise[s]) for s in seeds]
+    q2 = [("S", 9, "q2", s, 97.0 + 0.2 * (s % 3) - 0.1 * noise[s]) for s in seeds]
+    w2 = [("S", 10, "w2", s, 97.0 + 0.2 * (s % 3) + 0.3 * noise[s]) for s in seeds]
+    eff = aggregate.effects(_frame(base + x + y + z + w + q + u + v + z2 + q2 + w2))
+    row = eff.set_index("cell").loc["x"]
+    assert row["p"] == pytest.approx(0.0178, abs=2e-4)
+    assert row["p_holm"] == pytest.approx(10 * row["p"])  # the smallest of 10 p-values
+    assert row["verdict"] == f"{aggregate.HOLM_ONLY} (+0.36 pp)"
