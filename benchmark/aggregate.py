@@ -151,6 +151,11 @@ def _improvement(a: np.ndarray, b: np.ndarray) -> dict:
     return {"p_improve": p, "p_improve_low": low, "p_improve_high": high}
 
 
+def seeds_text(needed) -> str:
+    """A seeds-needed figure as text: None or NaN (pandas' form of None) is past 1000."""
+    return "over 1000" if needed is None or needed != needed else str(int(needed))
+
+
 def plan_row(row: dict, power: float = POWER, alpha: float = ALPHA,
              effect: float | None = None) -> dict:
     """Seed planning for one paired comparison (`compare`'s result, with its seed count
@@ -178,7 +183,7 @@ def _verdict(row: dict) -> str:
         return f"{HOLM_ONLY} ({row['diff']:+.2f} pp)"
     if row.get("power", math.nan) < POWER:  # a real difference this size would go unseen
         needed = row.get("seeds_needed")
-        return (f"{SAME} (underpowered for {row['diff']:+.2f} pp: {needed or 'over 1000'} "
+        return (f"{SAME} (underpowered for {row['diff']:+.2f} pp: {seeds_text(needed)} "
                 "seeds for 80% power)")
     return SAME
 
@@ -239,7 +244,7 @@ def _check_beats(section: pd.DataFrame, cell: str, baseline: str) -> tuple[str, 
     plan = plan_row({**r, "n": len(b)})
     if plan["power"] < POWER:
         return (f"not shown: underpowered for {r['diff']:+.2f} pp "
-                f"({plan['seeds_needed'] or 'over 1000'} seeds for 80% power)"), evidence
+                f"({seeds_text(plan['seeds_needed'])} seeds for 80% power)"), evidence
     return "not shown: no detectable difference", evidence
 
 

@@ -73,10 +73,13 @@ def _parse_seeds(text: str | None) -> list[int] | None:
     if text is None:
         return None
     try:
-        seeds = [int(s) for s in text.split(",") if s.strip()]
+        seeds = []
+        for item in (s.strip() for s in text.split(",") if s.strip()):
+            low, dash, high = item.partition("-")  # "0-9": a range, both ends included
+            seeds += list(range(int(low), int(high) + 1)) if dash and low else [int(item)]
     except ValueError:
-        raise click.BadParameter(f"{text!r}: give comma-separated integers, e.g. 0,1,2",
-                                 param_hint="--seeds") from None
+        raise click.BadParameter(f"{text!r}: give comma-separated integers or ranges, e.g. "
+                                 "0,1,2 or 0-4", param_hint="--seeds") from None
     if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
         raise click.BadParameter(f"{text!r}: give distinct non-negative integers",
                                  param_hint="--seeds")
@@ -671,9 +674,9 @@ def power(study: str, db: str | None, effect: float | None, target: float,
     undecided = []
     for r in table.itertuples():
         label = r.claim or f"{r.section}: {r.cell} vs {r.baseline}"
-        needed = None if r.seeds_needed is None or math.isnan(r.seeds_needed) else int(
+        needed = None if aggregate.seeds_text(r.seeds_needed) == "over 1000" else int(
             r.seeds_needed)
-        seeds = "" if math.isnan(r.power) else str(needed or ">1000")
+        seeds = "" if math.isnan(r.power) else aggregate.seeds_text(needed)
         state = ("decided (p < alpha)" if r.decided else
                  "needs 2+ seeds per cell to plan" if math.isnan(r.power) else
                  "enough seeds" if r.power >= target else "undecided: more seeds")
@@ -684,9 +687,12 @@ def power(study: str, db: str | None, effect: float | None, target: float,
     if not len(table):
         click.echo("\nno comparison has results on both sides yet")
     elif undecided:
-        n = max(undecided)
-        click.echo(f"\nto run every undecided comparison at {n} seeds:\n  "
-                   + planning.seeds_command(file, n))
+        click.echo("\nseeds that settle the undecided comparisons (each run adds the seeds "
+                   "a study lacks):")
+        for n in sorted(set(undecided)):
+            settled = sum(u <= n for u in undecided)
+            click.echo(f"  {planning.seeds_command(file, n)}   # {settled} of "
+                       f"{len(undecided)}")
     elif table["power"].isna().all():
         click.echo("\nno paired seeds yet: " + planning.seeds_command(file, 3))
     else:

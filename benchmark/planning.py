@@ -79,4 +79,4 @@ def probability_of_improvement(a, b) -> tuple[float, float, float]:
 
 def seeds_command(study_file: str, n: int) -> str:
     """The `cnnbench run` line that brings every cell of a study to seeds 0..n-1."""
-    return f"cnnbench run {study_file} --seeds {','.join(str(s) for s in range(n))}"
+    return f"cnnbench run {study_file} --seeds 0-{n - 1}"

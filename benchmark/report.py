@@ -97,7 +97,7 @@ def _improve(r) -> str:
 def _power(r) -> str:
     if math.isnan(r["power"]):
         return ""
-    return f"{r['power']:.2f} ({r['seeds_needed'] or '>1000'})"
+    return f"{r['power']:.2f} ({aggregate.seeds_text(r['seeds_needed'])})"
 
 
 def effect_rows(eff: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
@@ -213,7 +213,8 @@ def _summary(eff: pd.DataFrame) -> list[str]:
         lines.append("Undecided, too few seeds to see a difference of the observed size "
                      "(power < 80%; `cnnbench power STUDY` plans the seeds): " + "; ".join(
                          f"{r.section} {r.cell} ({r.diff:+.2f} pp, "
-                         f"{r.seeds_needed or 'over 1000'} seeds)" for r in weak.itertuples()))
+                         f"{aggregate.seeds_text(r.seeds_needed)} seeds)"
+                         for r in weak.itertuples()))
     single = eff[eff["p"].isna()]
     if len(single):
         lines.append(f"{len(single)} comparison(s) rest on one seed per side: there is no "

@@ -385,3 +385,14 @@ def test_status_watch_refreshes_until_the_grid_is_done(workdir, cli):
     tables = watch.stdout.split("slow at ")[1:]
     assert tables and "PENDING" not in tables[-1] and "RUNNING" not in tables[-1]
     assert tables[-1].rstrip().splitlines()[-1].split()[1:] == ["8"]  # total: 8 COMPLETE
+
+
+def test_seeds_take_ranges():
+    import click
+
+    from benchmark.cli import _parse_seeds
+
+    assert _parse_seeds("0-3") == [0, 1, 2, 3] and _parse_seeds("0-1,5,7-8") == [0, 1, 5, 7, 8]
+    for bad in ("3-1", "a-b", "0-2,2", "-1"):
+        with pytest.raises(click.BadParameter):
+            _parse_seeds(bad)

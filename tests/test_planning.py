@@ -48,4 +48,4 @@ def test_probability_of_improvement_counts_pairs_and_ties():
 
 
 def test_seeds_command_names_every_seed():
-    assert planning.seeds_command("studies/s.py", 4) == "cnnbench run studies/s.py --seeds 0,1,2,3"
+    assert planning.seeds_command("studies/s.py", 4) == "cnnbench run studies/s.py --seeds 0-3"

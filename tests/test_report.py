@@ -313,8 +313,9 @@ def test_power_plans_seeds_for_each_comparison_and_prints_the_run_command(tmp_pa
         planning.paired_power(0.01, d.std(ddof=1), 3), abs=0.005)
     # a section whose cells differ only by noise: undecided, with the command that settles it
     g = cli("power", "demo", "--db", db, "--effect", "0.05")
-    assert "to run every undecided comparison at" in g.output, g.output
-    n = int(g.output.split("to run every undecided comparison at ")[1].split()[0])
-    assert f"cnnbench run demo.py --seeds {','.join(map(str, range(n)))}" in g.output
+    assert "seeds that settle the undecided comparisons" in g.output, g.output
+    line = next(x for x in g.output.splitlines() if x.startswith("G: big vs small"))
+    n = int(line[44:].split()[4])
+    assert f"cnnbench run demo.py --seeds 0-{n - 1}   # 1 of 1" in g.output
     assert cli("power", "nope", "--db", db).exit_code == 2
     assert cli("power", "demo", "--db", db, "--power", "2").exit_code == 2
