@@ -15,6 +15,17 @@ STUDIES = Path(__file__).parent / "studies"
 DATA = Path(__file__).parent / "data"  # files written by earlier cnnbench versions
 
 
+def old_database(dump: str, path: Path) -> Path:
+    """A database written by an earlier cnnbench version, rebuilt at `path` from its SQL
+    dump in tests/data (text in git, not a binary database)."""
+    import sqlite3
+
+    con = sqlite3.connect(path)
+    con.executescript((DATA / dump).read_text())
+    con.close()
+    return path
+
+
 def write_idx(path: Path, array: np.ndarray, gz: bool = False) -> Path:
     """Write `array` (uint8) as an IDX file, the format of the MNIST distribution."""
     header = bytes([0, 0, 0x08, array.ndim]) + b"".join(

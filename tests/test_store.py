@@ -226,16 +226,16 @@ def test_bad_urls_are_clear_errors(tmp_path):
 
 
 def test_a_database_written_by_schema_2_code_opens_migrated_with_every_result(tmp_path):
-    """tests/data/schema2_tiny.sqlite: the tiny study as cnnbench 5802c29 stored it (schema
+    """tests/data/schema2_tiny.sql: the tiny study as cnnbench 5802c29 stored it (schema
     2, before schedules). Opened now, it gains the new columns and keeps every result,
     every job key and its currency under the training version."""
-    from conftest import DATA
+    from conftest import old_database
 
     from benchmark.provenance import code_version
     from benchmark.spec import CONFIG_FIELDS
 
     path = tmp_path / "old.sqlite"
-    path.write_bytes((DATA / "schema2_tiny.sqlite").read_bytes())
+    old_database("schema2_tiny.sql", path)
     store = ResultStore(f"sqlite:///{path}", create=False)
     con = sqlite3.connect(path)
     assert con.execute("select value from cnnbench_meta").fetchone() == (str(SCHEMA_VERSION),)
@@ -253,12 +253,12 @@ def test_a_database_written_by_schema_2_code_opens_migrated_with_every_result(tm
 
 
 def test_path_keyed_jobs_of_a_directory_dataset_take_their_content_key_and_rerun(tmp_path):
-    """tests/data/schema2_tiny.sqlite was written with its dataset at
+    """tests/data/schema2_tiny.sql was written with its dataset at
     /tmp/cnnbench-fixture/idx, keyed by that path. Synced now, each job takes its content
     key with its history; its runs (MNIST's normalisation) show as STALE and run again."""
     import shutil
 
-    from conftest import DATA, STUDIES, make_idx_dir
+    from conftest import STUDIES, make_idx_dir, old_database
 
     from benchmark.provenance import code_version
     from benchmark.store import LEGACY_NORM
@@ -269,7 +269,7 @@ def test_path_keyed_jobs_of_a_directory_dataset_take_their_content_key_and_rerun
     make_idx_dir(folder / "idx")  # the same synthetic files, at the path stored
     shutil.copy(STUDIES / "tiny.py", folder / "tiny.py")
     path = tmp_path / "old.sqlite"
-    path.write_bytes((DATA / "schema2_tiny.sqlite").read_bytes())
+    old_database("schema2_tiny.sql", path)
     try:
         loaded = load_study(folder / "tiny.py")
         store = ResultStore(f"sqlite:///{path}", create=False)

@@ -1,0 +1,152 @@
+BEGIN TRANSACTION;
+CREATE TABLE cnnbench_meta (
+	name VARCHAR(64) NOT NULL, 
+	value VARCHAR(256) NOT NULL, 
+	PRIMARY KEY (name)
+);
+INSERT INTO "cnnbench_meta" VALUES('schema_version','2');
+CREATE TABLE epochs (
+	run_id INTEGER NOT NULL, 
+	epoch INTEGER NOT NULL, 
+	train_loss FLOAT, 
+	test_loss FLOAT, 
+	test_accuracy FLOAT, 
+	seconds FLOAT NOT NULL, 
+	PRIMARY KEY (run_id, epoch), 
+	FOREIGN KEY(run_id) REFERENCES runs (run_id)
+);
+INSERT INTO "epochs" VALUES(1,1,2.2798557281494140625e+00,2.21249984741210958816e+00,53.5,3.92601470000499830348e-02);
+INSERT INTO "epochs" VALUES(1,2,1.96934139728546142578e+00,9.7218215942382812944e-01,64.0,3.10736760000054346164e-02);
+INSERT INTO "epochs" VALUES(2,1,7.53562629222869873046e-01,9.60349044799804651972e-01,100.0,6.40096020000555654405e-02);
+INSERT INTO "epochs" VALUES(2,2,3.10673993080854415893e-02,3.41783752441406241118e-01,100.0,5.2015309000012166507e-02);
+INSERT INTO "epochs" VALUES(3,1,2.30069303512573242187e+00,2.28383956909179675065e+00,9.5,3.73752720000766203156e-02);
+INSERT INTO "epochs" VALUES(3,2,2.26763892173767089843e+00,2.22048553466796860789e+00,39.5,3.20480650000263267429e-02);
+INSERT INTO "epochs" VALUES(4,1,6.0759258270263671875e-01,1.4700178527832030717e+00,100.0,5.38548120000541530316e-02);
+INSERT INTO "epochs" VALUES(4,2,2.96135451644659042358e-02,6.08026885986328147204e-01,100.0,5.3374095999970450066e-02);
+CREATE TABLE jobs (
+	job_id INTEGER NOT NULL, 
+	job_key VARCHAR(64) NOT NULL, 
+	arch VARCHAR(32) NOT NULL, 
+	width FLOAT NOT NULL, 
+	batch_norm BOOLEAN NOT NULL, 
+	dropout VARCHAR(32) NOT NULL, 
+	dropout_p FLOAT NOT NULL, 
+	activation VARCHAR(32) NOT NULL, 
+	hidden INTEGER NOT NULL, 
+	optimizer VARCHAR(32) NOT NULL, 
+	lr FLOAT NOT NULL, 
+	momentum FLOAT NOT NULL, 
+	weight_decay FLOAT NOT NULL, 
+	batch_size INTEGER NOT NULL, 
+	epochs INTEGER NOT NULL, 
+	train_size INTEGER, 
+	train_offset INTEGER NOT NULL, 
+	seed INTEGER NOT NULL, 
+	precision VARCHAR(16) NOT NULL, 
+	dataset TEXT NOT NULL, 
+	status VARCHAR(16) NOT NULL, 
+	code_version VARCHAR(32), 
+	attempts INTEGER NOT NULL, 
+	runner VARCHAR(64), 
+	runner_host VARCHAR(255), 
+	runner_pid INTEGER, 
+	lease_expires DATETIME, 
+	updated_at DATETIME NOT NULL, 
+	PRIMARY KEY (job_id), 
+	UNIQUE (job_key)
+);
+INSERT INTO "jobs" VALUES(1,'0490bc451053b836','sk',0.2,1,'none',0.5,'relu',500,'sgd',0.05,0.5,0.0,32,2,256,0,0,'fp32','/tmp/cnnbench-fixture/idx','COMPLETE','0c7d2a393f03',1,NULL,NULL,NULL,NULL,'2026-11-30 10:39:03.920572');
+INSERT INTO "jobs" VALUES(2,'cd4f158f25bc68fd','sk',0.2,1,'none',0.5,'relu',500,'sgd',0.05,0.5,0.0,32,2,256,0,1,'fp32','/tmp/cnnbench-fixture/idx','COMPLETE','0c7d2a393f03',1,NULL,NULL,NULL,NULL,'2026-11-30 10:39:04.054185');
+INSERT INTO "jobs" VALUES(3,'933673e973b4a99a','sk',0.2,0,'none',0.5,'relu',500,'sgd',0.05,0.5,0.0,32,2,256,0,0,'fp32','/tmp/cnnbench-fixture/idx','COMPLETE','0c7d2a393f03',1,NULL,NULL,NULL,NULL,'2026-11-30 10:39:04.008619');
+INSERT INTO "jobs" VALUES(4,'636138683d83e2a1','sk',0.2,0,'none',0.5,'relu',500,'sgd',0.05,0.5,0.0,32,2,256,0,1,'fp32','/tmp/cnnbench-fixture/idx','COMPLETE','0c7d2a393f03',1,NULL,NULL,NULL,NULL,'2026-11-30 10:39:03.912512');
+CREATE TABLE runs (
+	run_id INTEGER NOT NULL, 
+	job_id INTEGER NOT NULL, 
+	status VARCHAR(16) NOT NULL, 
+	error TEXT, 
+	code_version VARCHAR(32), 
+	test_accuracy FLOAT, 
+	test_loss FLOAT, 
+	train_loss FLOAT, 
+	epochs_done INTEGER NOT NULL, 
+	param_count INTEGER, 
+	train_seconds FLOAT, 
+	wall_seconds FLOAT, 
+	device VARCHAR(64), 
+	host VARCHAR(255), 
+	runner VARCHAR(64), 
+	python_version VARCHAR(32), 
+	torch_version VARCHAR(64), 
+	cuda_version VARCHAR(32), 
+	started_at DATETIME, 
+	finished_at DATETIME, 
+	PRIMARY KEY (run_id), 
+	FOREIGN KEY(job_id) REFERENCES jobs (job_id)
+);
+INSERT INTO "runs" VALUES(1,4,'COMPLETE',NULL,'0c7d2a393f03',64.0,9.7218215942382812944e-01,1.96934139728546142578e+00,2,131068,7.03338230000554176513e-02,2.44284953500005030946e+00,'cpu','vm','d41dc874443c4eb4','3.11.7','2.14.1+cu130','13.0','2026-11-30 10:39:00.079018','2026-11-30 10:39:02.521868');
+INSERT INTO "runs" VALUES(2,1,'COMPLETE',NULL,'0c7d2a393f03',100.0,3.41783752441406241118e-01,3.10673993080854415893e-02,2,132104,1.16024911000067731947e-01,3.32528713900001093861e+00,'cpu','vm','d41dc874443c4eb4','3.11.7','2.14.1+cu130','13.0','2026-11-30 10:39:00.078611','2026-11-30 10:39:03.403899');
+INSERT INTO "runs" VALUES(3,3,'COMPLETE',NULL,'0c7d2a393f03',39.5,2.22048553466796860789e+00,2.26763892173767089843e+00,2,131068,6.94233370001029470586e-02,9.01693050000176299363e-02,'cpu','vm','d41dc874443c4eb4','3.11.7','2.14.1+cu130','13.0','2026-11-30 10:39:03.908850','2026-11-30 10:39:03.999019');
+INSERT INTO "runs" VALUES(4,2,'COMPLETE',NULL,'0c7d2a393f03',100.0,6.08026885986328147204e-01,2.96135451644659042358e-02,2,132104,1.07228908000024603097e-01,1.33472860999972908757e-01,'cpu','vm','d41dc874443c4eb4','3.11.7','2.14.1+cu130','13.0','2026-11-30 10:39:03.913806','2026-11-30 10:39:04.047279');
+CREATE TABLE studies (
+	study_id INTEGER NOT NULL, 
+	name VARCHAR(200) NOT NULL, 
+	path TEXT NOT NULL, 
+	file_hash VARCHAR(64) NOT NULL, 
+	description TEXT NOT NULL, 
+	updated_at DATETIME NOT NULL, 
+	PRIMARY KEY (study_id), 
+	UNIQUE (name)
+);
+INSERT INTO "studies" VALUES(1,'tiny','/tmp/cnnbench-fixture/tiny.py','303937c4a46e26adce4db56d4d511b572fef4f55c52b2e671507d842524e3972','','2026-11-30 10:38:59.720851');
+CREATE TABLE study_cells (
+	study_cell_id INTEGER NOT NULL, 
+	study_id INTEGER NOT NULL, 
+	section VARCHAR(200) NOT NULL, 
+	cell VARCHAR(500) NOT NULL, 
+	position INTEGER NOT NULL, 
+	replicate INTEGER NOT NULL, 
+	job_id INTEGER NOT NULL, 
+	published FLOAT, 
+	skip_reason TEXT, 
+	PRIMARY KEY (study_cell_id), 
+	UNIQUE (study_id, section, cell, replicate), 
+	FOREIGN KEY(study_id) REFERENCES studies (study_id), 
+	FOREIGN KEY(job_id) REFERENCES jobs (job_id)
+);
+INSERT INTO "study_cells" VALUES(1,1,'A','BN',0,0,1,90.0,NULL);
+INSERT INTO "study_cells" VALUES(2,1,'A','BN',0,1,2,90.0,NULL);
+INSERT INTO "study_cells" VALUES(3,1,'A','noBN',1,0,3,NULL,NULL);
+INSERT INTO "study_cells" VALUES(4,1,'A','noBN',1,1,4,NULL,NULL);
+INSERT INTO "study_cells" VALUES(5,1,'B','width=0.2',0,0,1,NULL,NULL);
+INSERT INTO "study_cells" VALUES(6,1,'B','width=0.2',0,1,2,NULL,NULL);
+CREATE TABLE study_claims (
+	study_claim_id INTEGER NOT NULL, 
+	study_id INTEGER NOT NULL, 
+	position INTEGER NOT NULL, 
+	text TEXT NOT NULL, 
+	section VARCHAR(200) NOT NULL, 
+	kind VARCHAR(32) NOT NULL, 
+	cell VARCHAR(500), 
+	baseline VARCHAR(500), 
+	PRIMARY KEY (study_claim_id), 
+	UNIQUE (study_id, position), 
+	FOREIGN KEY(study_id) REFERENCES studies (study_id)
+);
+CREATE TABLE study_sections (
+	study_section_id INTEGER NOT NULL, 
+	study_id INTEGER NOT NULL, 
+	name VARCHAR(200) NOT NULL, 
+	position INTEGER NOT NULL, 
+	title TEXT NOT NULL, 
+	note TEXT NOT NULL, 
+	PRIMARY KEY (study_section_id), 
+	UNIQUE (study_id, name), 
+	FOREIGN KEY(study_id) REFERENCES studies (study_id)
+);
+INSERT INTO "study_sections" VALUES(1,1,'A',0,'batch norm','');
+INSERT INTO "study_sections" VALUES(2,1,'B',1,'shares its job with A/BN','');
+CREATE INDEX ix_jobs_status ON jobs (status);
+CREATE INDEX ix_study_cells_study_id ON study_cells (study_id);
+CREATE INDEX ix_study_cells_job_id ON study_cells (job_id);
+CREATE INDEX ix_runs_job_id ON runs (job_id);
+COMMIT;
