@@ -215,8 +215,8 @@ def input_shape_and_classes(directory: str | Path) -> tuple[tuple[int, int, int]
 def _named(directory: Path) -> NamedDataset | None:
     """The named dataset whose cache `directory` is (by its verified file names)."""
     for named in DATASETS.values():
-        if all((directory / f).is_file() for f in named.sha256) and Path(directory) in (
-                cache_dir(named.name), Path(cache_dir(named.name)).resolve()):
+        if all((directory / f).is_file() for f in named.sha256) and directory in (
+                cache_dir(named.name), cache_dir(named.name).resolve()):
             return named
     return None
 
@@ -347,7 +347,7 @@ def _fetch_torchvision(workdir: Path, named: NamedDataset) -> Path:
 
 
 def fetch_dataset(name: str = MNIST, target: Path | None = None,
-          sources: tuple[str, ...] | None = None, log=lambda msg: None) -> Path:
+                  sources: tuple[str, ...] | None = None, log=lambda msg: None) -> Path:
     """Download a named dataset into `target` (default: its cache), verifying every file's
     SHA-256; DataError listing what each source said and the ways out."""
     named = DATASETS[name]

@@ -57,7 +57,7 @@ def with_stored_seeds(specs: Iterable[JobSpec],
                 continue
             config = replace(spec.config, seed=seed)
             # (a directory dataset's job stored before content keys has its path key)
-            if key in (config.key(), replace(config, data_hash="").key()):
+            if key in (config.key(), config.path_key()):
                 extra.append(replace(spec, config=config, replicate=seed))
     if not extra:
         return specs

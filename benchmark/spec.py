@@ -114,6 +114,11 @@ class TrainConfig:
         payload = json.dumps(fields, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
+    def path_key(self) -> str:
+        """The key this job had before directory datasets were keyed by content (schema
+        < 4): its directory's path instead of its content hash."""
+        return dataclasses.replace(self, data_hash="").key()
+
 
 # Fields added to TrainConfig after databases held results, with their defaults.
 LATER_FIELDS: dict[str, Any] = {"schedule": "constant", "warmup_epochs": 0, "arch_hash": "",

@@ -16,7 +16,6 @@ No torch here.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 import os
@@ -398,8 +397,7 @@ class ResultStore:
         each the content-keyed identity of the job now at that path, with its history.
         Those runs normalised with MNIST's mean and std, not the data's own, so their code
         version gains LEGACY_NORM and they show as STALE (kept, never mixed, rerun)."""
-        legacy = {dataclasses.replace(c, data_hash="").key(): k
-                  for k, c in configs.items() if c.data_hash}
+        legacy = {c.path_key(): k for k, c in configs.items() if c.data_hash}
         if not legacy:
             return
         found = ResultStore._job_ids(s, dict.fromkeys(legacy))

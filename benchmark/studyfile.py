@@ -99,20 +99,20 @@ def _absolute_datasets(specs: list[JobSpec], base: Path) -> list[JobSpec]:
     dataset's content hash goes into its configs (the job's identity, see
     `TrainConfig.key`). A directory that cannot be read keeps no hash: the run's dataset
     check says what is wrong with it before anything is written."""
-    hashes: dict[str, str] = {}
+    resolved: dict[str, tuple[str, str]] = {}  # as written -> (absolute path, content hash)
+    for name in sorted({s.config.dataset for s in specs} - set(data.DATASETS)):
+        _check_dataset_name(name, base)
+        path = name if Path(name).is_absolute() else str((base / name).resolve())
+        try:
+            resolved[name] = path, data.content_hash(path)
+        except (data.DataError, OSError):
+            resolved[name] = path, ""
     out = []
     for s in specs:
-        ds = s.config.dataset
-        if ds not in data.DATASETS:
-            _check_dataset_name(ds, base)
-            ds = ds if Path(ds).is_absolute() else str((base / ds).resolve())
-            if ds not in hashes:
-                try:
-                    hashes[ds] = data.content_hash(ds)
-                except (data.DataError, OSError):
-                    hashes[ds] = ""
-            config = dataclasses.replace(s.config, dataset=ds, data_hash=hashes[ds])
-            s = dataclasses.replace(s, config=config)
+        if s.config.dataset in resolved:
+            path, digest = resolved[s.config.dataset]
+            s = dataclasses.replace(s, config=dataclasses.replace(s.config, dataset=path,
+                                                                  data_hash=digest))
         out.append(s)
     return out
 
