@@ -493,12 +493,22 @@ def list_(study_file: Path, db: str | None, seeds: str | None) -> None:
 
 
 def _study_names(store: ResultStore, studies: Sequence[str]) -> list[str]:
-    """Study names from names or study files (the name a file declares); default: all."""
-    names = [load_study(s).study.name if s.endswith(".py") or Path(s).is_file() else s
-             for s in studies] or store.study_names()
+    """Study names from names or study files (the name a file declares), each stored in
+    `store` (StoreError otherwise); default: all."""
+    from .results import study_name
+
+    names = [study_name(store, s) for s in studies] or store.study_names()
     if not names:
         raise UserError(f"no results in {store.url_redacted}: run `cnnbench run STUDY` first")
     return names
+
+
+def _formats(formats: str) -> tuple[str, ...]:
+    """The report formats of a --format option: html, md or both."""
+    wanted = tuple(f.strip() for f in formats.split(",") if f.strip())
+    if sorted(set(wanted) - {"html", "md"}) or not wanted:
+        raise click.BadParameter(f"{formats!r}: choose from html, md", param_hint="--format")
+    return wanted
 
 
 @main.command()
@@ -521,10 +531,7 @@ def report(studies: tuple[str, ...], db: str | None, out: Path, formats: str,
     from . import report as reporting
     from .figures import slug
 
-    wanted = tuple(f.strip() for f in formats.split(",") if f.strip())
-    bad = sorted(set(wanted) - {"html", "md"})
-    if bad or not wanted:
-        raise click.BadParameter(f"{formats!r}: choose from html, md", param_hint="--format")
+    wanted = _formats(formats)
     narrow = _parse_seeds(seeds)
     with user_errors(), _store(db, create=False) as store:
         names = _study_names(store, studies)
@@ -561,8 +568,6 @@ def export(studies: tuple[str, ...], db: str | None, out: Path, fmt: str) -> Non
         names = _study_names(store, studies)
         out.mkdir(parents=True, exist_ok=True)
         for name in names:
-            if store.study_info(name) is None:
-                raise UserError(f"no study {name!r} in {store.url_redacted}")
             for table, frame in zip(("jobs", "epochs"), frames(store, name), strict=True):
                 path = out / f"{slug(name)}_{table}.{fmt}"
                 if fmt == "csv":
@@ -603,17 +608,12 @@ def compare(study_a: str, study_b: str, db: str | None, db_b: str | None,
     from . import report as reporting
     from .figures import slug
 
-    wanted = tuple(f.strip() for f in formats.split(",") if f.strip())
-    if sorted(set(wanted) - {"html", "md"}) or not wanted:
-        raise click.BadParameter(f"{formats!r}: choose from html, md", param_hint="--format")
+    wanted = _formats(formats)
     with user_errors(), _store(db, create=False) as store_a, \
             _store(db_b or db, create=False) as store_b:
         sides = []
         for store, study, version in ((store_a, study_a, code_a), (store_b, study_b, code_b)):
             name = _study_names(store, (study,))[0]
-            if store.study_info(name) is None:
-                raise UserError(f"no study {name!r} in {store.url_redacted} (studies there: "
-                                f"{', '.join(store.study_names()) or 'none'})")
             sides.append(comparing.Side(store, name, version or code_version(),
                                         name if version is None else f"{name} @ {version}"))
         if sides[0].label == sides[1].label and store_a.url == store_b.url:
@@ -621,11 +621,7 @@ def compare(study_a: str, study_b: str, db: str | None, db_b: str | None,
                             "--code-a/--code-b or --db-b")
         title, parts = comparing.build(*sides)
     folder = out / f"{slug(sides[0].label)}_vs_{slug(sides[1].label)}"
-    folder.mkdir(parents=True, exist_ok=True)
-    if "md" in wanted:
-        (folder / "report.md").write_text(reporting.render_markdown(title, parts))
-    if "html" in wanted:
-        (folder / "index.html").write_text(reporting.render_html(title, parts))
+    reporting.save(title, parts, folder, wanted)
     claims = next((p.rows for p in parts if p.kind == "table" and p.headers
                    and p.headers[0] == "claim"), [])
     for claim, verdict_a, _, verdict_b, _, agree in claims:
@@ -659,8 +655,6 @@ def power(study: str, db: str | None, effect: float | None, target: float,
     with user_errors(), _store(db, create=False) as store:
         name = _study_names(store, (study,))[0]
         info = store.study_info(name)
-        if info is None:
-            raise UserError(f"no study {name!r} in {store.url_redacted}")
         good = aggregate.usable(store.results_frame(name), code_version())
         if not len(good):
             raise UserError(f"{name}: no current results in {store.url_redacted}: run it first")

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from . import aggregate
-from .report import Part, _acc, _p
+from .report import Part, acc_text, improve_text, p_text
 from .store import ResultStore
 
 
@@ -57,23 +57,15 @@ def cell_rows(a: pd.DataFrame, b: pd.DataFrame) -> list[list[str]]:
         sb = b[(b["section"] == r["section"]) & (b["cell"] == r["cell"])]
         c = aggregate.compare(sa, sb)
         rows.append([r["section"], r["cell"], _side_acc(r, "_a"), _side_acc(r, "_b"),
-                     f"{c['diff']:+.2f}", _ci(c["ci_low"], c["ci_high"]), _p(c["p"]),
-                     c["method"], _improve(c)])
+                     f"{c['diff']:+.2f}", _ci(c["ci_low"], c["ci_high"]), p_text(c["p"]),
+                     c["method"], improve_text(c)])
     return rows
 
 
 def _side_acc(r: pd.Series, suffix: str) -> str:
     side = pd.Series({k: r[k + suffix] for k in ("n", "mean", "ci_low", "ci_high",
                                                  "noise_floor")})
-    return f"{_acc(side)} (n={int(side['n'])})"
-
-
-def _improve(c: dict) -> str:
-    p = c.get("p_improve", math.nan)
-    if math.isnan(p):
-        return ""
-    low = c.get("p_improve_low", math.nan)
-    return f"{p:.2f}" if math.isnan(low) else f"{p:.2f} [{low:.2f}, {c['p_improve_high']:.2f}]"
+    return f"{acc_text(side)} (n={int(side['n'])})"
 
 
 def _seed_effects(frame: pd.DataFrame, section: str, cell: str, baseline: str) -> pd.Series:
@@ -95,7 +87,7 @@ def effect_rows(a: pd.DataFrame, b: pd.DataFrame) -> list[list[str]]:
         db = _seed_effects(b, r["section"], r["cell"], r["baseline"]).to_numpy(float)
         if len(da) >= 2 and len(db) >= 2:
             diff, low, high, p = aggregate.welch(da, db)
-            change = (f"{diff:+.2f} {_ci(low, high)}", _p(p),
+            change = (f"{diff:+.2f} {_ci(low, high)}", p_text(p),
                       "differs" if p < aggregate.ALPHA else "no detectable difference")
         else:
             change = ("", "", "needs 2+ paired seeds on each side")

@@ -46,13 +46,13 @@ def _num(x: float, digits: int = 2) -> str:
     return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
-def _acc(row: pd.Series) -> str:
+def acc_text(row: pd.Series) -> str:
     if row["n"] >= 2:
         return f"{row['mean']:.2f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}]"
     return f"{row['mean']:.2f} ± {row['noise_floor']:.2f}"
 
 
-def _p(x: float) -> str:
+def p_text(x: float) -> str:
     if math.isnan(x):
         return ""
     return "<0.001" if x < 0.001 else f"{x:.3f}"
@@ -80,18 +80,18 @@ def html_table(headers: list[str], rows: list[list[str]]) -> str:
 def cell_rows(cells: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     headers = ["cell", "n", "test acc % (95% CI, or ±1 SE of the test set)", "published %",
                "gap pp", "test loss", "train s", "params"]
-    rows = [[r["cell"], str(r["n"]), _acc(r), _num(r["published"], 1), _num(r["gap"]),
+    rows = [[r["cell"], str(r["n"]), acc_text(r), _num(r["published"], 1), _num(r["gap"]),
              _num(r["test_loss"], 4), _num(r["train_seconds"], 1), f"{r['param_count']:,}"]
             for _, r in cells.iterrows()]
     return headers, rows
 
 
-def _improve(r) -> str:
-    if math.isnan(r["p_improve"]):
+def improve_text(r) -> str:
+    """P(better) with its interval, from a comparison (dict or row); "" without one."""
+    p, low = r.get("p_improve", math.nan), r.get("p_improve_low", math.nan)
+    if math.isnan(p):
         return ""
-    if math.isnan(r["p_improve_low"]):
-        return f"{r['p_improve']:.2f}"
-    return f"{r['p_improve']:.2f} [{r['p_improve_low']:.2f}, {r['p_improve_high']:.2f}]"
+    return f"{p:.2f}" if math.isnan(low) else f"{p:.2f} [{low:.2f}, {r['p_improve_high']:.2f}]"
 
 
 def _power(r) -> str:
@@ -105,7 +105,8 @@ def effect_rows(eff: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
                "P(cell > vs) [95% CI]", "power (seeds for 80%)", "verdict"]
     rows = [[r["cell"], r["baseline"], f"{r['diff']:+.2f}",
              "" if math.isnan(r["ci_low"]) else f"[{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]",
-             _p(r["p"]), _p(r["p_holm"]), r["method"], _improve(r), _power(r), r["verdict"]]
+             p_text(r["p"]), p_text(r["p_holm"]), r["method"], improve_text(r), _power(r),
+             r["verdict"]]
             for _, r in eff.iterrows()]
     return headers, rows
 
@@ -122,7 +123,7 @@ def seed_rows(rows: pd.DataFrame, cells: pd.DataFrame) -> tuple[list[str], list[
 def published_rows(cells: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     pub = cells[cells["published"].notna()]
     headers = ["section", "cell", "published %", "reproduced %", "gap pp", "n"]
-    rows = [[r["section"], r["cell"], _num(r["published"], 1), _acc(r), f"{r['gap']:+.2f}",
+    rows = [[r["section"], r["cell"], _num(r["published"], 1), acc_text(r), f"{r['gap']:+.2f}",
              str(r["n"])] for _, r in pub.iterrows()]
     return headers, rows
 
@@ -387,12 +388,18 @@ def write(store: ResultStore, study: str, out_dir: Path, formats: tuple[str, ...
     """Write the report files (of `seeds` only, when given); returns their paths. Figures
     whose data have not changed come from OUT/.figure-cache instead of being drawn."""
     title, parts = build(store, study, code_version, seeds, FigureCache(out_dir / CACHE_DIR))
+    return save(title, parts, out_dir, formats)
+
+
+def save(title: str, parts: list[Part], out_dir: Path, formats: tuple[str, ...]) -> list[Path]:
+    """Write `parts` as OUT/report.md (figures as PNGs in OUT/figures/) and/or one
+    self-contained OUT/index.html; returns the paths written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     if "md" in formats:
-        (out_dir / "figures").mkdir(exist_ok=True)
         for part in parts:
             if part.figure:
+                (out_dir / "figures").mkdir(exist_ok=True)
                 path = out_dir / "figures" / f"{part.figure.name}.png"
                 path.write_bytes(part.figure.png)
         (out_dir / "report.md").write_text(render_markdown(title, parts))

@@ -26,7 +26,9 @@ from .store import StoreError, open_store
 ID_COLUMNS = ["section", "cell", "seed", "job_key"]
 
 
-def _study_name(store, study: str | None) -> str:
+def study_name(store, study: str | None) -> str:
+    """The name of `study` (a name or a study file; None: the database's only study) as
+    stored in `store`; StoreError naming the studies there when it is not."""
     names = store.study_names()
     if study is None:
         if len(names) == 1:
@@ -71,6 +73,6 @@ def load_results(db: str | Path | None = None, study: str | None = None,
     db = os.environ.get("CNNBENCH_DB") if db is None else str(db)
     store = open_store(db, create=False)
     try:
-        return frames(store, _study_name(store, study), seeds)
+        return frames(store, study_name(store, study), seeds)
     finally:
         store.close()
