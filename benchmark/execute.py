@@ -410,6 +410,7 @@ def execute(groups: Iterable[Sequence[Task]], slots: list[str], *, threads: int 
                 running += 1
                 continue
             free.append(slot)
+            pool.feed.done(t.key for t in group)
             yield from results
         clean = True
     finally:

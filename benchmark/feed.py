@@ -70,6 +70,13 @@ class FileFeed:
                     out.append(_decode(json.loads(line)))
         return out
 
+    def done(self, keys) -> None:
+        """Jobs whose results are in: their files go, so a poll reads only running jobs'."""
+        for key in keys:
+            path = self.directory / f"{key}.jsonl"
+            self._offsets.pop(path, None)
+            path.unlink(missing_ok=True)
+
     def close(self) -> None:
         pass  # the directory belongs to the pool, which removes it
 
@@ -102,6 +109,9 @@ class TopicFeed:
             with contextlib.suppress(ValueError, TypeError, KeyError):
                 out.append(_decode({k: v for k, v in item.items() if k != "worker"}))
         return out
+
+    def done(self, keys) -> None:
+        pass  # the scheduler's event log keeps its events; `receive` skips the read ones
 
     def close(self) -> None:
         pass

@@ -291,3 +291,19 @@ def test_epochs_reach_the_runner_while_their_job_runs(tmp_path, backend):
     assert {r.status for r in results} == {JobStatus.COMPLETE}, [r.error for r in results]
     for task in tasks:  # epoch 1 of every job came in while the job ran (it waited for it)
         assert (task.key, 1, 90.0) in seen
+
+
+def test_the_file_feed_reads_each_epoch_once_and_forgets_finished_jobs(tmp_path):
+    from benchmark.feed import FileFeed
+    from benchmark.spec import EpochMetrics
+
+    feed = FileFeed(tmp_path / "epochs")
+    feed.sender.put("a", EpochMetrics(1, 0.5, 0.4, 90.0, 1.0))
+    feed.sender.put("b", EpochMetrics(1, 0.6, 0.5, 80.0, 1.0))
+    assert [(k, m.epoch) for k, m in feed.receive()] == [("a", 1), ("b", 1)]
+    assert feed.receive() == []  # nothing read twice
+    feed.sender.put("a", EpochMetrics(2, 0.3, 0.2, 95.0, 1.0))
+    feed.done(["a"])  # its result is in: its file goes, unread lines with it
+    assert sorted(p.name for p in (tmp_path / "epochs").iterdir()) == ["b.jsonl"]
+    feed.sender.put("b", EpochMetrics(2, 0.4, 0.3, 85.0, 1.0))
+    assert [(k, m.epoch) for k, m in feed.receive()] == [("b", 2)]
