@@ -6,9 +6,10 @@
 `jobs`: one row per (section, cell, seed) of the study, with every TrainConfig field, the
 job key, the job's status, the metrics and provenance of its latest finished run, and
 `current` (True where that run is COMPLETE or DIVERGED under this cnnbench's training
-code version: not stale; the report's statistics use the COMPLETE ones). `epochs`: one row per (section,
-cell, seed, epoch) of those latest runs, with the same identifying columns and config.
-`cnnbench export` writes the same two frames. Reads only; never imports torch.
+code version: not stale; the report's statistics use the COMPLETE ones). `epochs`: one
+row per (section, cell, seed, epoch) of those latest runs, with the same identifying
+columns and config. `cnnbench export` writes the same two frames. Reads only; never
+imports torch.
 """
 
 from __future__ import annotations
