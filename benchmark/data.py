@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -143,17 +144,25 @@ def idx_files(directory: Path) -> dict[str, Path]:
     return found  # type: ignore[return-value]
 
 
-def _open(path: Path):
-    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+def _read(path: Path, size: int = -1, offset: int = 0) -> bytes:
+    """`size` bytes of an IDX file from `offset` (all of it by default), decompressed if it
+    ends in .gz; DataError naming the file when it cannot be read or is no valid gzip."""
+    try:
+        with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as fh:
+            fh.seek(offset)
+            return fh.read(size)
+    except (EOFError, OSError, zlib.error) as exc:  # cut, damaged or not gzip at all
+        what = "truncated or not valid gzip" if path.suffix == ".gz" else "unreadable"
+        raise DataError(f"{path} is {what} ({type(exc).__name__}: {exc}): replace it with "
+                        "an intact copy (raw IDX, or IDX compressed with gzip)") from None
 
 
 def idx_shape(path: Path) -> tuple[int, ...]:
     """Shape declared by an IDX file's header (reads only the header)."""
-    with _open(path) as fh:
-        header = fh.read(4)
-        if len(header) < 4 or header[:2] != b"\0\0" or header[2] not in _IDX_DTYPES:
-            raise DataError(f"{path} is not an IDX file (bad magic number)")
-        dims = fh.read(4 * header[3])
+    header = _read(path, 4)
+    if len(header) < 4 or header[:2] != b"\0\0" or header[2] not in _IDX_DTYPES:
+        raise DataError(f"{path} is not an IDX file (bad magic number)")
+    dims = _read(path, 4 * header[3], offset=4)
     if len(dims) < 4 * header[3]:
         raise DataError(f"{path} is truncated (incomplete IDX header)")
     shape = tuple(int.from_bytes(dims[i:i + 4], "big") for i in range(0, len(dims), 4))
@@ -168,11 +177,7 @@ def idx_shape(path: Path) -> tuple[int, ...]:
 
 def read_idx(path: Path) -> np.ndarray:
     """The whole array stored in an IDX file, checked against its declared shape."""
-    try:
-        with _open(path) as fh:
-            raw = fh.read()
-    except (EOFError, OSError) as exc:  # a cut or damaged .gz stream
-        raise DataError(f"{path} is truncated or corrupt: {exc}") from None
+    raw = _read(path)
     if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] not in _IDX_DTYPES:
         raise DataError(f"{path} is not an IDX file (bad magic number)")
     ndim = raw[3]

@@ -470,9 +470,12 @@ def dask_client(scheduler: str | None, workers: int) -> Iterator[object]:
         with client:
             yield client
         return
+    # No dashboard; the scheduler's HTTP routes (health, metrics) it always serves go to a
+    # free loopback port, not 8787, which a user's Jupyter Dask dashboard may hold.
     with dask.config.set({"distributed.scheduler.allowed-failures": 1}), \
             LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                          host="127.0.0.1", dashboard_address=None,
+                         scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
                          silence_logs=logging.ERROR) as cluster, \
             Client(cluster) as client:
         yield client

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import replace
 
-from .spec import JobSpec, SpecError, Study, TrainConfig, is_user_arch
+from .spec import JobSpec, SpecError, Study, TrainConfig, is_user_arch, normalised
 
 
 def expand(study: Study) -> list[JobSpec]:
@@ -24,10 +24,11 @@ def expand(study: Study) -> list[JobSpec]:
             # A cell that sets its own seed is one replicate; otherwise one job per seed.
             cell_seeds = [overrides["seed"]] if "seed" in overrides else list(seeds)
             for seed in cell_seeds:
-                try:
-                    config = TrainConfig(**{**base, **overrides, "seed": seed})
+                where = f"section {section.name!r}, cell {cell.label!r}"
+                try:  # a setting the cell's choices leave unused takes its default
+                    config = TrainConfig(**normalised({**base, **overrides, "seed": seed},
+                                                      cell.overrides, ""))
                 except SpecError as exc:
-                    where = f"section {section.name!r}, cell {cell.label!r}"
                     raise SpecError(f"{where}: {exc}") from None
                 reason = next((e.reason for e in section.exclude if e.matches(config)), None)
                 specs.append(JobSpec(section.name, cell.label, position, seed, config,

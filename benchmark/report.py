@@ -252,6 +252,12 @@ def build(store: ResultStore, study: str, code_version: str,
         known = ", ".join(store.study_names()) or "none"
         raise ReportError(f"no study {study!r} in {store.url_redacted} (studies there: {known})")
     frame = store.results_frame(study, seeds)
+    if seeds is not None and not len(frame):
+        stored = sorted({seed for runs in store.stored_seeds(study).values() for seed in runs})
+        raise ReportError(f"study {study!r} has no cell runs with seed(s) "
+                          f"{', '.join(map(str, seeds))}: its seeds are "
+                          f"{', '.join(map(str, stored)) or 'none'}; leave out --seeds or "
+                          "pick from those")
     good = aggregate.usable(frame, code_version)
     cells = aggregate.cell_table(good) if len(good) else pd.DataFrame()
     eff = aggregate.effects(good) if len(good) else pd.DataFrame(columns=["p", "verdict"])

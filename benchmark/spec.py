@@ -66,12 +66,12 @@ class TrainConfig:
     width: float = 1.0  # channel multiplier k: convs get round(20k) and round(50k) channels
     batch_norm: bool = False  # BN after each conv (before pooling) and after fc1
     dropout: str = "none"  # "none" | "logits" (after fc2, as published) | "fc1" (after fc1)
-    dropout_p: float = 0.5  # drop probability, in [0, 1)
+    dropout_p: float = 0.5  # drop probability, in [0, 1); with dropout "none" it stays 0.5
     activation: str = "relu"  # relu | sigmoid | tanh | gelu | elu, replaces every ReLU
     hidden: int = 500  # fc1 output features
     optimizer: str = "sgd"  # sgd (lr, momentum) | adam | adamw | adagrad | rmsprop (lr)
     lr: float = 0.01  # peak learning rate
-    momentum: float = 0.5  # SGD momentum; ignored by the other optimizers
+    momentum: float = 0.5  # SGD momentum; the other optimizers take none (see APPLIES)
     weight_decay: float = 0.0  # L2 penalty passed to the optimizer (decoupled for adamw)
     batch_size: int = 64  # training samples per step; the last partial batch is kept
     epochs: int = 20  # passes over the training slice
@@ -97,6 +97,7 @@ class TrainConfig:
             value = _coerce(f.name, getattr(self, f.name))
             object.__setattr__(self, f.name, value)
         _check_ranges(self)
+        _check_applies(self.to_dict(), "")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -118,6 +119,54 @@ class TrainConfig:
         """The key this job had before directory datasets were keyed by content (schema
         < 4): its directory's path instead of its content hash."""
         return dataclasses.replace(self, data_hash="").key()
+
+
+# Fields that only some settings use: field -> (the field that decides, the values that
+# use it). Where another setting leaves such a field unused, it must keep its default: a
+# job that trains the same way as another has the same key.
+APPLIES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "momentum": ("optimizer", ("sgd",)),
+    "dropout_p": ("dropout", ("logits", "fc1")),
+}
+
+
+def unused_field(values: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(field, decider) of the first field that `values` sets off its default beside a
+    value of its decider that does not use it, or None (a decider `values` leaves out is
+    decided elsewhere: a cell's dropout_p on a baseline with dropout)."""
+    for name, (decider, uses) in APPLIES.items():
+        if (name in values and decider in values and values[decider] not in uses
+                and values[name] != CONFIG_FIELDS[name].default):
+            return name, decider
+    return None
+
+
+def _check_applies(values: Mapping[str, Any], where: str) -> None:
+    """Refuse a field set in the same place as a setting that does not use it."""
+    found = unused_field(values)
+    if found is None:
+        return
+    name, decider = found
+    uses = APPLIES[name][1]
+    raise SpecError(
+        f"{where}field {name!r} = {values[name]!r} has no effect with {decider} "
+        f"{values[decider]!r} ({name} applies to {decider} "
+        f"{' or '.join(map(repr, uses))} only): leave {name} out there (it stays at its "
+        f"default, {CONFIG_FIELDS[name].default!r}), or use another section or an Exclude for "
+        "that combination")
+
+
+def normalised(values: dict[str, Any], own: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """A resolved job's fields with every field its settings leave unused put back to its
+    default, so that identical trainings are one job; a field `own` sets (the cell's own
+    overrides) that its settings leave unused is a SpecError naming `where`."""
+    values = dict(values)
+    while (found := unused_field(values)) is not None:
+        name, decider = found
+        if name in own:
+            _check_applies({decider: values[decider], name: own[name]}, where)
+        values[name] = CONFIG_FIELDS[name].default
+    return values
 
 
 # Fields added to TrainConfig after databases held results, with their defaults.
@@ -227,6 +276,7 @@ class Cell:
                 _coerce(name, value)
             except SpecError as exc:
                 raise SpecError(f"cell {label!r}: {exc}") from None
+        _check_applies(overrides, f"cell {label!r}: ")
         if published is not None and (not isinstance(published, (int, float))
                                       or not math.isfinite(published)):
             raise SpecError(f"cell {label!r}: published must be a finite number (percent), "
@@ -337,8 +387,7 @@ class Exclude:
             raise SpecError("Exclude needs a reason")
 
     def matches(self, config: TrainConfig) -> bool:
-        resolved = TrainConfig(**{**config.to_dict(), **self.where})
-        return all(getattr(config, k) == getattr(resolved, k) for k in self.where)
+        return all(getattr(config, k) == _coerce(k, v) for k, v in self.where.items())
 
 
 @dataclass(frozen=True)
@@ -357,6 +406,7 @@ class Section:
         if not isinstance(self.name, str) or not self.name.strip():
             raise SpecError("every Section needs a non-empty name")
         check_fields(self.fixed, f"section {self.name!r} fixed")
+        _check_applies(self.fixed, f"section {self.name!r} fixed: ")
         cells = list(self.cells)
         if not cells:
             raise SpecError(f"section {self.name!r} has no cells: an axis or cell list is empty")

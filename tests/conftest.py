@@ -72,6 +72,23 @@ def load_perf():
     return importlib.import_module("throughput")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def dask_dashboard_port_taken():
+    """Port 8787 (Dask's dashboard default) held for the whole session, as a user's Jupyter
+    Dask dashboard would: no local cluster of cnnbench may need it. Already held by another
+    process: just as good."""
+    import socket
+
+    holder = socket.socket()
+    try:
+        holder.bind(("127.0.0.1", 8787))
+        holder.listen()
+    except OSError:
+        pass
+    yield
+    holder.close()
+
+
 @pytest.fixture(autouse=True)
 def isolated(tmp_path, monkeypatch):
     """No test touches the user's MNIST cache or a database outside tmp_path."""

@@ -89,6 +89,13 @@ CASES = {
                                      "is truncated or corrupt"),
     "truncated IDX dataset": ("<truncated>", ["data", "--check", "short"],
                               "truncated or corrupt"),
+    "a .gz dataset file that is not gzip": ("<not gzip>", ["run", "case.py"],
+                                            "train-images-idx3-ubyte.gz is truncated or not "
+                                            "valid gzip (BadGzipFile"),
+    "a .gz dataset file with a damaged stream": ("<damaged gzip>", ["run", "case.py"],
+                                                 "t10k-images-idx3-ubyte.gz is truncated or not "
+                                                 "valid gzip (error: Error -3 while "
+                                                 "decompressing"),
     "MNIST checksum mismatch": ("<corrupt cache>", ["data"], "fails its SHA-256 check"),
     "newer database schema": ("<newer db>", ["run", "tiny.py"], "newer than this cnnbench"),
     "foreign database": ("<foreign db>", ["run", "tiny.py", "--db", "foreign.sqlite"],
@@ -141,6 +148,16 @@ CASES = {
         return Study(name="warm", baseline=base,
                      sections=[Section("A", [Cell("x", warmup_epochs=3)])])
     '''), None, "field 'warmup_epochs' = 3 exceeds epochs = 1"),
+    "SGD momentum written beside Adam": (_study('''
+        return Study(name="m", baseline=base,
+                     sections=[Section("A", [Cell("x", optimizer="adam", momentum=0.9)])])
+    '''), None, "line 8: cell 'x': field 'momentum' = 0.9 has no effect with optimizer 'adam' "
+                   "(momentum applies to optimizer 'sgd' only)"),
+    "dropout_p of a cell without dropout": (_study('''
+        return Study(name="p", baseline=base,
+                     sections=[Section("A", [Cell("x", dropout_p=0.2)])])
+    '''), None, "section 'A', cell 'x': field 'dropout_p' = 0.2 has no effect with dropout "
+                   "'none'"),
     "user network: no such module": (_study('''
         return Study(name="u", baseline=base,
                      sections=[Section("A", [Cell("x", arch="nosuchmod:net")])])
@@ -170,6 +187,9 @@ CASES = {
                                      "no such database: typo.sqlite"),
     "list of a missing database": ({}, ["list", "tiny.py", "--db", "typo.sqlite"],
                                    "no such database: typo.sqlite"),
+    "report of seeds the study lacks": ({}, ["report", "tiny.py", "--seeds", "7,8"],
+                                        "study 'tiny' has no cell runs with seed(s) 7, 8: its "
+                                        "seeds are 0, 1"),
     "report of a missing database": ({}, ["report", "--db", "typo.sqlite"],
                                      "no such database: typo.sqlite"),
     "export of a missing database": ({}, ["export", "--db", "typo.sqlite"],
@@ -227,6 +247,16 @@ def _prepare(workdir, files, finished_db, monkeypatch) -> None:
         images = short / "train-images-idx3-ubyte"
         images.write_bytes(images.read_bytes()[:3000])
         (workdir / "case.py").write_text(_study(ONE_CELL.format(dataset="short")))
+    elif files in ("<not gzip>", "<damaged gzip>"):
+        packed = make_idx_dir(workdir / "packed", 64, 20, gz=True)
+        if files == "<not gzip>":
+            (packed / "train-images-idx3-ubyte.gz").write_bytes(b"plain text, not gzip " * 20)
+        else:  # a valid gzip header, then a deflate stream damaged in its first block
+            images = packed / "t10k-images-idx3-ubyte.gz"
+            raw = bytearray(images.read_bytes())
+            raw[12:40] = b"x" * 28
+            images.write_bytes(bytes(raw))
+        (workdir / "case.py").write_text(_study(ONE_CELL.format(dataset="packed")))
     elif files == "<small images>":
         small = workdir / "small"
         small.mkdir()

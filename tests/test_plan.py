@@ -1,6 +1,8 @@
 from dataclasses import replace
 
-from benchmark import Cell, Exclude, Section, Study, TrainConfig, vary
+import pytest
+
+from benchmark import Cell, Exclude, Section, SpecError, Study, TrainConfig, vary
 from benchmark.plan import (
     estimated_costs,
     expand,
@@ -74,3 +76,36 @@ def test_cost_model_weighs_the_per_epoch_test_pass():
 def test_cost_model_matches_published_net_sizes():
     # base net: 2.3 M multiply-accumulates per sample forward (13.8 MFLOP fwd+bwd)
     assert 2.2e6 < forward_macs(TrainConfig()) < 2.4e6
+
+
+def test_a_setting_another_leaves_unused_is_normalised_out_of_the_job():
+    """SGD's momentum inherited by an Adam cell, dropout_p by a cell without dropout: the
+    job is the plain one (same key, so it trains once), not a copy under another key."""
+    base = TrainConfig(momentum=0.9, dropout="fc1", dropout_p=0.2, train_size=1000)
+    specs = expand(Study("s", base, sections=[Section("A", [
+        Cell("sgd"), Cell("adam", optimizer="adam"), Cell("no dropout", dropout="none"),
+        Cell("sgd p0.3", dropout_p=0.3)])]))
+    sgd, adam, plain, p03 = (s.config for s in specs)
+    assert (sgd.momentum, sgd.dropout_p, p03.dropout_p) == (0.9, 0.2, 0.3)  # used: kept
+    assert adam.key() == TrainConfig(optimizer="adam", dropout="fc1", dropout_p=0.2,
+                                     train_size=1000).key()
+    assert adam.momentum == 0.5
+    assert plain.key() == TrainConfig(momentum=0.9, train_size=1000).key()
+
+
+def test_a_setting_written_beside_one_that_leaves_it_unused_is_refused():
+    with pytest.raises(SpecError, match="field 'momentum' = 0.9 has no effect with optimizer "
+                                        "'adam'"):
+        TrainConfig(optimizer="adam", momentum=0.9)
+    with pytest.raises(SpecError, match="cell 'x': field 'dropout_p' = 0.3 has no effect with "
+                                        "dropout 'none'"):
+        Cell("x", dropout="none", dropout_p=0.3)
+    with pytest.raises(SpecError, match="section 'A' fixed: field 'momentum'"):
+        Section("A", [Cell("x")], fixed={"optimizer": "rmsprop", "momentum": 0.0})
+    # the cell's own momentum, on a baseline whose optimizer takes none
+    study = Study("s", TrainConfig(optimizer="adam"), sections=[
+        Section("A", [Cell("m", momentum=0.9)])])
+    with pytest.raises(SpecError, match="section 'A', cell 'm': field 'momentum' = 0.9"):
+        expand(study)
+    # at the default it is no setting at all
+    assert TrainConfig(optimizer="adam", momentum=0.5).key() == TrainConfig(optimizer="adam").key()
