@@ -25,7 +25,7 @@ from pathlib import Path
 import click
 
 from . import data, plan, runner
-from .execute import DeviceError, parse_devices
+from .execute import DeviceError, parse_devices, stop_helpers
 from .provenance import code_version
 from .spec import DONE_STATUSES, EpochMetrics, JobResult, JobSpec, JobStatus, SpecError
 from .store import ResultStore, StoreError, open_store
@@ -145,6 +145,16 @@ def run(study_file: Path, db: str | None, jobs: int | None, devices: str, retry_
     COMPLETE under the current training code; jobs of a killed run are reclaimed.
     Exit code 1 if any job failed, 2 for bad input.
     """
+    try:
+        _run(study_file, db, jobs, devices, retry_failed, seeds, backend, scheduler, fuse,
+             eval_every, checkpoints, dry_run)
+    finally:  # nothing of the run outlives the command
+        stop_helpers()
+
+
+def _run(study_file: Path, db: str | None, jobs: int | None, devices: str,
+         retry_failed: bool, seeds: str | None, backend: str, scheduler: str | None, fuse: int,
+         eval_every: int, checkpoints: str | None, dry_run: bool) -> None:
     with user_errors():
         loaded = _load(study_file, seeds)
         if scheduler and backend != "dask":

@@ -28,6 +28,7 @@ import os
 import queue
 import re
 import shutil
+import sys
 import tempfile
 import time
 import traceback
@@ -165,15 +166,54 @@ def _empty_cache() -> None:
         torch.cuda.empty_cache()
 
 
-def run_group(tasks: Sequence[Task], device: str, lock_dir: str | None, threads: int,
-              eval_every: int = 1, checkpoints: str | None = None,
+@dataclass(frozen=True)
+class Threads:
+    """A worker's intra-op threads: `count` when its job starts; when fewer jobs than CPU
+    slots are left (a grid's tail, a single job), the parent writes a new count to `path`
+    and the worker takes it up after each epoch, so the running jobs share the idle cores."""
+
+    count: int
+    path: str | None = None
+
+    def current(self) -> int:
+        if self.path is None:
+            return self.count
+        try:
+            return max(1, int(Path(self.path).read_text()))
+        except (OSError, ValueError):  # not written yet, or mid-replace: keep the last one
+            return self.count
+
+
+def _set_threads(count: int) -> None:
+    import torch
+
+    if _WORKER.get("threads") != count:
+        torch.set_num_threads(count)
+        _WORKER["threads"] = count
+
+
+def shares(cores: int, running: int) -> list[int]:
+    """Intra-op threads for each of `running` CPU jobs sharing `cores`: all cores used,
+    none oversubscribed while there are at least as many jobs as cores (1 each then)."""
+    base, extra = divmod(cores, running)
+    return [max(1, base + (i < extra)) for i in range(running)]
+
+
+def run_group(tasks: Sequence[Task], device: str, lock_dir: str | None,
+              threads: int | Threads, eval_every: int = 1, checkpoints: str | None = None,
               feed=None) -> list[JobResult]:
     """Worker entry point: train one job, or several fused into one vectorised model.
 
     Never raises: a failure is a FAILED result for every job of the group. `feed` (a
-    `feed` sender) hears of every finished epoch, for live progress.
+    `feed` sender) hears of every finished epoch, for live progress. `threads`: torch's
+    intra-op threads, fixed, or a `Threads` the parent may raise while the job runs.
     """
+    share = threads if isinstance(threads, Threads) else Threads(threads)
+
     def on_epoch(index: int, metrics) -> None:
+        if share.path is not None:
+            with contextlib.suppress(Exception):
+                _set_threads(share.current())
         if feed is not None:
             with contextlib.suppress(Exception):  # progress is never worth a failed job
                 feed.put(tasks[index].key, metrics)
@@ -185,9 +225,7 @@ def run_group(tasks: Sequence[Task], device: str, lock_dir: str | None, threads:
 
         from . import train
 
-        if _WORKER.get("threads") != threads:
-            torch.set_num_threads(threads)
-            _WORKER["threads"] = threads
+        _set_threads(share.current())
         versions.update(torch=torch.__version__, cuda=torch.version.cuda or "")
         if device.startswith("cuda"):
             torch.cuda.set_device(device)
@@ -219,6 +257,22 @@ def run_group(tasks: Sequence[Task], device: str, lock_dir: str | None, threads:
         )
         for task, (status, error, epochs, params, train_s) in zip(tasks, done, strict=True)
     ]
+
+
+def stop_helpers() -> None:
+    """Stop the helper processes that multiprocessing and loky keep beside a parent (their
+    resource trackers, joblib's reusable worker pool) and wait for them to exit, so that
+    nothing of a command outlives it. For a command's own process as it ends: in a caller's
+    process these also track what the caller itself shares between processes."""
+    reusable = sys.modules.get("joblib.externals.loky.reusable_executor")  # never imported:
+    executor = getattr(reusable, "_executor", None)  # nothing to stop (joblib.Parallel's pool)
+    if executor is not None:
+        executor.shutdown(wait=True, kill_workers=True)
+    for module in ("joblib.externals.loky.backend.resource_tracker",
+                   "multiprocessing.resource_tracker"):
+        tracker = getattr(sys.modules.get(module), "_resource_tracker", None)
+        with contextlib.suppress(Exception):  # not started, or already gone
+            tracker._stop()
 
 
 def failed_results(tasks: Sequence[Task], error: str, device: str | None) -> list[JobResult]:
@@ -302,10 +356,11 @@ class LocalPool:
             executor.shutdown(wait=False, kill_workers=True)
 
     def close(self, kill: bool) -> None:
+        """Shut every worker down (`kill`: at once, mid-job) and wait for it to exit."""
         for slot in range(self.size):
             executor, self._executors[slot] = self._executors[slot], None
             if executor is not None:
-                executor.shutdown(wait=not kill, kill_workers=kill)
+                executor.shutdown(wait=True, kill_workers=kill)
         shutil.rmtree(self.lock_dir, ignore_errors=True)
 
 
@@ -351,8 +406,8 @@ class DaskPool:
 
 
 def execute(groups: Iterable[Sequence[Task]], slots: list[str], *, threads: int = 1,
-            claim: Callable[[Task], bool] | None = None, backend: str = "loky",
-            eval_every: int = 1, checkpoints: str | None = None,
+            cores: int | None = None, claim: Callable[[Task], bool] | None = None,
+            backend: str = "loky", eval_every: int = 1, checkpoints: str | None = None,
             notify: Callable[[str], None] | None = None,
             on_epoch: Callable[[str, EpochMetrics], None] | None = None,
             work: Callable[..., list[JobResult]] = run_group) -> Iterator[JobResult]:
@@ -366,6 +421,10 @@ def execute(groups: Iterable[Sequence[Task]], slots: list[str], *, threads: int 
     Dask cluster of the current `distributed.Client` (see `dask_client`); the dataset
     directory must be readable there.
 
+    `threads`: torch's intra-op threads per job. `cores` (loky only): the CPU cores that
+    the jobs running on "cpu" slots share instead; each has its share (`shares`), one
+    thread each while the slots are full, more when fewer jobs than slots run (a single
+    job, a grid's tail), taken up by a running job after its current epoch.
     `checkpoints`: a directory for per-epoch checkpoints of unfused jobs, so a job cut
     short resumes after its last finished epoch (on Dask, a directory all workers share).
     `on_epoch(key, metrics)` hears of each finished epoch of a running job, while the
@@ -374,8 +433,9 @@ def execute(groups: Iterable[Sequence[Task]], slots: list[str], *, threads: int 
     """
     pool = DaskPool(slots[0]) if backend == "dask" else LocalPool(slots)
     finished: queue.Queue = queue.Queue()
-    free, running = list(range(pool.size))[::-1], 0
+    free, busy = list(range(pool.size))[::-1], set()
     pending = iter(groups)
+    given: dict[int, int] = {}  # slot -> the intra-op threads its job was last given
 
     def next_group() -> tuple[Task, ...] | None:
         for group in pending:
@@ -384,8 +444,21 @@ def execute(groups: Iterable[Sequence[Task]], slots: list[str], *, threads: int 
                 return claimed
         return None
 
+    def share_out() -> None:
+        on_cpu = sorted(s for s in busy if pool.device(s) == "cpu")
+        if cores is None or pool.lock_dir is None or not on_cpu:
+            return
+        for slot, count in zip(on_cpu, shares(cores, len(on_cpu)), strict=True):
+            if given.get(slot) != count:
+                path = _threads_path(pool.lock_dir, slot)
+                Path(path + ".new").write_text(str(count))
+                os.replace(path + ".new", path)  # a reader sees the old count or the new
+                given[slot] = count
+
     def dispatch(slot: int, group: tuple[Task, ...], attempt: int) -> None:
-        future = pool.submit(slot, work, group, pool.device(slot), pool.lock_dir, threads,
+        share = (Threads(given[slot], _threads_path(pool.lock_dir, slot)) if slot in given
+                 else Threads(threads))
+        future = pool.submit(slot, work, group, pool.device(slot), pool.lock_dir, share,
                              eval_every, checkpoints, pool.feed.sender)
         future.add_done_callback(lambda f: finished.put((slot, group, attempt, f)))
 
@@ -397,24 +470,31 @@ def execute(groups: Iterable[Sequence[Task]], slots: list[str], *, threads: int 
     clean = False
     try:
         while True:
+            starting = []
             while free and (group := next_group()) is not None:
-                dispatch(free.pop(), group, 0)
-                running += 1
-            if not running:
+                starting.append((free.pop(), group))
+            busy.update(slot for slot, _ in starting)
+            share_out()  # before the new jobs start: they start on their share
+            for slot, group in starting:
+                dispatch(slot, group, 0)
+            if not busy:
                 break
             slot, group, attempt, future = _next(finished, poll)
-            running -= 1
             results = _results(pool, slot, group, attempt, future, notify)
             if results is None:  # the worker died: run the group again on a fresh one
                 dispatch(slot, group, attempt + 1)
-                running += 1
                 continue
             free.append(slot)
+            busy.discard(slot)
             pool.feed.done(t.key for t in group)
             yield from results
         clean = True
     finally:
         pool.close(kill=not clean)
+
+
+def _threads_path(lock_dir: str, slot: int) -> str:
+    return os.path.join(lock_dir, f"threads-{slot}")
 
 
 def _next(finished: queue.Queue, poll: Callable[[], None]):

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.exc import DatabaseError
 
 from . import data, plan
-from .execute import Task, dask_client, execute, fuse
+from .execute import Task, dask_client, execute, fuse, shares
 from .provenance import code_version
 from .spec import DONE_STATUSES, EpochMetrics, JobResult, JobSpec, JobStatus, SpecError
 from .store import JobState, ResultStore, Runner, StoreError, SyncSummary
@@ -192,10 +192,18 @@ def job_labels(specs: Sequence[JobSpec]) -> dict[str, str]:
     return labels
 
 
+def cores() -> int:
+    """CPU cores this process may run on (its affinity mask, where the OS has one)."""
+    with contextlib.suppress(AttributeError, OSError):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
 def threads_per_worker(slots: Sequence[str]) -> int:
-    """Threads per worker: the cores shared out on CPU, one per GPU slot."""
+    """Threads per worker while every slot is busy: the cores shared out on CPU, one per
+    GPU slot."""
     on_cpu = all(s == "cpu" for s in slots)
-    return max(1, (os.cpu_count() or 1) // len(slots)) if on_cpu else 1
+    return max(1, cores() // len(slots)) if on_cpu else 1
 
 
 # --------------------------------------------------------------------------- the run
@@ -264,11 +272,17 @@ def _train(store: ResultStore, specs: Sequence[JobSpec], keys: set[str], dirs: d
              for k in plan.longest_first(costs)]
     groups = fuse(tasks, options.fuse)
     labels = job_labels(specs)
-    threads = threads_per_worker(options.slots) if options.backend == "loky" else 1
+    local = options.backend == "loky"
+    threads = threads_per_worker(options.slots) if local else 1
+    shared = cores() if local and "cpu" in options.slots else None  # for the last jobs
     fused = f" in {len(groups)} fused group(s)" if len(groups) < len(tasks) else ""
-    where = ("the Dask cluster" if options.backend == "dask" else
+    where = ("the Dask cluster" if not local else
              f"{len(options.slots)} slot(s) ({', '.join(sorted(set(options.slots)))})")
-    events.message(f"training {len(tasks)} job(s){fused} on {where}, {threads} thread(s) each")
+    first = (min(shares(shared, min(len(groups), len(options.slots)))) if shared
+             else threads)  # the threads the first jobs start with; the last get more
+    spread = " (the last jobs take the cores others free)" if shared and len(groups) > 1 else ""
+    events.message(f"training {len(tasks)} job(s){fused} on {where}, {first} thread(s) "
+                   f"each{spread}")
     events.started(len(tasks), costs)
 
     def claim(task: Task) -> bool:
@@ -280,7 +294,8 @@ def _train(store: ResultStore, specs: Sequence[JobSpec], keys: set[str], dirs: d
     t0 = time.monotonic()
     try:
         with store.keep_alive(runner, lambda e: events.warning(f"heartbeat failed: {e}")):
-            for result in execute(groups, list(options.slots), threads=threads, claim=claim,
+            for result in execute(groups, list(options.slots), threads=threads, cores=shared,
+                                  claim=claim,
                                   eval_every=options.eval_every, backend=options.backend,
                                   checkpoints=options.checkpoints, notify=events.warning,
                                   on_epoch=events.epoch):

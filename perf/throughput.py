@@ -13,7 +13,8 @@ and prints each with its ratio to (a). Warm-up is excluded: (a) times the steps 
 the first `warmup`, (b) and (c) time their second epoch. Workers of (b)/(c) run side by
 side and their throughputs add up ("aggregate"). Then the wall time of a 500-sample job
 inside a running grid (persistent workers) against a worker's cold first job, and the
-quick study from scratch with one worker against the default; and, for the full ablation
+quick study from scratch with one worker against the default; one job end to end (the
+classic loop's process against `cnnbench run`'s, `single_job`); and, for the full ablation
 (fp32 and bf16), the estimated wall time of all its jobs with the classic loop against
 cnnbench, both calibrated in this run (`study_estimate`). `--sections` picks parts. Figures
 go to a JSON file, with the CPU's model and what torch says it can do natively (bf16's
@@ -235,7 +236,79 @@ def study_estimate(path: str, workers: int, steps: int = 50,
             "ratio": classic_s / ours.wall_seconds}
 
 
-SECTIONS = ("throughput", "small-jobs", "quick-study", "study-estimates")
+SINGLE_JOB = {"arch": "base", "train_size": 10_000, "epochs": 3}  # fp32, batch 64, SGD
+
+_CLASSIC_JOB = """
+import sys, time
+t0 = time.perf_counter()
+sys.path.insert(0, {perf!r})
+import torch
+import torch.nn.functional as F
+from throughput import _classic_datasets
+from benchmark import TrainConfig
+from benchmark.nets import build_net
+from benchmark.train import optimizer_for
+
+config = TrainConfig(**{job!r})
+torch.manual_seed(config.seed)
+with _classic_datasets() as (train_set, test_set):
+    subset = torch.utils.data.Subset(train_set, range(config.train_size))
+    loader = torch.utils.data.DataLoader(subset, batch_size=config.batch_size, shuffle=True)
+    tests = torch.utils.data.DataLoader(test_set, batch_size=1000)
+    model = build_net(config)
+    optimizer = optimizer_for(config, model.parameters())
+    for epoch in range(config.epochs):
+        model.train()
+        for x, y in loader:
+            optimizer.zero_grad()
+            F.nll_loss(model(x), y).backward()
+            optimizer.step()
+        model.eval()
+        correct = 0
+        with torch.no_grad():
+            for x, y in tests:
+                correct += (model(x).argmax(1) == y).sum().item()
+print(f"{{100 * correct / len(test_set):.2f}}")
+"""
+
+
+def _single_job_study(directory: Path) -> Path:
+    study = directory / "single_job.py"
+    study.write_text(
+        "from benchmark import Cell, Section, Study, TrainConfig\n\n"
+        "def study():\n"
+        f"    return Study(name='single_job', baseline=TrainConfig(**{SINGLE_JOB!r}),\n"
+        "                 sections=[Section('A', [Cell('base')])])\n")
+    return study
+
+
+def _wall(cmd: list[str]) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+def single_job(repeats: int = 3) -> dict:
+    """One job of the base net (10k samples, 3 epochs, fp32, tested after each epoch), end
+    to end as a user waits for it, whole process: the PyTorch example's loop in a fresh
+    process with torch's default threads, against `cnnbench run` of a one-job study into a
+    fresh database (command start, database, worker start, data, training, results).
+    Alternated `repeats` times; medians."""
+    classic_s, ours_s = [], []
+    code = _CLASSIC_JOB.format(perf=str(Path(__file__).parent), job=SINGLE_JOB)
+    with tempfile.TemporaryDirectory() as tmp:
+        study = _single_job_study(Path(tmp))
+        for i in range(repeats):
+            classic_s.append(_wall([sys.executable, "-c", code]))
+            ours_s.append(_wall([sys.executable, "-m", "benchmark", "run", str(study),
+                                 "--db", f"{tmp}/single{i}.sqlite"]))
+    median = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
+    return {"job": SINGLE_JOB, "classic_s": classic_s, "cnnbench_s": ours_s,
+            "classic_median_s": median(classic_s), "cnnbench_median_s": median(ours_s),
+            "ratio": median(classic_s) / median(ours_s)}
+
+
+SECTIONS = ("throughput", "single-job", "small-jobs", "quick-study", "study-estimates")
 ESTIMATED_STUDIES = ("studies/mnist_ablation.py", "studies/mnist_ablation_bf16.py")
 
 
@@ -285,6 +358,13 @@ def main(argv: list[str] | None = None) -> dict:
                 row["ratio"] = row["samples_per_s"] / reference
                 print(f"{net:<7}{variant:<34}{row['samples_per_s']:>11.0f}{row['ratio']:>10.2f}x")
             results["nets"][net] = rows
+    if "single-job" in args.sections:
+        one = single_job()
+        results["single_job"] = one
+        print(f"\none job, end to end ({one['job']}, fp32) on {machine['model']}, {workers} "
+              f"cores: classic DataLoader loop {one['classic_median_s']:.1f} s, cnnbench run "
+              f"{one['cnnbench_median_s']:.1f} s ({one['ratio']:.2f}x; medians of "
+              f"{len(one['classic_s'])}, alternated)")
     if "small-jobs" in args.sections:
         grid = grid_small_jobs(workers)
         results["small_jobs"] = grid

@@ -5,6 +5,7 @@ import json
 import os
 import re
 import sqlite3
+from pathlib import Path
 
 import pytest
 from conftest import make_idx_dir
@@ -396,3 +397,27 @@ def test_seeds_take_ranges():
     for bad in ("3-1", "a-b", "0-2,2", "-1"):
         with pytest.raises(click.BadParameter):
             _parse_seeds(bad)
+
+
+def test_nothing_of_a_run_outlives_the_command(workdir):
+    """`cnnbench run` in a process group of its own: once it has returned, no process of
+    that group is left (no resource tracker, no worker, not even an exited one that was
+    never waited for)."""
+    import subprocess
+    import sys
+
+    run = subprocess.Popen([sys.executable, "-m", "benchmark", "run", "tiny.py", "--jobs", "2"],
+                           cwd=workdir, start_new_session=True, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+    output, _ = run.communicate(timeout=600)
+    assert run.returncode == 0, output
+    left = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            pid, rest = stat.read_text().split(" (", 1)
+            state, _, group = rest.rsplit(")", 1)[1].split()[:3]
+        except (OSError, ValueError):
+            continue  # gone meanwhile
+        if int(group) == run.pid:
+            left.append(f"{pid} ({state}): {(stat.parent / 'cmdline').read_bytes()!r}")
+    assert left == []

@@ -307,3 +307,66 @@ def test_the_file_feed_reads_each_epoch_once_and_forgets_finished_jobs(tmp_path)
     assert sorted(p.name for p in (tmp_path / "epochs").iterdir()) == ["b.jsonl"]
     feed.sender.put("b", EpochMetrics(2, 0.4, 0.3, 85.0, 1.0))
     assert [(k, m.epoch) for k, m in feed.receive()] == [("b", 2)]
+
+
+def test_cores_are_shared_out_without_oversubscribing():
+    from benchmark.execute import shares
+
+    assert shares(2, 1) == [2]
+    assert shares(2, 2) == [1, 1]
+    assert shares(4, 3) == [2, 1, 1]
+    assert shares(2, 4) == [1, 1, 1, 1]  # more jobs than cores: one each, never zero
+
+
+def _records_threads():
+    """A worker function that reports the intra-op threads it was dispatched with and, for
+    the key "long", waits (at most a minute) until the parent raises its share (once
+    "short" has finished), then reports the share it saw."""
+    def work(tasks, device, lock_dir, threads, eval_every, checkpoints, feed=None):
+        import time
+
+        (task,) = tasks
+        seen = [threads.count]  # what the parent dispatched it with
+        if task.key == "long":
+            deadline = time.monotonic() + 60
+            while threads.current() == threads.count and time.monotonic() < deadline:
+                time.sleep(0.05)
+            seen.append(threads.current())
+        return [JobResult(task.key, JobStatus.COMPLETE, error=",".join(map(str, seen)))]
+    return work
+
+
+def test_a_job_left_alone_takes_the_cores_the_others_free(tmp_path):
+    """Two jobs on two CPU slots sharing two cores: one thread each while both run; the
+    long one takes both cores once the short one is done. Alone, a job starts on both."""
+    tasks = [Task("long", TrainConfig(seed=0), "d"), Task("short", TrainConfig(seed=1), "d")]
+    got = {r.key: r.error for r in execute([[t] for t in tasks], ["cpu", "cpu"], cores=2,
+                                           work=_records_threads())}
+    assert got == {"short": "1", "long": "1,2"}
+    alone = list(execute([[tasks[1]]], ["cpu", "cpu"], cores=2,
+                         work=_records_threads()))
+    assert alone[0].error == "2"
+    fixed = list(execute([[tasks[1]]], ["cpu", "cpu"], threads=1,
+                         work=_records_threads()))
+    assert fixed[0].error == "1"  # without cores to share: the fixed count
+
+
+def test_a_running_job_takes_up_a_new_thread_count_after_its_epoch(tmp_path):
+    """The worker's side, in this process: a job started on one thread rereads its share
+    after each epoch and trains on."""
+    from conftest import make_idx_dir
+
+    from benchmark.execute import Threads, run_group
+
+    data_dir = str(make_idx_dir(tmp_path / "idx", 64, 32))
+    share = tmp_path / "threads"
+    share.write_text("2")
+    before = torch.get_num_threads()
+    try:
+        config = TrainConfig(arch="sk", width=0.2, epochs=2, batch_size=32, train_size=64)
+        (result,) = run_group((Task(config.key(), config, data_dir),), "cpu", None,
+                              Threads(1, str(share)))
+        assert result.status == JobStatus.COMPLETE, result.error
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

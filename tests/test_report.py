@@ -132,7 +132,10 @@ def test_single_format(tmp_path, formats):
 
     store = ResultStore(f"sqlite:///{tmp_path / 'r.sqlite'}", create=False)
     paths = write(store, "demo", tmp_path / "o", (formats,), "v1")
-    assert len(paths) == 1
+    expected = {"html": "index.html", "md": "report.md"}[formats]
+    assert [p.name for p in paths] == [expected]
+    other = ({"index.html", "report.md"} - {expected}).pop()
+    assert (tmp_path / "o" / expected).is_file() and not (tmp_path / "o" / other).exists()
 
 
 def test_export_writes_tidy_tables(tmp_path, cli):

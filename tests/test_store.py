@@ -196,14 +196,21 @@ def test_newer_schema_and_foreign_databases_are_refused_untouched(tmp_path):
     con.execute("update cnnbench_meta set value=? where name='schema_version'",
                 (str(SCHEMA_VERSION + 1),))
     con.commit()
+    con.execute("pragma wal_checkpoint(truncate)")
+    con.close()
+    newer = path.read_bytes()
     with pytest.raises(StoreError, match="newer than this cnnbench understands.*upgrade"):
         ResultStore(f"sqlite:///{path}")
     foreign = tmp_path / "other.sqlite"
-    sqlite3.connect(foreign).execute("create table customers (id integer)")
+    con = sqlite3.connect(foreign)
+    con.execute("create table customers (id integer)")
+    con.close()
+    before = foreign.read_bytes()
     with pytest.raises(StoreError, match="not a cnnbench database .*customers"):
         ResultStore(f"sqlite:///{foreign}")
-    assert sqlite3.connect(foreign).execute(
-        "select name from sqlite_master").fetchall() == [("customers",)]
+    for db, content in ((path, newer), (foreign, before)):  # byte for byte, nothing beside
+        assert db.read_bytes() == content, db
+        assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(db.name + "-")]
 
 
 def test_reading_never_creates_a_database(tmp_path):
