@@ -129,3 +129,16 @@ def pytest_runtest_makereport(item, call):
         report.outcome = "failed"
         report.longrepr = (f"skipped under CI, where only the CUDA tests may skip: {reason}. "
                            "Install what it needs (see .ci/run).")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    """Under CI, a whole module skipped while it is collected (a module-level
+    `pytest.importorskip`, `pytest.skip(allow_module_level=True)`) is a failure too."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and os.environ.get("CI"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = (f"{collector.nodeid} skipped as a whole under CI: {reason}. "
+                           "Install what it needs (see .ci/run).")

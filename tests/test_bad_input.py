@@ -327,6 +327,3 @@ def test_bad_input_is_refused_cleanly_and_changes_nothing(name, workdir, cli, fi
     assert _dump(workdir / "r.sqlite") == dump
     assert not (workdir / "results").exists()
 
-
-def test_the_catalogue_keeps_its_cases():
-    assert len(CASES) >= 57

@@ -204,10 +204,23 @@ def test_out_of_memory_is_retried_alone_on_the_gpu(tmp_path):
     events = []
     other_job_running = threading.Event()
 
-    def other_job():  # another slot's job on the same GPU, finishing a little later
+    def retry_waits_at_the_gate() -> bool:
+        """The retry holds the gate (new jobs wait) while it waits for the GPU."""
+        fd = os.open(tmp_path / "cuda-0.gate", os.O_RDWR | os.O_CREAT)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return False
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+
+    def other_job():  # another slot's job on the same GPU, still training at the OOM
         with _flock(str(tmp_path / "cuda-0.busy"), fcntl.LOCK_SH):
             other_job_running.set()
-            time.sleep(0.5)
+            deadline = time.monotonic() + 60  # a retry that never waits is seen as one
+            while not retry_waits_at_the_gate() and time.monotonic() < deadline:
+                time.sleep(0.01)
             events.append("other job done")
 
     def attempt():

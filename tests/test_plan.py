@@ -109,3 +109,30 @@ def test_a_setting_written_beside_one_that_leaves_it_unused_is_refused():
         expand(study)
     # at the default it is no setting at all
     assert TrainConfig(optimizer="adam", momentum=0.5).key() == TrainConfig(optimizer="adam").key()
+
+
+def test_a_directory_dataset_is_keyed_by_its_content_not_its_path(tmp_path):
+    """New content at the same path makes new jobs; the same content moved keeps them."""
+    import shutil
+
+    import numpy as np
+    from conftest import make_idx_dir, write_idx
+
+    from benchmark.studyfile import load_study
+
+    def keys(directory):
+        study = tmp_path / "s.py"
+        study.write_text(
+            "from benchmark import Cell, Section, Study, TrainConfig\n"
+            "def study():\n"
+            f"    return Study('s', TrainConfig(dataset={str(directory)!r}),\n"
+            "                 sections=[Section('A', [Cell('x')])])\n")
+        return [s.key for s in load_study(study).specs]
+
+    make_idx_dir(tmp_path / "d", 64, 20)
+    before = keys(tmp_path / "d")
+    shutil.move(tmp_path / "d", tmp_path / "moved")
+    assert keys(tmp_path / "moved") == before
+    labels = tmp_path / "moved" / "train-labels-idx1-ubyte"
+    write_idx(labels, (np.fromfile(labels, np.uint8)[8:] + 1) % 10)  # same size, new labels
+    assert keys(tmp_path / "moved") != before

@@ -322,3 +322,14 @@ def test_power_plans_seeds_for_each_comparison_and_prints_the_run_command(tmp_pa
     assert f"cnnbench run demo.py --seeds 0-{n - 1}   # 1 of 1" in g.output
     assert cli("power", "nope", "--db", db).exit_code == 2
     assert cli("power", "demo", "--db", db, "--power", "2").exit_code == 2
+
+
+def test_markup_in_a_study_name_and_texts_is_escaped_in_the_html():
+    from benchmark.report import Part, render_html
+
+    name = '<script>alert("x")</script> & co'
+    page = render_html(name, [Part("h2", "<b>A</b>"), Part("p", "1 < 2 & 3 > 2")])
+    assert "<script>alert" not in page and "<b>A</b>" not in page
+    escaped = "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; co"
+    assert f"<title>{escaped}</title>" in page and f"<h1>{escaped}</h1>" in page
+    assert "&lt;b&gt;A&lt;/b&gt;" in page and "<p>1 &lt; 2 &amp; 3 &gt; 2</p>" in page

@@ -136,10 +136,14 @@ def _running(db_url) -> bool:
         return False
 
 
-def _hold_write_lock(path, seconds):
+def _hold_write_lock(path, locked: threading.Event, release: threading.Event,
+                     seconds: float = 60.0) -> None:
+    """Take SQLite's write lock, say so (`locked`), and hold it until `release` is set or
+    `seconds` have passed."""
     con = sqlite3.connect(path, timeout=0)
     con.execute("begin exclusive")
-    time.sleep(seconds)
+    locked.set()
+    release.wait(seconds)
     con.rollback()
     con.close()
 
@@ -151,18 +155,27 @@ def test_a_locked_database_is_waited_out_then_refused_clearly(tmp_path, workdir,
     store, keys = _synced(url, workdir, stores)
     runner = Runner("r", "h", 1)
 
-    holder = threading.Thread(target=_hold_write_lock, args=(tmp_path / "locked.sqlite", 1.0))
+    # held for a second from before the claim starts: the claim waits it out
+    locked, release = threading.Event(), threading.Event()
+    holder = threading.Thread(target=_hold_write_lock,
+                              args=(tmp_path / "locked.sqlite", locked, release, 1.0))
     holder.start()
-    time.sleep(0.2)
+    assert locked.wait(60)
     assert store.claim(keys[0], runner, "v1")  # waited for the lock with backoff
     holder.join()
 
+    # held until the claim has given up: refused, with what to do
     monkeypatch.setattr(store_module, "RETRY_SECONDS", 0.5)
-    holder = threading.Thread(target=_hold_write_lock, args=(tmp_path / "locked.sqlite", 2.0))
+    locked, release = threading.Event(), threading.Event()
+    holder = threading.Thread(target=_hold_write_lock,
+                              args=(tmp_path / "locked.sqlite", locked, release))
     holder.start()
-    time.sleep(0.2)
-    with pytest.raises(StoreError, match="stayed locked or contended for 0 s .* another "
-                                         "process holds it; retry when it finishes"):
-        store.claim(keys[1], runner, "v1")
-    holder.join()
+    assert locked.wait(60)
+    try:
+        with pytest.raises(StoreError, match="stayed locked or contended for 0 s .* another "
+                                             "process holds it; retry when it finishes"):
+            store.claim(keys[1], runner, "v1")
+    finally:
+        release.set()
+        holder.join()
     assert dict(_rows(url, "select job_key, status from jobs"))[keys[1]] == "PENDING"

@@ -38,6 +38,16 @@ def test_same_seed_same_result_other_seed_differs(tiny):
 def test_training_slice_is_respected(tiny):
     small = train(TrainConfig(**{**CFG.to_dict(), "train_size": 32, "train_offset": 200}), tiny)
     assert small.status == JobStatus.COMPLETE
+    # A training set whose samples 96..191 repeat 0..95, and 192..255 differ: a slice
+    # trains on exactly its own samples, wherever they lie.
+    tx, ty = synthetic_digits(256, 0)
+    tx[96:192], ty[96:192] = tx[:96], ty[:96]
+    data = to_device(tx, ty, *synthetic_digits(200, 1), "cpu")
+    at = lambda offset: train(TrainConfig(**{**CFG.to_dict(), "train_size": 64,  # noqa: E731
+                                             "train_offset": offset}), data)
+    first, repeat, other = at(0), at(96), at(192)
+    assert [e.test_loss for e in repeat.epochs] == [e.test_loss for e in first.epochs]
+    assert [e.train_loss for e in other.epochs] != [e.train_loss for e in first.epochs]
     with pytest.raises(ValueError, match="outside the 256-sample training set"):
         train(TrainConfig(**{**CFG.to_dict(), "train_size": 100, "train_offset": 200}), tiny)
 
@@ -194,3 +204,19 @@ def test_every_optimizer_trains_and_the_schedule_changes_the_result(tiny, optimi
     assert constant.status == cosine.status == JobStatus.COMPLETE
     assert constant.epochs[0].train_loss != cosine.epochs[0].train_loss  # warm-up applied
     assert constant.epochs[-1].train_loss < constant.epochs[0].train_loss  # it learns
+
+
+@pytest.mark.parametrize("kind", ["sgd", "adam", "adamw", "adagrad", "rmsprop"])
+def test_every_optimizer_gets_its_learning_rate_and_weight_decay(kind):
+    from benchmark.train import optimizer_for
+
+    classes = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
+               "adagrad": torch.optim.Adagrad, "rmsprop": torch.optim.RMSprop}
+    extra = {"momentum": 0.9} if kind == "sgd" else {}
+    config = TrainConfig(optimizer=kind, lr=0.003, weight_decay=0.02, **extra)
+    optimizer = optimizer_for(config, [torch.nn.Parameter(torch.zeros(3))])
+    assert type(optimizer) is classes[kind]
+    group = optimizer.param_groups[0]
+    assert (group["lr"], group["weight_decay"]) == (0.003, 0.02)
+    if kind == "sgd":
+        assert group["momentum"] == 0.9
