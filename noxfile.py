@@ -1,4 +1,5 @@
-"""Developer sessions: `nox -s tests`, `nox -s lint`, `nox -s quick` (the quick study)."""
+"""Developer sessions: `nox -s tests`, `nox -s lint`, `nox -s quick` (the quick study),
+`nox -s perf` (throughput), `nox -s sequential` (the sequential rule's simulation)."""
 
 import os
 
@@ -51,3 +52,11 @@ def perf(session: nox.Session) -> None:
     """Throughput of cnnbench's trainer against the classic DataLoader loop (figures + JSON)."""
     install(session)
     session.run("python", "perf/throughput.py", *session.posargs)
+
+
+@nox.session
+def sequential(session: nox.Session) -> None:
+    """Error rates and seed savings of the sequential-seeds rule, by simulation (numpy and
+    scipy; no torch, no training)."""
+    install(session)
+    session.run("python", "perf/sequential.py", *session.posargs)

@@ -66,6 +66,16 @@ def main() -> None:
     """cnnbench: ablation studies of CNNs on MNIST, with a result database."""
 
 
+def entry() -> None:
+    """The `cnnbench` command (and `python -m benchmark`): `main`, then, as the process
+    ends, the helper processes of its worker pools are stopped and waited for, so that
+    nothing of a command outlives it (in-process callers of `main` keep theirs)."""
+    try:
+        main()
+    finally:
+        stop_helpers()
+
+
 # --------------------------------------------------------------------------- helpers
 
 
@@ -145,16 +155,6 @@ def run(study_file: Path, db: str | None, jobs: int | None, devices: str, retry_
     COMPLETE under the current training code; jobs of a killed run are reclaimed.
     Exit code 1 if any job failed, 2 for bad input.
     """
-    try:
-        _run(study_file, db, jobs, devices, retry_failed, seeds, backend, scheduler, fuse,
-             eval_every, checkpoints, dry_run)
-    finally:  # nothing of the run outlives the command
-        stop_helpers()
-
-
-def _run(study_file: Path, db: str | None, jobs: int | None, devices: str,
-         retry_failed: bool, seeds: str | None, backend: str, scheduler: str | None, fuse: int,
-         eval_every: int, checkpoints: str | None, dry_run: bool) -> None:
     with user_errors():
         loaded = _load(study_file, seeds)
         if scheduler and backend != "dask":
