@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import stdtr, stdtrit  # Student t CDF and quantile
 
-from . import planning
+from . import decisions, planning
 from .spec import JobStatus
 
 ALPHA = 0.05
@@ -39,6 +39,7 @@ POWER = 0.8
 TEST_SET_SIZE = 10_000  # MNIST test images; used for the one-seed noise floor
 
 BETTER, WORSE, SAME = "better", "worse", "no detectable difference"
+UNDECIDED = "undecided"  # with a margin: neither a difference nor equivalence shown
 HOLM_ONLY = "p < 0.05 alone, not after Holm correction"  # one of many comparisons
 UNTESTED_BEYOND = "1 seed: beyond test-set noise, seed noise unknown"
 UNTESTED_WITHIN = "1 seed: within test-set noise"
@@ -123,13 +124,31 @@ def cell_table(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def compare(base: pd.DataFrame, other: pd.DataFrame) -> dict:
-    """Difference other - base in accuracy, with test, CI and method."""
+def equivalent_text(margin: float) -> str:
+    return f"equivalent within ±{margin:g} pp"
+
+
+def compare(base: pd.DataFrame, other: pd.DataFrame, margin: float | None = None) -> dict:
+    """Difference other - base in accuracy, with test, CI and method; with a `margin`
+    (pp), also TOST's p-value for "within +/- margin" (`p_equiv`, paired seeds only)."""
+    row = _compare(base, other)
+    row["p_equiv"] = math.nan
+    if margin is not None and row["method"].startswith("paired"):
+        d = _paired(base, other)
+        row["p_equiv"] = decisions.ttost_paired(d, margin)[1]
+    return row
+
+
+def _paired(base: pd.DataFrame, other: pd.DataFrame) -> np.ndarray:
     pairs = base[["seed", "test_accuracy"]].merge(other[["seed", "test_accuracy"]], on="seed",
                                                    suffixes=("_base", "_other"))
+    return (pairs["test_accuracy_other"] - pairs["test_accuracy_base"]).to_numpy(float)
+
+
+def _compare(base: pd.DataFrame, other: pd.DataFrame) -> dict:
     a, b = base["test_accuracy"].to_numpy(float), other["test_accuracy"].to_numpy(float)
-    if len(pairs) >= 2:
-        d = (pairs["test_accuracy_other"] - pairs["test_accuracy_base"]).to_numpy(float)
+    d = _paired(base, other)
+    if len(d) >= 2:
         diff, low, high = mean_ci(d)
         se = d.std(ddof=1) / math.sqrt(len(d))
         p = t_pvalue(diff / se, len(d) - 1) if se > 0 else (0.0 if diff else 1.0)
@@ -174,9 +193,17 @@ def beyond_noise(comparison: dict) -> bool:
     return abs(comparison["diff"]) > 2 * comparison["noise"]
 
 
-def _verdict(row: dict) -> str:
+def _verdict(row: dict, margin: float | None = None) -> str:
     if math.isnan(row["p"]):
         return UNTESTED_BEYOND if beyond_noise(row) else UNTESTED_WITHIN
+    if margin is not None:  # one of four: better, worse, equivalent, undecided
+        if row["p_equiv_holm"] < ALPHA:
+            return equivalent_text(margin)
+        if row["p_holm"] < ALPHA:
+            return BETTER if row["diff"] > 0 else WORSE
+        needed = row.get("seeds_equivalent")
+        return (f"{UNDECIDED} ({row['diff']:+.2f} pp; {seeds_text(needed)} seeds to show "
+                f"±{margin:g} pp if there is no difference)")
     if row["p_holm"] < ALPHA:
         return BETTER if row["diff"] > 0 else WORSE
     if row["p"] < ALPHA:
@@ -188,8 +215,12 @@ def _verdict(row: dict) -> str:
     return SAME
 
 
-def effects(frame: pd.DataFrame) -> pd.DataFrame:
-    """Each cell against its section's first cell; see the module doc."""
+def effects(frame: pd.DataFrame, margin: float | None = None) -> pd.DataFrame:
+    """Each cell against its section's first cell; see the module doc. With a `margin`
+    (the study's smallest effect of interest, pp), each gets one of four verdicts:
+    better, worse, equivalent within +/- margin (TOST, Holm-corrected within the
+    section like the differences; it takes precedence: a difference smaller than the
+    margin is no effect of interest), or undecided."""
     out = []
     for section, g in frame.groupby("section", sort=False):
         cells = g.groupby(["position", "cell"], sort=True)
@@ -199,27 +230,37 @@ def effects(frame: pd.DataFrame) -> pd.DataFrame:
             continue
         _, base_cell, base = groups[0]
         rows = [{"section": section, "cell": cell, "baseline": base_cell,
-                 "n": len(sub), **compare(base, sub)} for _, cell, sub in groups[1:]]
-        for row, p in zip(rows, holm([r["p"] for r in rows]), strict=True):
+                 "n": len(sub), **compare(base, sub, margin)} for _, cell, sub in groups[1:]]
+        equiv = holm([1.0 if math.isnan(r["p_equiv"]) else r["p_equiv"] for r in rows])
+        for row, p, pe in zip(rows, holm([r["p"] for r in rows]), equiv, strict=True):
             row["p_holm"] = p
+            row["p_equiv_holm"] = math.nan if math.isnan(row["p_equiv"]) else pe
             for key in ("noise", "sd_diff", "p_improve", "p_improve_low", "p_improve_high"):
                 row.setdefault(key, math.nan)
             row.update(plan_row(row))
-            row["verdict"] = _verdict(row)
+            row["seeds_equivalent"] = (planning.tost_seeds_needed(
+                0.0, row["sd_diff"], margin) if margin is not None else None)
+            row["verdict"] = _verdict(row, margin)
         out += rows
     columns = ["section", "cell", "baseline", "n", "diff", "ci_low", "ci_high", "p", "p_holm",
                "method", "noise", "verdict", "sd_diff", "p_improve", "p_improve_low",
-               "p_improve_high", "effect", "power", "seeds_needed"]
+               "p_improve_high", "effect", "power", "seeds_needed", "p_equiv", "p_equiv_holm",
+               "seeds_equivalent"]
     return pd.DataFrame(out, columns=columns)
 
 
-def check_claims(frame: pd.DataFrame, claims) -> pd.DataFrame:
-    """Each claim (spec.Claim) with a verdict and the evidence behind it."""
+def check_claims(frame: pd.DataFrame, claims, margin: float | None = None) -> pd.DataFrame:
+    """Each claim (spec.Claim) with a verdict and the evidence behind it. `margin`: the
+    study's smallest effect of interest, against which a "beats" claim can also be shown
+    not to matter (equivalent within it)."""
     rows = []
     for claim in claims:
         section = frame[frame["section"] == claim.section]
         if claim.kind == "beats":
-            verdict, evidence = _check_beats(section, claim.cell, claim.baseline)
+            verdict, evidence = _check_beats(section, claim.cell, claim.baseline, margin)
+        elif claim.kind == "equivalent":
+            verdict, evidence = _check_equivalent(section, claim.cell, claim.baseline,
+                                                  claim.margin)
         else:
             verdict, evidence = _check_increasing(section)
         rows.append({"claim": claim.text, "section": claim.section, "verdict": verdict,
@@ -227,11 +268,36 @@ def check_claims(frame: pd.DataFrame, claims) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["claim", "section", "verdict", "evidence"])
 
 
-def _check_beats(section: pd.DataFrame, cell: str, baseline: str) -> tuple[str, str]:
+def _check_equivalent(section: pd.DataFrame, cell: str, baseline: str,
+                      margin: float) -> tuple[str, str]:
+    """"cell and baseline are within +/- margin": holds when TOST shows it (the 90% CI
+    inside the band), contradicted when the 90% CI lies wholly outside it (a difference
+    beyond the margin, each one-sided test at alpha), else undecided."""
     a, b = section[section["cell"] == baseline], section[section["cell"] == cell]
     if not len(a) or not len(b):
         return "no data", f"needs results for {cell!r} and {baseline!r}"
-    r = compare(a, b)
+    r = compare(a, b, margin)
+    if math.isnan(r["p_equiv"]):
+        return "undecided: needs 2+ paired seeds", f"{r['diff']:+.2f} pp; {r['method']}"
+    d = _paired(a, b)
+    low, high = (mean_ci(d, 0.90)[1:] if d.std(ddof=1) > 0 else (r["diff"], r["diff"]))
+    evidence = (f"{r['diff']:+.2f} pp, 90% CI [{low:+.2f}, {high:+.2f}] against ±{margin:g} "
+                f"pp, TOST p = {r['p_equiv']:.3g} ({r['method']})")
+    if r["p_equiv"] < ALPHA:
+        return "holds", evidence
+    if low > margin or high < -margin:
+        return "contradicted: the difference exceeds the margin", evidence
+    needed = planning.tost_seeds_needed(0.0, r["sd_diff"], margin)
+    return (f"undecided ({seeds_text(needed)} seeds to show ±{margin:g} pp if there is no "
+            "difference)"), evidence
+
+
+def _check_beats(section: pd.DataFrame, cell: str, baseline: str,
+                 margin: float | None = None) -> tuple[str, str]:
+    a, b = section[section["cell"] == baseline], section[section["cell"] == cell]
+    if not len(a) or not len(b):
+        return "no data", f"needs results for {cell!r} and {baseline!r}"
+    r = compare(a, b, margin)
     if math.isnan(r["p"]):
         direction = "consistent with" if r["diff"] > 0 else "against"
         within = "" if beyond_noise(r) else ", within test-set noise"
@@ -239,6 +305,9 @@ def _check_beats(section: pd.DataFrame, cell: str, baseline: str) -> tuple[str, 
                 f"{r['diff']:+.2f} pp; {r['method']}; seed noise untested")
     evidence = (f"{r['diff']:+.2f} pp, 95% CI [{r['ci_low']:+.2f}, {r['ci_high']:+.2f}], "
                 f"p = {r['p']:.3g} ({r['method']}); P(better) = {r['p_improve']:.2f}")
+    if margin is not None and r["p_equiv"] < ALPHA:
+        return (f"not shown: {equivalent_text(margin)} (TOST p = {r['p_equiv']:.3g}): any "
+                "difference is smaller than the study's margin"), evidence
     if r["p"] < ALPHA:
         return ("holds" if r["diff"] > 0 else "contradicted"), evidence
     plan = plan_row({**r, "n": len(b)})
@@ -272,24 +341,36 @@ def spearman(x: pd.Series, y: pd.Series) -> tuple[float, float]:
 
 
 def power_table(frame: pd.DataFrame, claims=(), effect: float | None = None,
-                power: float = POWER, alpha: float = ALPHA) -> pd.DataFrame:
+                power: float = POWER, alpha: float = ALPHA,
+                margin: float | None = None) -> pd.DataFrame:
     """Seed planning for every comparison of `effects` (cell vs section baseline) and every
-    "beats" claim: seeds now, the observed paired difference and its spread, the effect
-    planned for (`effect` pp, default the observed difference), the power the current
-    seeds have for it, and the seeds a fixed-n design needs to reach `power`."""
-    pairs = [(r["section"], r["cell"], r["baseline"], "") for _, r in effects(frame).iterrows()]
-    pairs += [(c.section, c.cell, c.baseline, c.text) for c in claims if c.kind == "beats"]
+    "beats" and "equivalent" claim: seeds now, the observed paired difference and its
+    spread, the effect planned for (`effect` pp, default the observed difference), the
+    power the current seeds have for it, and the seeds a fixed-n design needs to reach
+    `power`. With a margin (the study's, or an equivalence claim's own), also the seeds
+    TOST needs to show "within +/- margin" with `power` if the true difference is the
+    observed one (`seeds_equivalent`; None where it lies outside the margin), and whether
+    either test decides the comparison already."""
+    pairs = [(r["section"], r["cell"], r["baseline"], "", margin)
+             for _, r in effects(frame).iterrows()]
+    pairs += [(c.section, c.cell, c.baseline, c.text,
+               c.margin if c.kind == "equivalent" else margin)
+              for c in claims if c.kind in ("beats", "equivalent")]
     rows = []
-    for section, cell, baseline, claim in pairs:
+    for section, cell, baseline, claim, band in pairs:
         sub = frame[frame["section"] == section]
         a, b = sub[sub["cell"] == baseline], sub[sub["cell"] == cell]
         if not len(a) or not len(b):
             continue
-        r = {**compare(a, b), "n": min(len(a), len(b))}
+        r = {**compare(a, b, band), "n": min(len(a), len(b))}
         planned = plan_row(r, power, alpha, effect)
+        equivalent = (planning.tost_seeds_needed(r["diff"], r["sd_diff"], band, power, alpha)
+                      if band is not None and "sd_diff" in r else None)
         rows.append({"section": section, "cell": cell, "baseline": baseline, "claim": claim,
                      "n": r["n"], "diff": r["diff"], "sd_diff": r.get("sd_diff", math.nan),
-                     "p": r["p"], "decided": bool(r["p"] < alpha), **planned})
-    columns = ["section", "cell", "baseline", "claim", "n", "diff", "sd_diff", "p", "decided",
-               "effect", "power", "seeds_needed"]
+                     "p": r["p"], "margin": band, "p_equiv": r["p_equiv"],
+                     "decided": bool(r["p"] < alpha or r["p_equiv"] < alpha), **planned,
+                     "seeds_equivalent": equivalent})
+    columns = ["section", "cell", "baseline", "claim", "n", "diff", "sd_diff", "p", "margin",
+               "p_equiv", "decided", "effect", "power", "seeds_needed", "seeds_equivalent"]
     return pd.DataFrame(rows, columns=columns)

@@ -668,26 +668,34 @@ def power(study: str, db: str | None, effect: float | None, target: float,
         good = aggregate.usable(store.results_frame(name), code_version())
         if not len(good):
             raise UserError(f"{name}: no current results in {store.url_redacted}: run it first")
-        table = aggregate.power_table(good, info["claims"], effect, target, alpha)
+        table = aggregate.power_table(good, info["claims"], effect, target, alpha,
+                                      info["margin_pp"])
     file = study if study.endswith(".py") else info["path"]
     planned = "the observed difference" if effect is None else f"{effect:g} pp"
+    margins = table["margin"].notna().any() if len(table) else False
     click.echo(f"{name}: seeds for {target:.0%} power to detect {planned} "
-               f"(paired t, alpha {alpha:g})")
+               f"(paired t, alpha {alpha:g})"
+               + ("; TOST: seeds to show equivalence within the margin if the true "
+                  "difference is the observed one" if margins else ""))
     click.echo(f"{'comparison':<44} {'n':>3} {'diff pp':>8} {'sd':>6} {'power':>6} "
-               f"{'seeds':>6}  state")
+               f"{'seeds':>6}" + (f" {'TOST':>6}" if margins else "") + "  state")
     undecided = []
     for r in table.itertuples():
         label = r.claim or f"{r.section}: {r.cell} vs {r.baseline}"
         needed = None if aggregate.seeds_text(r.seeds_needed) == "over 1000" else int(
             r.seeds_needed)
         seeds = "" if math.isnan(r.power) else aggregate.seeds_text(needed)
+        tost = ("" if math.isnan(r.power) or r.seeds_equivalent is None
+                or r.seeds_equivalent != r.seeds_equivalent else str(int(r.seeds_equivalent)))
         state = ("decided (p < alpha)" if r.decided else
                  "needs 2+ seeds per cell to plan" if math.isnan(r.power) else
                  "enough seeds" if r.power >= target else "undecided: more seeds")
-        if not r.decided and not math.isnan(r.power) and r.power < target and needed:
-            undecided.append(needed)
+        settle = min([x for x in (needed, int(tost) if tost else None) if x] or [0])
+        if not r.decided and not math.isnan(r.power) and r.power < target and settle:
+            undecided.append(settle)
         click.echo(f"{label[:44]:<44} {r.n:>3} {r.diff:>+8.2f} {_fmt(r.sd_diff):>6} "
-                   f"{_fmt(r.power):>6} {seeds:>6}  {state}")
+                   f"{_fmt(r.power):>6} {seeds:>6}" + (f" {tost:>6}" if margins else "")
+                   + f"  {state}")
     if not len(table):
         click.echo("\nno comparison has results on both sides yet")
     elif undecided:

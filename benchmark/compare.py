@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from . import aggregate
+from . import aggregate, decisions
 from .report import Part, acc_text, improve_text, p_text
 from .store import ResultStore
 
@@ -41,6 +41,10 @@ class Side:
     def claims(self) -> list:
         info = self.store.study_info(self.study)
         return list(info["claims"]) if info else []
+
+    def margin(self) -> float | None:
+        info = self.store.study_info(self.study)
+        return info.get("margin_pp") if info else None
 
 
 def _ci(low: float, high: float) -> str:
@@ -76,10 +80,12 @@ def _seed_effects(frame: pd.DataFrame, section: str, cell: str, baseline: str) -
     return (other - base).dropna()
 
 
-def effect_rows(a: pd.DataFrame, b: pd.DataFrame) -> list[list[str]]:
+def effect_rows(a: pd.DataFrame, b: pd.DataFrame,
+                margin: float | None = None) -> list[list[str]]:
     """Each cell's effect against its section baseline, on A and on B, and whether the
-    effects differ beyond seed noise."""
-    ea, eb = aggregate.effects(a), aggregate.effects(b)
+    effects differ beyond seed noise; with a `margin` (pp), whether they are shown to be
+    within it of each other (the effect transfers: Welch TOST), which takes precedence."""
+    ea, eb = aggregate.effects(a, margin), aggregate.effects(b, margin)
     merged = ea.merge(eb, on=["section", "cell", "baseline"], suffixes=("_a", "_b"))
     rows = []
     for _, r in merged.iterrows():
@@ -87,8 +93,12 @@ def effect_rows(a: pd.DataFrame, b: pd.DataFrame) -> list[list[str]]:
         db = _seed_effects(b, r["section"], r["cell"], r["baseline"]).to_numpy(float)
         if len(da) >= 2 and len(db) >= 2:
             diff, low, high, p = aggregate.welch(da, db)
-            change = (f"{diff:+.2f} {_ci(low, high)}", p_text(p),
-                      "differs" if p < aggregate.ALPHA else "no detectable difference")
+            same = (decisions.ttost_welch(da, db, margin)[1] < aggregate.ALPHA
+                    if margin is not None else False)
+            state = (f"the effect transfers: within ±{margin:g} pp" if same else
+                     "differs" if p < aggregate.ALPHA else
+                     "undecided" if margin is not None else "no detectable difference")
+            change = (f"{diff:+.2f} {_ci(low, high)}", p_text(p), state)
         else:
             change = ("", "", "needs 2+ paired seeds on each side")
         rows.append([r["section"], f"{r['cell']} vs {r['baseline']}",
@@ -107,11 +117,12 @@ def _verdict_kind(verdict: str) -> str:
     return verdict
 
 
-def claim_rows(a: pd.DataFrame, b: pd.DataFrame, claims_a, claims_b) -> list[list[str]]:
+def claim_rows(a: pd.DataFrame, b: pd.DataFrame, claims_a, claims_b,
+               margin: float | None = None) -> list[list[str]]:
     """Each claim either side states (by its text), judged on both sides' results."""
     claims = {c.text: c for c in [*claims_b, *claims_a]}  # A's wording where both have one
-    verdicts_a = aggregate.check_claims(a, claims.values()).set_index("claim")
-    verdicts_b = aggregate.check_claims(b, claims.values()).set_index("claim")
+    verdicts_a = aggregate.check_claims(a, claims.values(), margin).set_index("claim")
+    verdicts_b = aggregate.check_claims(b, claims.values(), margin).set_index("claim")
     rows = []
     for text in claims:
         va, vb = verdicts_a.at[text, "verdict"], verdicts_b.at[text, "verdict"]
@@ -132,7 +143,8 @@ def build(side_a: Side, side_b: Side) -> tuple[str, list[Part]]:
     if not len(a) or not len(b):
         return title, parts + [Part("p", "One side has no current results: nothing to "
                                          "compare.")]
-    claims = claim_rows(a, b, side_a.claims(), side_b.claims())
+    margin = side_a.margin() if side_a.margin() is not None else side_b.margin()
+    claims = claim_rows(a, b, side_a.claims(), side_b.claims(), margin)
     if claims:
         agree = sum(r[-1] == "yes" for r in claims)
         parts += [Part("h2", "Claims"),
@@ -140,12 +152,15 @@ def build(side_a: Side, side_b: Side) -> tuple[str, list[Part]]:
                             "and B."),
                   Part("table", "", ["claim", "verdict on A", "evidence on A", "verdict on B",
                                      "evidence on B", "agree"], claims)]
-    effects = effect_rows(a, b)
+    effects = effect_rows(a, b, margin)
     if effects:
+        within = (f" With the margin of ±{margin:g} pp, an effect transfers when the two "
+                  "effects are shown to be within it of each other (two one-sided Welch "
+                  "tests)." if margin is not None else "")
         parts += [Part("h2", "Effects against each section's baseline"),
                   Part("p", "Does a conclusion transfer? Each cell's effect (pp) against its "
                             "section's first cell on A and on B, and B's effect minus A's "
-                            "(Welch's t on the per-seed effects)."),
+                            "(Welch's t on the per-seed effects)." + within),
                   Part("table", "", ["section", "comparison", "effect on A [95% CI]",
                                      "verdict on A", "effect on B [95% CI]", "verdict on B",
                                      "B - A [95% CI]", "p", "effects"], effects)]

@@ -8,7 +8,8 @@ p-value and interval, with the error rate it controls in its docstring.
 - `ttost_paired`: equivalence by two one-sided tests (Schuirmann's TOST): "the mean
   difference lies within +/- margin" at level alpha, i.e. the (1 - 2 alpha) interval
   lies inside the margin band. Controls the rate of declaring equivalence when the true
-  difference sits at (or beyond) +/- margin at alpha.
+  difference sits at (or beyond) +/- margin at alpha. `ttost_welch`: the same for two
+  independent samples (an effect on one dataset against the same effect on another).
 - `spending` and `boundaries`: Lan-DeMets alpha spending (O'Brien-Fleming or Pocock
   type) and the group-sequential critical values it implies at given information
   fractions, by numerical integration of the Brownian-motion recursion (Armitage,
@@ -70,6 +71,23 @@ def ttost_paired(diffs, margin: float) -> tuple[float, float, float]:
     t_low, t_high = (mean + margin) / se, (mean - margin) / se  # H0: mean <= -m, mean >= m
     p = max(float(stdtr(df, -t_low)), float(stdtr(df, t_high)))
     return mean, p, max(-t_low, t_high)
+
+
+def ttost_welch(a, b, margin: float) -> tuple[float, float]:
+    """TOST of "-margin < mean(b) - mean(a) < margin" for two independent samples, with
+    Welch's standard error and degrees of freedom: the difference and the larger one-sided
+    p-value (NaN with fewer than 2 values a side)."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    diff = float(b.mean() - a.mean()) if len(a) and len(b) else math.nan
+    if len(a) < 2 or len(b) < 2:
+        return diff, math.nan
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    se = math.sqrt(va + vb)
+    if se == 0:
+        return diff, 0.0 if -margin < diff < margin else 1.0
+    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    return diff, max(float(stdtr(df, -(diff + margin) / se)),
+                     float(stdtr(df, (diff - margin) / se)))
 
 
 def spending(kind: str, fraction, alpha: float):

@@ -60,6 +60,42 @@ def seeds_needed(effect: float, sd: float, power: float = 0.8, alpha: float = 0.
     return None
 
 
+def tost_power(effect: float, sd: float, n: int, margin: float, alpha: float = 0.05) -> float:
+    """Power of the paired TOST (`decisions.ttost_paired` at level `alpha`) with `n` pairs to
+    show "within +/- margin" when the true mean difference is `effect`: one minus the
+    chances that either one-sided test fails (noncentral t; a lower bound, close where the
+    power is high, since both tests share the sample's standard deviation)."""
+    if n < 2:
+        return math.nan
+    if sd <= 0:
+        return 1.0 if abs(effect) < margin else 0.0
+    df, se = n - 1, sd / math.sqrt(n)
+    crit = float(stdtrit(df, 1 - alpha))
+    fail_low = float(nctdtr(df, (effect + margin) / se, crit))  # P(T_low <= crit)
+    fail_high = 1 - float(nctdtr(df, (effect - margin) / se, -crit))  # P(T_high >= -crit)
+    if math.isnan(fail_low) or math.isnan(fail_high):
+        from scipy.stats import nct  # sturdier in the far tails
+
+        fail_low = float(nct.cdf(crit, df, (effect + margin) / se))
+        fail_high = float(nct.sf(-crit, df, (effect - margin) / se))
+    return max(0.0, 1 - fail_low - fail_high)
+
+
+def tost_seeds_needed(effect: float, sd: float, margin: float, power: float = 0.8,
+                      alpha: float = 0.05) -> int | None:
+    """Smallest n (>= 2) of paired seeds for which TOST shows "within +/- margin" with
+    `power` when the true difference is `effect`; None beyond MAX_SEEDS, or when the
+    effect is not inside the margin (no n shows a false equivalence on purpose)."""
+    if math.isnan(effect) or math.isnan(sd) or abs(effect) >= margin:
+        return None
+    n = 2
+    while n <= MAX_SEEDS:
+        if tost_power(effect, sd, n, margin, alpha) >= power:
+            return n
+        n = n + 1 if n < 64 else int(n * 1.1)
+    return None
+
+
 def probability_of_improvement(a, b) -> tuple[float, float, float]:
     """P(B > A) with the ends of its 95% interval (NaN ends when either side has < 2)."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)

@@ -216,6 +216,18 @@ def _summary(eff: pd.DataFrame) -> list[str]:
                          f"{r.section} {r.cell} ({r.diff:+.2f} pp, "
                          f"{aggregate.seeds_text(r.seeds_needed)} seeds)"
                          for r in weak.itertuples()))
+    equivalent = tested[tested["verdict"].str.startswith("equivalent within")]
+    if len(equivalent):
+        lines.append("Equivalent to the section baseline within the study's margin (TOST, "
+                     "Holm-corrected): " + "; ".join(
+                         f"{r.section} {r.cell} ({r.diff:+.2f} pp)"
+                         for r in equivalent.itertuples()))
+    undecided = tested[tested["verdict"].str.startswith(aggregate.UNDECIDED)]
+    if len(undecided):
+        lines.append("Undecided, neither a difference nor equivalence shown: " + "; ".join(
+            f"{r.section} {r.cell} ({r.diff:+.2f} pp, "
+            f"{aggregate.seeds_text(r.seeds_equivalent)} seeds to show equivalence)"
+            for r in undecided.itertuples()))
     single = eff[eff["p"].isna()]
     if len(single):
         lines.append(f"{len(single)} comparison(s) rest on one seed per side: there is no "
@@ -260,15 +272,21 @@ def build(store: ResultStore, study: str, code_version: str,
                           "pick from those")
     good = aggregate.usable(frame, code_version)
     cells = aggregate.cell_table(good) if len(good) else pd.DataFrame()
-    eff = aggregate.effects(good) if len(good) else pd.DataFrame(columns=["p", "verdict"])
+    margin = info.get("margin_pp")
+    eff = (aggregate.effects(good, margin) if len(good)
+           else pd.DataFrame(columns=["p", "verdict"]))
     epochs = store.epochs_frame(study, seeds)
     epochs = epochs[epochs["code_version"] == code_version] if len(epochs) else epochs
 
     parts = [Part("p", info["description"])] if info["description"] else []
     parts.append(Part("h2", "Summary"))
+    if margin is not None:
+        parts.append(Part("p", f"Smallest effect of interest: ±{margin:g} pp. Each comparison "
+                               "is better, worse, equivalent within it (two one-sided tests), "
+                               "or undecided."))
     parts += [Part("p", line) for line in _summary(eff)]
     if info["claims"]:
-        claims = aggregate.check_claims(good, info["claims"])
+        claims = aggregate.check_claims(good, info["claims"], margin)
         parts.append(Part("h2", "Claims"))
         parts.append(Part("table", "", ["claim", "section", "verdict", "evidence"],
                           claims.astype(str).values.tolist()))

@@ -238,7 +238,7 @@ def run_study(loaded: LoadedStudy, store: ResultStore, options: RunOptions,
         study = loaded.study
         summary.sync = store.sync_study(study.name, str(loaded.path), loaded.file_hash,
                                         study.description, study.sections, loaded.specs,
-                                        study.claims)
+                                        study.claims, study.margin_pp)
         summary.reclaimed = store.reclaim()
         sync = summary.sync
         kept = f", {sync.kept_seeds} cell run(s) of seeds stored earlier" if sync.kept_seeds else ""

@@ -436,20 +436,32 @@ def _check_seeds(seeds: Any, where: str) -> tuple[int, ...]:
     return seeds
 
 
+def check_margin(margin: Any, where: str) -> float:
+    """A smallest effect of interest: a positive, finite number of percentage points."""
+    if (isinstance(margin, bool) or not isinstance(margin, (int, float))
+            or not math.isfinite(margin) or margin <= 0):
+        raise SpecError(f"{where}: margin_pp must be a positive, finite number of percentage "
+                        f"points (the smallest difference that matters), got {margin!r}")
+    return float(margin)
+
+
 @dataclass(frozen=True)
 class Claim:
     """A statement the report checks against the results.
 
     `Claim.beats(text, section, cell, baseline)`: `cell` has higher test accuracy than
     `baseline` in `section`. `Claim.increasing(text, section)`: accuracy rises along the
-    section's cells in their declared order.
+    section's cells in their declared order. `Claim.equivalent(text, section, cell,
+    baseline, margin_pp)`: the two cells' accuracies differ by less than `margin_pp`
+    percentage points either way (an equivalence test, not the absence of a difference).
     """
 
     text: str
     section: str
-    kind: str  # "beats" | "increasing"
+    kind: str  # "beats" | "increasing" | "equivalent"
     cell: str | None = None
     baseline: str | None = None
+    margin: float | None = None  # pp, for "equivalent"
 
     @classmethod
     def beats(cls, text: str, section: str, cell: str, baseline: str) -> Claim:
@@ -458,6 +470,12 @@ class Claim:
     @classmethod
     def increasing(cls, text: str, section: str) -> Claim:
         return cls(text, section, "increasing")
+
+    @classmethod
+    def equivalent(cls, text: str, section: str, cell: str, baseline: str,
+                   margin_pp: float) -> Claim:
+        return cls(text, section, "equivalent", cell, baseline,
+                   check_margin(margin_pp, f"claim {text!r}"))
 
     def check(self, sections: Sequence[Section]) -> None:
         found = {s.name: s for s in sections}
@@ -488,10 +506,15 @@ class Study:
     seeds: Sequence[int] = (0,)
     description: str = ""
     claims: Sequence[Claim] = ()  # checked by the report
+    margin_pp: float | None = None  # smallest effect of interest, pp: every comparison is
+    #                                 better, worse, equivalent within +/- it, or undecided
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
             raise SpecError("Study needs a non-empty name")
+        if self.margin_pp is not None:
+            object.__setattr__(self, "margin_pp", check_margin(self.margin_pp,
+                                                               f"study {self.name!r}"))
         if not isinstance(self.baseline, TrainConfig):
             raise SpecError(
                 f"Study baseline must be a TrainConfig, got {type(self.baseline).__name__}"

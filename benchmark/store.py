@@ -349,7 +349,8 @@ class ResultStore:
     @_retried
     def sync_study(self, name: str, path: str, file_hash: str, description: str,
                    sections: Sequence[Section], specs: Sequence[JobSpec],
-                   claims: Sequence[Claim] = ()) -> SyncSummary:
+                   claims: Sequence[Claim] = (), margin_pp: float | None = None,
+                   ) -> SyncSummary:
         """Write the study's whole grid: new jobs as PENDING (SKIPPED if excluded everywhere).
 
         Membership is the union of the study file's cells and every seed the database
@@ -362,6 +363,7 @@ class ResultStore:
             study = s.scalar(select(StudyRow).where(StudyRow.name == name).with_for_update())
             study.path, study.file_hash = path, file_hash
             study.description, study.updated_at = description, now()
+            study.margin_pp = margin_pp
             stored = self._stored_seeds(s, study.study_id)
             members = with_stored_seeds(specs, stored)
             needed = {m.key for m in members if m.skip_reason is None}
@@ -371,7 +373,8 @@ class ResultStore:
                                  title=sec.title, note=sec.note) for i, sec in enumerate(sections))
             s.execute(delete(ClaimRow).where(ClaimRow.study_id == study.study_id))
             s.add_all(ClaimRow(study_id=study.study_id, position=i, text=c.text,
-                               section=c.section, kind=c.kind, cell=c.cell, baseline=c.baseline)
+                               section=c.section, kind=c.kind, cell=c.cell, baseline=c.baseline,
+                               margin=c.margin)
                       for i, c in enumerate(claims))
             self._adopt_path_keys(s, configs)
             known = self._job_ids(s, configs)
@@ -614,8 +617,9 @@ class ResultStore:
                                .order_by(ClaimRow.position)).all()
             return {"name": row.name, "path": row.path, "file_hash": row.file_hash,
                     "description": row.description, "updated_at": row.updated_at,
+                    "margin_pp": row.margin_pp,
                     "sections": [dict(r._mapping) for r in sections],
-                    "claims": [Claim(c.text, c.section, c.kind, c.cell, c.baseline)
+                    "claims": [Claim(c.text, c.section, c.kind, c.cell, c.baseline, c.margin)
                                for c in claims]}
 
     def results_frame(self, study: str, seeds: Sequence[int] | None = None,

@@ -24,8 +24,9 @@ from datetime import datetime
 from sqlalchemy import Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-SCHEMA_VERSION = 4  # 2: study_claims; 3: jobs.schedule, .warmup_epochs, .arch_hash;
-#                    4: jobs.data_hash (directory datasets keyed by content)
+SCHEMA_VERSION = 5  # 2: study_claims; 3: jobs.schedule, .warmup_epochs, .arch_hash;
+#                    4: jobs.data_hash (directory datasets keyed by content);
+#                    5: studies.margin_pp, study_claims.margin (equivalence)
 
 # Columns added to existing tables, by the schema version that added them: the migration
 # adds them with their server default, so older rows read as the old behaviour.
@@ -34,6 +35,7 @@ ADDED_COLUMNS: dict[int, list[tuple[str, str, str]]] = {
         ("jobs", "warmup_epochs", "INTEGER NOT NULL DEFAULT 0"),
         ("jobs", "arch_hash", "VARCHAR(64) NOT NULL DEFAULT ''")],
     4: [("jobs", "data_hash", "VARCHAR(64) NOT NULL DEFAULT ''")],
+    5: [("studies", "margin_pp", "FLOAT"), ("study_claims", "margin", "FLOAT")],
 }
 
 
@@ -57,6 +59,7 @@ class StudyRow(Base):
     file_hash: Mapped[str] = mapped_column(String(64))  # SHA-256 of the study file
     description: Mapped[str] = mapped_column(Text, default="")
     updated_at: Mapped[datetime]
+    margin_pp: Mapped[float | None] = mapped_column(Float)  # smallest effect of interest
 
 
 class SectionRow(Base):
@@ -80,9 +83,10 @@ class ClaimRow(Base):
     position: Mapped[int]
     text: Mapped[str] = mapped_column(Text)
     section: Mapped[str] = mapped_column(String(200))
-    kind: Mapped[str] = mapped_column(String(32))  # "beats" | "increasing"
+    kind: Mapped[str] = mapped_column(String(32))  # "beats" | "increasing" | "equivalent"
     cell: Mapped[str | None] = mapped_column(String(500))
     baseline: Mapped[str | None] = mapped_column(String(500))
+    margin: Mapped[float | None] = mapped_column(Float)  # pp, of an "equivalent" claim
 
 
 class JobRow(Base):

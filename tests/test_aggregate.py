@@ -132,3 +132,55 @@ def test_a_difference_significant_alone_but_not_after_holm_says_so():
     assert row["p"] == pytest.approx(0.0178, abs=2e-4)
     assert row["p_holm"] == pytest.approx(10 * row["p"])  # the smallest of 10 p-values
     assert row["verdict"] == f"{aggregate.HOLM_ONLY} (+0.36 pp)"
+
+
+def _section(diffs, cell="x", section="D", base=98.0):
+    """A baseline and one cell whose paired per-seed differences are `diffs`."""
+    return ([(section, 0, "base", s, base + 0.01 * s) for s in range(len(diffs))]
+            + [(section, 1, cell, s, base + 0.01 * s + d) for s, d in enumerate(diffs)])
+
+
+def test_with_a_margin_every_comparison_gets_one_of_four_verdicts():
+    near = [0.05, -0.05, 0.02, -0.02, 0.0, 0.03]  # mean +0.005, well inside +/-0.3
+    far = [1.0, 1.1, 0.9, 1.05, 0.95, 1.0]
+    loose = [0.5, -0.6, 0.7, -0.2, 0.1, 0.4]
+    frame = _frame(_section(near, "near", "A") + _section(far, "far", "B")
+                   + _section([-d for d in far], "down", "C") + _section(loose, "loose", "D"))
+    eff = aggregate.effects(frame, margin=0.3).set_index("cell")
+    assert eff.at["near", "verdict"] == "equivalent within ±0.3 pp"
+    assert eff.at["far", "verdict"] == aggregate.BETTER
+    assert eff.at["down", "verdict"] == aggregate.WORSE
+    assert eff.at["loose", "verdict"].startswith("undecided (+0.15 pp; ")
+    # TOST on `near`: each one-sided t = (0.3 -/+ 0.005) / se on 5 df
+    d = pd.Series(near)
+    se = d.std(ddof=1) / math.sqrt(len(d))
+    from scipy.special import stdtr
+    expected = max(stdtr(5, -(d.mean() + 0.3) / se), stdtr(5, (d.mean() - 0.3) / se))
+    assert eff.at["near", "p_equiv"] == pytest.approx(expected)
+    # without a margin the old vocabulary stays
+    assert aggregate.effects(frame).set_index("cell").at["near", "verdict"].startswith(
+        aggregate.SAME)
+
+
+def test_equivalence_claims_hold_are_contradicted_or_stay_undecided():
+    from benchmark import Claim
+
+    near = [0.05, -0.05, 0.02, -0.02, 0.0, 0.03]
+    far = [1.0, 1.1, 0.9, 1.05, 0.95, 1.0]
+    loose = [0.5, -0.6, 0.7, -0.2, 0.1, 0.4]
+    frame = _frame(_section(near, "near", "A") + _section(far, "far", "B")
+                   + _section(loose, "loose", "D"))
+    claims = [Claim.equivalent("near", "A", "near", "base", 0.3),
+              Claim.equivalent("far", "B", "far", "base", 0.3),
+              Claim.equivalent("loose", "D", "loose", "base", 0.3),
+              Claim.beats("near beats", "A", "near", "base")]
+    got = aggregate.check_claims(frame, claims, margin=0.3).set_index("claim")["verdict"]
+    assert got["near"] == "holds"
+    assert got["far"].startswith("contradicted: the difference exceeds the margin")
+    assert got["loose"].startswith("undecided (")
+    assert got["near beats"].startswith("not shown: equivalent within ±0.3 pp")
+    # the same job on both sides: every difference is exactly 0, equivalent (no NaN)
+    same = _frame(_section([0.0, 0.0, 0.0], "same", "E"))
+    assert aggregate.check_claims(same, [Claim.equivalent("same", "E", "same", "base", 0.3)]
+                                  )["verdict"][0] == "holds"
+    assert aggregate.effects(same, 0.3)["verdict"][0] == "equivalent within ±0.3 pp"

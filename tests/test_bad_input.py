@@ -158,6 +158,26 @@ CASES = {
                      sections=[Section("A", [Cell("x", dropout_p=0.2)])])
     '''), None, "section 'A', cell 'x': field 'dropout_p' = 0.2 has no effect with dropout "
                    "'none'"),
+    "a margin of zero": (_study('''
+        return Study(name="m", baseline=base, sections=[Section("A", [Cell("x")])],
+                     margin_pp=0)
+    '''), None, "line 7: study 'm': margin_pp must be a positive, finite number of "
+                   "percentage points (the smallest difference that matters), got 0"),
+    "an infinite study margin": (_study('''
+        return Study(name="m", baseline=base, sections=[Section("A", [Cell("x")])],
+                     margin_pp=float("inf"))
+    '''), None, "study 'm': margin_pp must be a positive, finite number"),
+    "a NaN equivalence margin": (_study('''
+        claim = Claim.equivalent("same", "A", "y", "x", float("nan"))
+        return Study(name="m", baseline=base,
+                     sections=[Section("A", [Cell("x"), Cell("y", batch_norm=True)])],
+                     claims=[claim])
+    '''), None, "line 7: claim 'same': margin_pp must be a positive, finite number"),
+    "an equivalence claim on a missing cell": (_study('''
+        return Study(name="m", baseline=base,
+                     sections=[Section("A", [Cell("x"), Cell("y", batch_norm=True)])],
+                     claims=[Claim.equivalent("same", "A", "Y", "x", 0.3)])
+    '''), None, "section 'A' has no cell 'Y' (did you mean 'y'?)"),
     "user network: no such module": (_study('''
         return Study(name="u", baseline=base,
                      sections=[Section("A", [Cell("x", arch="nosuchmod:net")])])

@@ -61,3 +61,26 @@ def test_compare_refuses_unknown_studies_and_identical_sides(tmp_path, cli):
     nodb = cli("compare", "demo", "demo", "--db", db, "--db-b", str(tmp_path / "typo.sqlite"))
     assert nodb.exit_code == 2 and "no such database" in nodb.output
     assert not (tmp_path / "typo.sqlite").exists()
+
+
+def test_with_a_margin_an_effect_that_transfers_says_so(tmp_path, cli):
+    """The study's margin: BN's +1 pp on both sides is within +/-0.5 pp of itself (it
+    transfers); lowered by 1.5 pp on B it differs."""
+    _fill(tmp_path / "a.sqlite", margin=0.5)
+    _fill(tmp_path / "b.sqlite", margin=0.5)
+    _fill(tmp_path / "c.sqlite", margin=0.5)
+    _lower_bn(tmp_path / "c.sqlite", 1.5)
+
+    def bn_row(other):
+        out = tmp_path / f"cmp-{other}"
+        result = cli("compare", "demo", "demo", "--db", str(tmp_path / "a.sqlite"), "--db-b",
+                     str(tmp_path / f"{other}.sqlite"), "--code-a", "v1", "--code-b", "v1",
+                     "--out", str(out))
+        assert result.exit_code == 0, result.output
+        md = (out / "demo_v1_vs_demo_v1" / "report.md").read_text()
+        assert "With the margin of ±0.5 pp, an effect transfers" in md
+        row = next(line for line in md.splitlines() if line.startswith("| C | BN vs base |"))
+        return [c.strip() for c in row.strip("|").split("|")]
+
+    assert bn_row("b")[8] == "the effect transfers: within ±0.5 pp"
+    assert bn_row("c")[8] == "differs"

@@ -22,11 +22,11 @@ STUDY = Study("demo", TrainConfig(train_size=100), seeds=[0, 1, 2], sections=[
            Claim.beats("base beats BN", "C", "base", "BN")])
 
 
-def _fill(db, code_version="v1", fail=()):
+def _fill(db, code_version="v1", fail=(), claims=STUDY.claims, margin=None):
     store = ResultStore(f"sqlite:///{db}")
     specs = expand(STUDY)
     store.sync_study("demo", "demo.py", "ab" * 32, "A demo study", STUDY.sections, specs,
-                     STUDY.claims)
+                     claims, margin)
     runner = Runner("r", "h", 1)
     left = left_to_run(specs, store.job_states([s.key for s in specs], code_version))
     for n, key in enumerate(sorted(left)):
@@ -333,3 +333,35 @@ def test_markup_in_a_study_name_and_texts_is_escaped_in_the_html():
     escaped = "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; co"
     assert f"<title>{escaped}</title>" in page and f"<h1>{escaped}</h1>" in page
     assert "&lt;b&gt;A&lt;/b&gt;" in page and "<p>1 &lt; 2 &amp; 3 &gt; 2</p>" in page
+
+
+def test_a_study_margin_and_an_equivalence_claim_reach_the_report(tmp_path):
+    from benchmark.report import write
+
+    claims = (*STUDY.claims, Claim.equivalent("width does not matter", "G", "big", "small",
+                                              0.5))
+    store = _fill(tmp_path / "r.sqlite", claims=claims, margin=0.25)
+    info = store.study_info("demo")
+    assert info["margin_pp"] == 0.25 and info["claims"][-1].margin == 0.5
+    (md,) = write(store, "demo", tmp_path / "o", ("md",), "v1")
+    text = md.read_text()
+    assert "Smallest effect of interest: ±0.25 pp" in text
+    assert "| width does not matter | G |" in text
+
+
+def test_power_with_a_margin_plans_the_seeds_that_show_equivalence(tmp_path, cli,
+                                                                   monkeypatch):
+    from benchmark import aggregate, planning
+
+    store = _fill(tmp_path / "r.sqlite", margin=0.25)
+    monkeypatch.setattr("benchmark.cli.code_version", lambda: "v1")
+    result = cli("power", "demo", "--db", str(tmp_path / "r.sqlite"))
+    assert result.exit_code == 0, result.output
+    assert "TOST: seeds to show equivalence within the margin" in result.output
+    good = aggregate.usable(store.results_frame("demo"), "v1")
+    g = good[good["section"] == "G"]
+    d = (g[g["cell"] == "big"]["test_accuracy"].to_numpy()
+         - g[g["cell"] == "small"]["test_accuracy"].to_numpy())
+    line = next(x for x in result.output.splitlines() if x.startswith("G: big vs small"))
+    expected = planning.tost_seeds_needed(d.mean(), d.std(ddof=1), 0.25)
+    assert line[44:].split()[5] == str(expected), line
