@@ -374,3 +374,92 @@ def power_table(frame: pd.DataFrame, claims=(), effect: float | None = None,
     columns = ["section", "cell", "baseline", "claim", "n", "diff", "sd_diff", "p", "margin",
                "p_equiv", "decided", "effect", "power", "seeds_needed", "seeds_equivalent"]
     return pd.DataFrame(rows, columns=columns)
+
+
+# --------------------------------------------------------------------------- sequential
+
+
+def claim_designs(record: dict, claims) -> dict[str, decisions.Design]:
+    """Each claim's design from a stored sequential record (`runner.design_record`): the
+    stored looks and levels; its margin is its own (an equivalence claim) or the study's."""
+    return {c.text: decisions.Design(tuple(record["looks"]), record["alpha"],
+                                     c.margin if c.kind == "equivalent" else record["margin_pp"],
+                                     record["claims"], record["spending"]) for c in claims}
+
+
+def sequence_diffs(frame: pd.DataFrame, record: dict, claim) -> np.ndarray:
+    """A claim's paired differences in the order of the design's seed sequence, up to
+    the first seed missing on either side."""
+    sub = frame[frame["section"] == claim.section]
+    a = dict(zip(sub[sub["cell"] == claim.baseline]["seed"],
+                 sub[sub["cell"] == claim.baseline]["test_accuracy"], strict=True))
+    b = dict(zip(sub[sub["cell"] == claim.cell]["seed"],
+                 sub[sub["cell"] == claim.cell]["test_accuracy"], strict=True))
+    diffs = []
+    for seed in record["seeds"]:
+        if seed not in a or seed not in b:
+            break
+        diffs.append(float(b[seed]) - float(a[seed]))
+    return np.array(diffs)
+
+
+def claim_progress(frame: pd.DataFrame, record: dict, claims) -> dict:
+    """Claim text -> `decisions.Progress`: each claim's course so far, replayed from the
+    usable results."""
+    designs = claim_designs(record, claims)
+    return {c.text: decisions.replay(designs[c.text], sequence_diffs(frame, record, c))
+            for c in claims}
+
+
+_SEQUENTIAL_VERDICTS = {  # (claim kind, rule verdict) -> the claim's verdict
+    ("beats", decisions.BETTER): "holds",
+    ("beats", decisions.WORSE): "contradicted",
+    ("equivalent", decisions.EQUIVALENT): "holds",
+    ("equivalent", decisions.BETTER): "not shown: the cells differ (better)",
+    ("equivalent", decisions.WORSE): "not shown: the cells differ (worse)",
+}
+
+
+def sequential_claims(frame: pd.DataFrame, record: dict, claims) -> pd.DataFrame:
+    """The claims of a sequential run with the verdicts of the design that was run: each
+    claim's decision, the look that made it, and its evidence at that look (the p-value
+    against the look's spent level, and the repeated confidence interval, simultaneous
+    over the looks and the claims at 1 - alpha)."""
+    designs = claim_designs(record, claims)
+    rows = []
+    for c in claims:
+        design = designs[c.text]
+        d = sequence_diffs(frame, record, c)
+        p = decisions.replay(design, d)
+        margin = design.margin
+        verdict = _SEQUENTIAL_VERDICTS.get((c.kind, p.verdict))
+        if verdict is None and p.verdict == decisions.EQUIVALENT:
+            verdict = f"not shown: {equivalent_text(margin)}"
+        if verdict is None:
+            verdict = (f"undecided after {p.seeds} seeds (the most)" if p.finished else
+                       f"undecided so far ({p.seeds} seeds; next look at {p.needs})")
+        k = p.look if p.look is not None else (design.looks.index(p.seeds)
+                                               if p.seeds in design.looks else None)
+        rows.append({"claim": c.text, "section": c.section, "verdict": verdict,
+                     "evidence": _look_evidence(d, design, k), "look": k, "seeds": p.seeds})
+    return pd.DataFrame(rows, columns=["claim", "section", "verdict", "evidence", "look",
+                                       "seeds"])
+
+
+def _look_evidence(d: np.ndarray, design: decisions.Design, look: int | None) -> str:
+    if look is None:
+        return f"{len(d)} paired seed(s) so far; first look at {design.looks[0]}"
+    n = design.looks[look]
+    x = d[:n]
+    mean, _, p = decisions.paired_t(x)
+    level = design.difference_levels[look]
+    se = float(x.std(ddof=1)) / math.sqrt(n)
+    half = (float(stdtrit(n - 1, 1 - level / 2)) * se if level > 0 else math.inf)
+    text = (f"{mean:+.2f} pp at look {look + 1} of {len(design.looks)} ({n} seeds), "
+            f"repeated {1 - design.alpha:.0%} CI [{mean - half:+.2f}, {mean + half:+.2f}]; "
+            f"p = {p:.3g} against the look's level {level:.2g}")
+    if design.margin is not None:
+        tost = decisions.ttost_paired(x, design.margin)[1]
+        text += (f"; TOST p = {tost:.3g} against {design.equivalence_levels[look]:.2g} "
+                 f"(±{design.margin:g} pp)")
+    return text

@@ -145,9 +145,18 @@ def _describe_result(r: JobResult, label: str) -> str:
 @click.option("--dry-run", is_flag=True,
               help="Show what would run and estimate its wall time from a short calibration "
                    "of each network on these slots; train nothing.")
+@click.option("--until-decided", is_flag=True,
+              help="Run the study's seeds, then add seeds (--batch at a time) to the cells of "
+                   "the claims still undecided until every claim is decided or has "
+                   "--max-seeds (a group-sequential design, stored with the study).")
+@click.option("--max-seeds", type=click.IntRange(min=2), default=20, show_default=True,
+              metavar="N", help="With --until-decided: the most seeds a claim gets.")
+@click.option("--batch", type=click.IntRange(min=1), default=2, show_default=True,
+              metavar="K", help="With --until-decided: seeds added at each look.")
 def run(study_file: Path, db: str | None, jobs: int | None, devices: str, retry_failed: bool,
         seeds: str | None, backend: str, scheduler: str | None, fuse: int, eval_every: int,
-        checkpoints: str | None, dry_run: bool) -> None:
+        checkpoints: str | None, dry_run: bool, until_decided: bool, max_seeds: int,
+        batch: int) -> None:
     """Run the jobs of STUDY that are not yet done.
 
     The whole grid is written to the database first; then pending jobs train in
@@ -167,9 +176,36 @@ def run(study_file: Path, db: str | None, jobs: int | None, devices: str, retry_
         if dry_run:
             _dry_run(loaded, db, options)
             return
+        if until_decided and seeds:
+            raise UserError("--until-decided adds seeds itself: leave out --seeds")
         with _store(db) as store, _progress() as progress:
-            summary = runner.run_study(loaded, store, options, progress)
+            design = (store.study_info(loaded.study.name) or {}).get("design")
+            if design and not until_decided:
+                raise UserError(
+                    f"study {loaded.study.name!r} runs a sequential design (looks at "
+                    f"{', '.join(map(str, design['looks']))} seeds): continue it with "
+                    f"`cnnbench run {study_file} --until-decided --max-seeds "
+                    f"{design['max_seeds']} --batch {design['batch']}`; a fixed number of "
+                    "seeds would mix two designs (give that study another name)")
+            if until_decided:
+                until = runner.UntilDecided(max_seeds=max_seeds, batch=batch)
+                summary = runner.run_until_decided(loaded, store, options, until, progress,
+                                                   _print_look)
+            else:
+                summary = runner.run_study(loaded, store, options, progress)
     _finish(summary, study_file)
+
+
+def _print_look(look: runner.LookSummary) -> None:
+    """After each look of --until-decided: what is decided, what is left."""
+    if not look.seeds:
+        return
+    decided = {t: p for t, p in look.progress.items() if p.verdict != "undecided"}
+    open_ = [t for t, p in look.progress.items() if not p.finished]
+    click.echo(f"look at {look.seeds} seeds: {len(decided)} of {len(look.progress)} claims "
+               f"decided" + "".join(f"; {t}: {p.verdict} at {p.seeds} seeds"
+                                   for t, p in decided.items())
+               + (f"; {len(open_)} go on" if open_ else "; done"))
 
 
 def _finish(summary: runner.RunSummary, study_file: Path) -> None:
@@ -272,7 +308,9 @@ class Progress:
 
     # --- events
     def started(self, n: int, costs: dict[str, float]) -> None:
+        """A batch of `n` jobs starts (a sequential run starts one per look)."""
         self.costs, self.t0 = costs, self.clock()
+        self.done_cost, self.done = 0.0, 0
         self._status()
 
     def job_running(self, key: str, label: str, epochs: int) -> None:

@@ -239,3 +239,42 @@ class Design:
         if p <= self._difference[look]:  # type: ignore[attr-defined]
             return BETTER if mean > 0 else WORSE
         return UNDECIDED
+
+
+def sequence_looks(first: int, batch: int, most: int) -> tuple[int, ...]:
+    """Looks at `first` seeds, then every `batch` more, and at `most` (the last)."""
+    looks = list(range(first, most + 1, batch))
+    if looks[-1] != most:
+        looks.append(most)
+    return tuple(looks)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where one claim stands in a sequential run."""
+
+    verdict: str  # better | worse | equivalent | undecided
+    look: int | None  # index of the look that decided it; None while undecided
+    seeds: int  # the seeds its last look used (0 before the first look)
+    needs: int | None  # the seeds its next look needs; None when it is finished
+
+    @property
+    def finished(self) -> bool:
+        return self.needs is None
+
+
+def replay(design: Design, diffs) -> Progress:
+    """One claim's course through `design`, from its paired differences in the order of
+    the seed sequence (the first n values are its first n seeds; a missing seed ends the
+    usable prefix). Deterministic: a rerun of the same results reaches the same look, so a
+    killed sequential run continues where it stopped."""
+    d = np.asarray(diffs, dtype=float)
+    seen = 0
+    for k, n in enumerate(design.looks):
+        if len(d) < n:
+            return Progress(UNDECIDED, None, seen, n)
+        verdict = design.decide(d[:n], k)
+        seen = n
+        if verdict != UNDECIDED:
+            return Progress(verdict, k, n, None)
+    return Progress(UNDECIDED, None, seen, None)  # the last look did not decide it

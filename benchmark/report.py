@@ -255,6 +255,39 @@ def _provenance(store: ResultStore, info: dict, frame: pd.DataFrame,
     ]
 
 
+SPENDING_NAMES = {"obrien-fleming": "O'Brien-Fleming", "pocock": "Pocock"}
+
+
+def _sequential_parts(good: pd.DataFrame, design: dict, claims, margin) -> list[Part]:
+    """The claims of a sequential run, analysed by the design that was run."""
+    paired = [c for c in claims if c.kind in ("beats", "equivalent")]
+    table = aggregate.sequential_claims(good, design, paired)
+    words = (f"Sequential design (cnnbench run --until-decided): the study's first "
+             f"{design['first']} seeds, then {design['batch']} more at a time to the claims "
+             f"still undecided, up to {design['max_seeds']} (looks at "
+             f"{', '.join(map(str, design['looks']))} seeds). At each look a claim is "
+             f"decided by a paired t test and, with a margin, two one-sided tests, each at "
+             f"the level a Lan-DeMets {SPENDING_NAMES.get(design['spending'], design['spending'])}"
+             "-type spending "
+             f"function gives that look; alpha {design['alpha']:g} family-wise over the "
+             f"{design['claims']} claims (Bonferroni), for a false difference and for a "
+             "false equivalence alike. The p-values below are compared with their look's "
+             "level, not with alpha, and the intervals are repeated confidence intervals, "
+             "valid whenever the run stopped. Fixed-n statistics elsewhere in this report "
+             "(the section tables) do not account for the sequential stopping.")
+    parts = [Part("h2", "Claims"), Part("p", words),
+             Part("table", "", ["claim", "section", "verdict", "evidence"],
+                  table[["claim", "section", "verdict", "evidence"]].astype(str)
+                  .values.tolist())]
+    other = [c for c in claims if c not in paired]
+    if other:  # "increasing" claims: not part of the design, tested once on what is there
+        fixed = aggregate.check_claims(good, other, margin)
+        parts.append(Part("table", "", ["claim (fixed-n, not in the design)", "section",
+                                        "verdict", "evidence"],
+                          fixed.astype(str).values.tolist()))
+    return parts
+
+
 def build(store: ResultStore, study: str, code_version: str,
           seeds: Sequence[int] | None = None,
           cache: FigureCache | None = None) -> tuple[str, list[Part]]:
@@ -285,7 +318,10 @@ def build(store: ResultStore, study: str, code_version: str,
                                "is better, worse, equivalent within it (two one-sided tests), "
                                "or undecided."))
     parts += [Part("p", line) for line in _summary(eff)]
-    if info["claims"]:
+    design = info.get("design")
+    if info["claims"] and design:
+        parts += _sequential_parts(good, design, info["claims"], margin)
+    elif info["claims"]:
         claims = aggregate.check_claims(good, info["claims"], margin)
         parts.append(Part("h2", "Claims"))
         parts.append(Part("table", "", ["claim", "section", "verdict", "evidence"],

@@ -13,6 +13,7 @@ No torch here.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import time
 from collections import Counter
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.exc import DatabaseError
 
-from . import data, plan
+from . import data, decisions, plan
 from .execute import Task, dask_client, execute, fuse, shares
 from .provenance import code_version
 from .spec import DONE_STATUSES, EpochMetrics, JobResult, JobSpec, JobStatus, SpecError
@@ -315,3 +316,172 @@ def _train(store: ResultStore, specs: Sequence[JobSpec], keys: set[str], dirs: d
             store.release(runner)  # anything claimed but not finished (aborted pool, error)
         summary.wall_seconds = time.monotonic() - t0
 
+
+
+# --------------------------------------------------------------------------- sequential
+
+
+@dataclass(frozen=True)
+class UntilDecided:
+    """`run --until-decided`: seeds added `batch` at a time to the claims still undecided,
+    up to `max_seeds`, decided by a group-sequential rule (`decisions.Design`)."""
+
+    max_seeds: int = 20
+    batch: int = 2
+    alpha: float = 0.05
+    spending: str = "obrien-fleming"
+
+
+@dataclass
+class LookSummary:
+    seeds: int  # the most seeds any claim has been looked at with
+    progress: dict[str, object]  # claim text -> decisions.Progress
+    trained: int  # jobs trained before this look
+
+
+def seed_sequence(loaded: LoadedStudy, most: int) -> list[int]:
+    """The study's seeds, then the next integers after the largest, `most` in all: the
+    order in which a sequential run adds seeds (its n-th look uses the first n)."""
+    seeds = list(loaded.study.seeds)
+    nxt = max(seeds) + 1
+    while len(seeds) < most:
+        seeds.append(nxt)
+        nxt += 1
+    return seeds[:most]
+
+
+def sequential_claims(loaded: LoadedStudy) -> list:
+    """The claims a sequential run decides: "beats" and "equivalent" (paired cells)."""
+    from .spec import SpecError
+
+    claims = [c for c in loaded.study.claims if c.kind in ("beats", "equivalent")]
+    if not claims:
+        raise SpecError(f"study {loaded.study.name!r} has no claims comparing two cells "
+                        "(Claim.beats or Claim.equivalent): --until-decided decides claims; "
+                        "add some, or run a fixed number of seeds with --seeds")
+    skipped = {(s.section, s.cell) for s in loaded.specs if s.skip_reason}
+    for c in claims:
+        for cell in (c.cell, c.baseline):
+            if (c.section, cell) in skipped:
+                raise SpecError(f"claim {c.text!r} compares cell {cell!r} of section "
+                                f"{c.section!r}, which the study excludes (SKIPPED): it can "
+                                "never be decided; drop the claim or the exclusion")
+    return claims
+
+
+def design_record(loaded: LoadedStudy, until: UntilDecided) -> dict:
+    """What is stored with the study: everything the report needs to redo the analysis."""
+    claims = sequential_claims(loaded)
+    first = len(loaded.study.seeds)
+    return {"rule": "group-sequential", "spending": until.spending, "alpha": until.alpha,
+            "correction": "bonferroni", "claims": len(claims), "first": first,
+            "batch": until.batch, "max_seeds": until.max_seeds,
+            "seeds": seed_sequence(loaded, until.max_seeds),
+            "looks": list(decisions.sequence_looks(first, until.batch, until.max_seeds)),
+            "margin_pp": loaded.study.margin_pp}
+
+
+def run_until_decided(loaded: LoadedStudy, store: ResultStore, options: RunOptions,
+                      until: UntilDecided, events: RunEvents | None = None,
+                      on_look: Callable[[LookSummary], None] = lambda look: None,
+                      ) -> RunSummary:
+    """Run the study's seeds, then add `until.batch` seeds at a time to the cells of the
+    claims still undecided, until every claim is decided or has had `until.max_seeds`.
+
+    The rule (`design_record`) is stored with the study; every look is replayed from the
+    stored results, so a killed run, run again, continues at the look it reached."""
+    from . import aggregate
+    from .spec import SpecError
+
+    events = events or RunEvents()
+    claims = sequential_claims(loaded)
+    first = len(loaded.study.seeds)
+    if until.max_seeds < first:
+        raise SpecError(f"--max-seeds {until.max_seeds} is below the {first} seeds the study "
+                        f"runs first: give --max-seeds {first} or more")
+    record = design_record(loaded, until)
+    stored = store.study_info(loaded.study.name) if store.exists else None
+    if stored and stored.get("design") and stored["design"] != record:
+        raise SpecError(f"study {loaded.study.name!r} was run with another sequential design "
+                        f"({_design_text(stored['design'])}); rerun with the same options, "
+                        "or give the study another name for a new design")
+    if stored and not stored.get("design"):
+        extra = sorted({seed for runs in store.stored_seeds(loaded.study.name).values()
+                        for seed in runs} - set(loaded.study.seeds))
+        if extra:
+            raise SpecError(
+                f"study {loaded.study.name!r} already holds seeds {extra[0]}-{extra[-1]} "
+                "beyond its own from a fixed-n run: a sequential design chosen after seeing "
+                "them would not keep its error rates. Report it as the fixed-n design it is, "
+                "or give the sequential run another study name")
+    full = dataclasses.replace(loaded, specs=tuple(plan.expand(
+        loaded.study.with_seeds(record["seeds"]))))
+    full = dataclasses.replace(full, specs=_resolved_like(loaded, full.specs))
+    total = RunSummary()
+    cv = code_version()
+    while True:
+        frame = store.results_frame(loaded.study.name) if store.exists else None
+        good = (aggregate.usable(frame, cv) if frame is not None and len(frame)
+                else _empty_frame())
+        progress = aggregate.claim_progress(good, record, claims)
+        wanted = _wanted_seeds(full, claims, progress, record)
+        subset = dataclasses.replace(loaded, specs=tuple(
+            s for s in full.specs if s.config.seed in wanted.get((s.section, s.cell),
+                                                                 record["seeds"][:first])))
+        on_look(LookSummary(max((p.seeds for p in progress.values()), default=0), progress,
+                            sum(total.counts.values())))
+        if all(p.finished for p in progress.values()) and total.sync is not None:
+            break
+        summary = run_study(subset, store, options, events)
+        if total.sync is None:
+            store.set_design(loaded.study.name, record)
+        total.sync = total.sync or summary.sync
+        total.counts.update(summary.counts)
+        total.to_run += summary.to_run
+        total.wall_seconds += summary.wall_seconds
+        total.failed_before = summary.failed_before
+        if summary.to_run == 0 and all(p.finished for p in progress.values()):
+            break
+        if summary.to_run == 0:  # nothing trainable (failed jobs block a look): stop
+            events.warning("a look needs results that failed: rerun with --retry-failed "
+                           "once the cause is fixed")
+            break
+    return total
+
+
+def _design_text(record: dict) -> str:
+    return (f"{record['spending']} spending, alpha {record['alpha']}, looks at "
+            f"{', '.join(map(str, record['looks']))} seeds, margin {record['margin_pp']}")
+
+
+def _empty_frame():
+    import pandas as pd
+
+    return pd.DataFrame(columns=["section", "cell", "seed", "test_accuracy"])
+
+
+def _resolved_like(loaded: LoadedStudy, specs) -> tuple[JobSpec, ...]:
+    """`specs` with the dataset paths and content/source hashes the loader put into
+    `loaded`'s specs (the same cells, other seeds)."""
+    like = {(s.section, s.cell): s.config for s in loaded.specs}
+    out = []
+    for s in specs:
+        ref = like[(s.section, s.cell)]
+        config = dataclasses.replace(ref, seed=s.config.seed)
+        out.append(dataclasses.replace(s, config=config))
+    return tuple(out)
+
+
+def _wanted_seeds(full: LoadedStudy, claims, progress, record) -> dict[tuple[str, str], list]:
+    """(section, cell) -> the seeds it needs now: the first `first` for every cell, as
+    many as the next look of the claims it is in needs (or has had) otherwise."""
+    seeds = record["seeds"]
+    wanted: dict[tuple[str, str], list] = {}
+    for c in claims:
+        p = progress[c.text]
+        n = max(record["first"], p.seeds if p.needs is None else p.needs)
+        for cell in (c.cell, c.baseline):
+            key = (c.section, cell)
+            if len(wanted.get(key, ())) < n:
+                wanted[key] = seeds[:n]
+    return wanted

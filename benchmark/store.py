@@ -17,6 +17,7 @@ No torch here.
 from __future__ import annotations
 
 import functools
+import json
 import math
 import os
 import random
@@ -602,6 +603,16 @@ class ResultStore:
                     out[key] = JobState(status, acc if shown else None, dead)
         return out
 
+    @_retried
+    def set_design(self, study: str, design: dict) -> None:
+        """Store the decision rule of a sequential run with its study (JSON), so that a
+        report analyses the design that was run."""
+        with self.session() as s:
+            row = s.scalar(select(StudyRow).where(StudyRow.name == study))
+            if row is None:
+                raise StoreError(f"no study {study!r} in {self.url_redacted}")
+            row.design = json.dumps(design, sort_keys=True)
+
     def study_info(self, study: str) -> dict | None:
         """The study row (path, file hash, description, last sync) and its sections in order."""
         if not self.exists:
@@ -618,6 +629,7 @@ class ResultStore:
             return {"name": row.name, "path": row.path, "file_hash": row.file_hash,
                     "description": row.description, "updated_at": row.updated_at,
                     "margin_pp": row.margin_pp,
+                    "design": json.loads(row.design) if row.design else None,
                     "sections": [dict(r._mapping) for r in sections],
                     "claims": [Claim(c.text, c.section, c.kind, c.cell, c.baseline, c.margin)
                                for c in claims]}

@@ -26,7 +26,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 SCHEMA_VERSION = 5  # 2: study_claims; 3: jobs.schedule, .warmup_epochs, .arch_hash;
 #                    4: jobs.data_hash (directory datasets keyed by content);
-#                    5: studies.margin_pp, study_claims.margin (equivalence)
+#                    5: studies.margin_pp, .design; study_claims.margin (equivalence,
+#                       sequential seeds)
 
 # Columns added to existing tables, by the schema version that added them: the migration
 # adds them with their server default, so older rows read as the old behaviour.
@@ -35,7 +36,8 @@ ADDED_COLUMNS: dict[int, list[tuple[str, str, str]]] = {
         ("jobs", "warmup_epochs", "INTEGER NOT NULL DEFAULT 0"),
         ("jobs", "arch_hash", "VARCHAR(64) NOT NULL DEFAULT ''")],
     4: [("jobs", "data_hash", "VARCHAR(64) NOT NULL DEFAULT ''")],
-    5: [("studies", "margin_pp", "FLOAT"), ("study_claims", "margin", "FLOAT")],
+    5: [("studies", "margin_pp", "FLOAT"), ("studies", "design", "TEXT"),
+        ("study_claims", "margin", "FLOAT")],
 }
 
 
@@ -60,6 +62,7 @@ class StudyRow(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     updated_at: Mapped[datetime]
     margin_pp: Mapped[float | None] = mapped_column(Float)  # smallest effect of interest
+    design: Mapped[str | None] = mapped_column(Text)  # JSON: a sequential run's decision rule
 
 
 class SectionRow(Base):

@@ -178,6 +178,27 @@ CASES = {
                      sections=[Section("A", [Cell("x"), Cell("y", batch_norm=True)])],
                      claims=[Claim.equivalent("same", "A", "Y", "x", 0.3)])
     '''), None, "section 'A' has no cell 'Y' (did you mean 'y'?)"),
+    "--until-decided on a study without claims": ({}, ["run", "tiny.py", "--until-decided"],
+                                                  "study 'tiny' has no claims comparing two "
+                                                  "cells"),
+    "--until-decided with --seeds": ({}, ["run", "tiny.py", "--until-decided", "--seeds",
+                                          "0-4"], "--until-decided adds seeds itself"),
+    "--batch 0": ({}, ["run", "tiny.py", "--until-decided", "--batch", "0"],
+                  "0 is not in the range x>=1"),
+    "--max-seeds below the study's seeds": (_study('''
+        return Study(name="q", baseline=base, seeds=[0, 1, 2],
+                     sections=[Section("A", [Cell("x"), Cell("y", batch_norm=True)])],
+                     claims=[Claim.beats("y beats x", "A", "y", "x")])
+    '''), ["run", "case.py", "--until-decided", "--max-seeds", "2"],
+        "--max-seeds 2 is below the 3 seeds the study runs first"),
+    "a sequential claim over a skipped cell": (_study('''
+        from benchmark import Exclude
+        return Study(name="q", baseline=base, seeds=[0, 1],
+                     sections=[Section("A", [Cell("x"), Cell("y", batch_norm=True)],
+                                       exclude=[Exclude({"batch_norm": True}, "no budget")])],
+                     claims=[Claim.beats("y beats x", "A", "y", "x")])
+    '''), ["run", "case.py", "--until-decided"],
+        "claim 'y beats x' compares cell 'y' of section 'A', which the study excludes"),
     "user network: no such module": (_study('''
         return Study(name="u", baseline=base,
                      sections=[Section("A", [Cell("x", arch="nosuchmod:net")])])
