@@ -463,3 +463,27 @@ def _look_evidence(d: np.ndarray, design: decisions.Design, look: int | None) ->
         text += (f"; TOST p = {tost:.3g} against {design.equivalence_levels[look]:.2g} "
                  f"(±{design.margin:g} pp)")
     return text
+
+
+def sequential_looks(frame: pd.DataFrame, record: dict, claims) -> pd.DataFrame:
+    """One row per claim and look it reached: seeds, mean paired difference, the repeated
+    confidence interval at that look's level, the margin (NaN: none) and whether that
+    look decided the claim (for the report's figure)."""
+    designs = claim_designs(record, claims)
+    rows = []
+    for c in claims:
+        design, d = designs[c.text], sequence_diffs(frame, record, c)
+        p = decisions.replay(design, d)
+        for k, n in enumerate(design.looks):
+            if n > len(d) or (p.look is not None and k > p.look):
+                break
+            x = d[:n]
+            mean, se = float(x.mean()), float(x.std(ddof=1)) / math.sqrt(n)
+            level = design.difference_levels[k]
+            half = float(stdtrit(n - 1, 1 - level / 2)) * se if level > 0 else math.inf
+            rows.append({"claim": c.text, "seeds": n, "mean": mean, "low": mean - half,
+                         "high": mean + half, "decided": p.look == k,
+                         "margin": design.margin if design.margin is not None else math.nan,
+                         "verdict": p.verdict if p.look == k else ""})
+    return pd.DataFrame(rows, columns=["claim", "seeds", "mean", "low", "high", "decided",
+                                       "margin", "verdict"])

@@ -205,7 +205,8 @@ def _print_look(look: runner.LookSummary) -> None:
     click.echo(f"look at {look.seeds} seeds: {len(decided)} of {len(look.progress)} claims "
                f"decided" + "".join(f"; {t}: {p.verdict} at {p.seeds} seeds"
                                    for t, p in decided.items())
-               + (f"; {len(open_)} go on" if open_ else "; done"))
+               + (f"; {len(open_)} go on, {look.left} job(s) for the next look" if open_
+                  else "; done"))
 
 
 def _finish(summary: runner.RunSummary, study_file: Path) -> None:

@@ -248,3 +248,37 @@ def cost_figure(cells: pd.DataFrame) -> Figure:
     ax.legend(title="section", loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
               fontsize=8, ncol=1 + len(cells["section"].unique()) // 12)
     return Figure("cost", "accuracy against training cost", _png(fig))
+
+
+def sequential_figure(looks: pd.DataFrame) -> Figure:
+    """Each claim of a sequential run at every look it reached: the mean paired difference
+    with its repeated confidence interval against the seeds, zero, and the margin band;
+    the look that decided it filled and labelled."""
+    _sns()
+    import matplotlib.pyplot as plt
+
+    claims = list(dict.fromkeys(looks["claim"]))
+    fig, axes = plt.subplots(len(claims), 1, figsize=(6.4, 1.9 * len(claims) + 0.4),
+                             squeeze=False)
+    for ax, claim in zip(axes[:, 0], claims, strict=True):
+        rows = looks[looks["claim"] == claim]
+        margin = rows["margin"].iloc[0]
+        if margin == margin:  # not NaN
+            ax.axhspan(-margin, margin, color="tab:green", alpha=0.12, lw=0,
+                       label=f"±{margin:g} pp")
+        ax.axhline(0, color="0.4", lw=0.8)
+        finite = rows[np.isfinite(rows["high"] - rows["low"])]
+        ax.errorbar(finite["seeds"], finite["mean"],
+                    yerr=[finite["mean"] - finite["low"], finite["high"] - finite["mean"]],
+                    fmt="o", color="tab:blue", mfc="white", capsize=3, lw=1)
+        done = rows[rows["decided"]]
+        ax.plot(done["seeds"], done["mean"], "o", color="tab:blue")
+        for r in done.itertuples():
+            ax.annotate(r.verdict, (r.seeds, r.mean), textcoords="offset points",
+                        xytext=(6, 4), fontsize=8)
+        ax.set_title(claim, fontsize=9, loc="left")
+        ax.set_ylabel("difference (pp)")
+        ax.set_xticks(sorted(rows["seeds"].unique()))
+    axes[-1, 0].set_xlabel("seeds at the look (repeated 95% CI, family-wise)")
+    fig.tight_layout(h_pad=1.2)
+    return Figure("sequential", "claims at every look of the sequential run", _png(fig))

@@ -27,6 +27,7 @@ from .figures import (
     cost_figure,
     curves_figure,
     section_figure,
+    sequential_figure,
 )
 from .spec import DONE_STATUSES, JobStatus
 from .store import ResultStore
@@ -279,6 +280,9 @@ def _sequential_parts(good: pd.DataFrame, design: dict, claims, margin) -> list[
              Part("table", "", ["claim", "section", "verdict", "evidence"],
                   table[["claim", "section", "verdict", "evidence"]].astype(str)
                   .values.tolist())]
+    looks = aggregate.sequential_looks(good, design, paired)
+    if len(looks):
+        parts.append(Part("figure", plot=(sequential_figure, (looks,))))
     other = [c for c in claims if c not in paired]
     if other:  # "increasing" claims: not part of the design, tested once on what is there
         fixed = aggregate.check_claims(good, other, margin)

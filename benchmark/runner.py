@@ -337,6 +337,7 @@ class LookSummary:
     seeds: int  # the most seeds any claim has been looked at with
     progress: dict[str, object]  # claim text -> decisions.Progress
     trained: int  # jobs trained before this look
+    left: int = 0  # jobs the next look needs trained
 
 
 def seed_sequence(loaded: LoadedStudy, most: int) -> list[int]:
@@ -428,8 +429,10 @@ def run_until_decided(loaded: LoadedStudy, store: ResultStore, options: RunOptio
         subset = dataclasses.replace(loaded, specs=tuple(
             s for s in full.specs if s.config.seed in wanted.get((s.section, s.cell),
                                                                  record["seeds"][:first])))
+        left = (len(left_to_run(subset.specs, job_states(store, subset.specs)))
+                if store.exists else len(subset.specs))
         on_look(LookSummary(max((p.seeds for p in progress.values()), default=0), progress,
-                            sum(total.counts.values())))
+                            sum(total.counts.values()), left))
         if all(p.finished for p in progress.values()) and total.sync is not None:
             break
         summary = run_study(subset, store, options, events)

@@ -25,7 +25,7 @@ def test_claims_stop_early_and_a_rerun_trains_nothing(workdir, cli):
     assert result.exit_code == 0, result.output
     # the same job twice: equivalent at the first look; the large effect a look later
     assert ("look at 3 seeds: 1 of 2 claims decided; one job is equivalent to itself: "
-            "equivalent at 3 seeds; 1 go on") in result.output
+            "equivalent at 3 seeds; 1 go on, 4 job(s) for the next look") in result.output
     assert "a working rate beats one that learns nothing: better at 5 seeds" in result.output
     seeds = _seeds_by_cell(db)
     assert seeds[("A", "good")] == seeds[("A", "stuck")] == 5 < 9  # stopped early
@@ -44,6 +44,7 @@ def test_claims_stop_early_and_a_rerun_trains_nothing(workdir, cli):
     assert report.exit_code == 0, report.output
     md = (workdir / "rep" / "sequential" / "report.md").read_text()
     assert "Sequential design (cnnbench run --until-decided)" in md
+    assert "![claims at every look of the sequential run](figures/sequential.png)" in md
     row = next(x for x in md.splitlines() if x.startswith("| a working rate beats"))
     assert "| holds |" in row and "at look 2 of 4 (5 seeds), repeated 95% CI" in row
     row = next(x for x in md.splitlines() if x.startswith("| one job is equivalent"))
