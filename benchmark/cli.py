@@ -11,6 +11,7 @@ stderr and exit code 2, with nothing written; a job that fails makes `run` exit 
 
 from __future__ import annotations
 
+import atexit
 import json
 import math
 import os
@@ -69,11 +70,11 @@ def main() -> None:
 def entry() -> None:
     """The `cnnbench` command (and `python -m benchmark`): `main`, then, as the process
     ends, the helper processes of its worker pools are stopped and waited for, so that
-    nothing of a command outlives it (in-process callers of `main` keep theirs)."""
-    try:
-        main()
-    finally:
-        stop_helpers()
+    nothing of a command outlives it (in-process callers of `main` keep theirs). Registered
+    before anything imports joblib, the stop runs after joblib's own exit handlers (they
+    run last-registered first), which still need its resource tracker."""
+    atexit.register(stop_helpers)
+    main()
 
 
 # --------------------------------------------------------------------------- helpers

@@ -399,18 +399,20 @@ def test_seeds_take_ranges():
             _parse_seeds(bad)
 
 
-def test_nothing_of_a_run_outlives_the_command(workdir):
-    """`cnnbench run` in a process group of its own: once it has returned, no process of
-    that group is left (no resource tracker, no worker, not even an exited one that was
-    never waited for)."""
+@pytest.mark.parametrize("how", [["--jobs", "2"], ["--dry-run"]])
+def test_nothing_of_a_run_outlives_the_command(workdir, how):
+    """`cnnbench run` (training, or a dry run's calibration through joblib) in a process
+    group of its own: once it has returned, no process of that group is left (no resource
+    tracker, no worker, not even an exited one that was never waited for), and its exit
+    printed no traceback."""
     import subprocess
     import sys
 
-    run = subprocess.Popen([sys.executable, "-m", "benchmark", "run", "tiny.py", "--jobs", "2"],
+    run = subprocess.Popen([sys.executable, "-m", "benchmark", "run", "tiny.py", *how],
                            cwd=workdir, start_new_session=True, stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True)
     output, _ = run.communicate(timeout=600)
-    assert run.returncode == 0, output
+    assert run.returncode == 0 and "Traceback" not in output, output
     left = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
