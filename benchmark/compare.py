@@ -110,8 +110,8 @@ def effect_rows(a: pd.DataFrame, b: pd.DataFrame,
 
 
 def _verdict_kind(verdict: str) -> str:
-    """A verdict's gist: holds / contradicted / not shown / 1 seed / no data."""
-    for kind in ("holds", "contradicted", "not shown", "1 seed", "no data"):
+    """A verdict's gist: holds / contradicted / not shown / undecided / 1 seed / no data."""
+    for kind in ("holds", "contradicted", "not shown", "undecided", "1 seed", "no data"):
         if verdict.startswith(kind):
             return kind
     return verdict
