@@ -201,6 +201,8 @@ def _verdict(row: dict, margin: float | None = None) -> str:
             return equivalent_text(margin)
         if row["p_holm"] < ALPHA:
             return BETTER if row["diff"] > 0 else WORSE
+        if math.isnan(row.get("sd_diff", math.nan)):
+            return f"{UNDECIDED} ({row['diff']:+.2f} pp; needs paired seeds to plan)"
         needed = row.get("seeds_equivalent")
         return (f"{UNDECIDED} ({row['diff']:+.2f} pp; {seeds_text(needed)} seeds to show "
                 f"±{margin:g} pp if there is no difference)")
@@ -460,15 +462,18 @@ def _look_evidence(d: np.ndarray, design: decisions.Design, look: int | None) ->
             f"p = {p:.3g} against the look's level {level:.2g}")
     if design.margin is not None:
         tost = decisions.ttost_paired(x, design.margin)[1]
-        text += (f"; TOST p = {tost:.3g} against {design.equivalence_levels[look]:.2g} "
-                 f"(±{design.margin:g} pp)")
+        gamma = design.equivalence_levels[look]
+        eq = float(stdtrit(n - 1, 1 - gamma)) * se if gamma > 0 else math.inf
+        text += (f"; TOST p = {tost:.3g} against {gamma:.2g}: equivalence interval "
+                 f"[{mean - eq:+.2f}, {mean + eq:+.2f}] against ±{design.margin:g} pp")
     return text
 
 
 def sequential_looks(frame: pd.DataFrame, record: dict, claims) -> pd.DataFrame:
     """One row per claim and look it reached: seeds, mean paired difference, the repeated
-    confidence interval at that look's level, the margin (NaN: none) and whether that
-    look decided the claim (for the report's figure)."""
+    confidence interval at that look's difference level, the equivalence interval at its
+    equivalence level (what TOST compares with the margin; infinite without one), the
+    margin (NaN: none) and whether that look decided the claim (the report's figure)."""
     designs = claim_designs(record, claims)
     rows = []
     for c in claims:
@@ -481,9 +486,12 @@ def sequential_looks(frame: pd.DataFrame, record: dict, claims) -> pd.DataFrame:
             mean, se = float(x.mean()), float(x.std(ddof=1)) / math.sqrt(n)
             level = design.difference_levels[k]
             half = float(stdtrit(n - 1, 1 - level / 2)) * se if level > 0 else math.inf
+            gamma = design.equivalence_levels[k] if design.margin is not None else 0.0
+            eq = float(stdtrit(n - 1, 1 - gamma)) * se if gamma > 0 else math.inf
             rows.append({"claim": c.text, "seeds": n, "mean": mean, "low": mean - half,
-                         "high": mean + half, "decided": p.look == k,
+                         "high": mean + half, "eq_low": mean - eq, "eq_high": mean + eq,
+                         "decided": p.look == k,
                          "margin": design.margin if design.margin is not None else math.nan,
                          "verdict": p.verdict if p.look == k else ""})
-    return pd.DataFrame(rows, columns=["claim", "seeds", "mean", "low", "high", "decided",
-                                       "margin", "verdict"])
+    return pd.DataFrame(rows, columns=["claim", "seeds", "mean", "low", "high", "eq_low",
+                                       "eq_high", "decided", "margin", "verdict"])

@@ -179,6 +179,9 @@ def run(study_file: Path, db: str | None, jobs: int | None, devices: str, retry_
             return
         if until_decided and seeds:
             raise UserError("--until-decided adds seeds itself: leave out --seeds")
+        until = runner.UntilDecided(max_seeds=max_seeds, batch=batch)
+        if until_decided:
+            runner.check_until(loaded, until)  # before the database is opened
         with _store(db) as store, _progress() as progress:
             design = (store.study_info(loaded.study.name) or {}).get("design")
             if design and not until_decided:
@@ -189,7 +192,6 @@ def run(study_file: Path, db: str | None, jobs: int | None, devices: str, retry_
                     f"{design['max_seeds']} --batch {design['batch']}`; a fixed number of "
                     "seeds would mix two designs (give that study another name)")
             if until_decided:
-                until = runner.UntilDecided(max_seeds=max_seeds, batch=batch)
                 summary = runner.run_until_decided(loaded, store, options, until, progress,
                                                    _print_look)
             else:

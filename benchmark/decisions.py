@@ -56,9 +56,10 @@ def ttost_paired(diffs, margin: float) -> tuple[float, float, float]:
     """Schuirmann's two one-sided tests of "-margin < mean difference < margin".
 
     Returns the mean difference, the larger of the two one-sided p-values (equivalence
-    holds at level alpha when it is <= alpha) and the larger of the two t statistics in
-    the direction of equivalence (both one-sided tests pass where their p <= alpha).
-    Identical differences: p 0 when the mean lies inside the band, 1 otherwise.
+    holds at level alpha when it is <= alpha) and the binding one-sided statistic, signed
+    so that it is negative where that test favours equivalence (-inf for identical
+    differences inside the band). Identical differences: p 0 when the mean lies inside
+    the band, 1 otherwise.
     """
     d = np.asarray(diffs, dtype=float)
     if len(d) < 2:
@@ -179,10 +180,12 @@ class Design:
     """A group-sequential design for the claims of one study.
 
     Seeds are added in batches: looks at `looks` seeds (increasing; the last is the most
-    any claim gets). `alpha` is the family-wise rate of a false "better"/"worse" over the
-    study's `claims` claims, and the rate of a false "equivalent" for each claim whose
-    true difference sits at +/- `margin` (percentage points; None: no equivalence
-    decision, a claim is then decided only by a difference).
+    any claim gets). `alpha` is the family-wise rate, over the study's `claims` claims
+    (Bonferroni: alpha / claims each), of a false "better"/"worse", and likewise of a false
+    "equivalent" where true differences sit at +/- `margin` (percentage points; None: no
+    equivalence decision, a claim is then decided only by a difference). Differences that
+    are all equal (no spread) decide nothing unless they are all exactly 0, the same job on
+    both sides (equivalent, with a margin): a t test without spread has no error rate.
     """
 
     looks: tuple[int, ...]
@@ -231,6 +234,8 @@ class Design:
         d = np.asarray(diffs, dtype=float)
         if len(d) != self.looks[look]:
             raise ValueError(f"look {look} is at {self.looks[look]} seeds, got {len(d)}")
+        if len(d) and np.all(d == d[0]):  # no spread: only the same job twice is decided
+            return EQUIVALENT if d[0] == 0 and self.margin is not None else UNDECIDED
         if self.margin is not None:
             _, p_equivalent, _ = ttost_paired(d, self.margin)
             if p_equivalent <= self._equivalence[look]:  # type: ignore[attr-defined]

@@ -270,7 +270,16 @@ def sequential_figure(looks: pd.DataFrame) -> Figure:
         finite = rows[np.isfinite(rows["high"] - rows["low"])]
         ax.errorbar(finite["seeds"], finite["mean"],
                     yerr=[finite["mean"] - finite["low"], finite["high"] - finite["mean"]],
-                    fmt="o", color="tab:blue", mfc="white", capsize=3, lw=1)
+                    fmt="o", color="tab:blue", mfc="white", capsize=3, lw=1,
+                    label="repeated CI (difference)")
+        eq = rows[np.isfinite(rows["eq_high"] - rows["eq_low"])]
+        if len(eq):  # what TOST compares with the margin band
+            ax.errorbar(eq["seeds"] + 0.15, eq["mean"],
+                        yerr=[eq["mean"] - eq["eq_low"], eq["eq_high"] - eq["mean"]],
+                        fmt="none", color="tab:green", capsize=3, lw=2,
+                        label="equivalence interval")
+        if len(eq) or margin == margin:
+            ax.legend(fontsize=7, loc="upper right", frameon=False)
         done = rows[rows["decided"]]
         ax.plot(done["seeds"], done["mean"], "o", color="tab:blue")
         for r in done.itertuples():

@@ -361,13 +361,33 @@ def sequential_claims(loaded: LoadedStudy) -> list:
                         "(Claim.beats or Claim.equivalent): --until-decided decides claims; "
                         "add some, or run a fixed number of seeds with --seeds")
     skipped = {(s.section, s.cell) for s in loaded.specs if s.skip_reason}
+    own_seed = {(sec.name, c.label) for sec in loaded.study.sections for c in sec.cells
+                if "seed" in {**sec.fixed, **c.overrides}}
     for c in claims:
         for cell in (c.cell, c.baseline):
             if (c.section, cell) in skipped:
                 raise SpecError(f"claim {c.text!r} compares cell {cell!r} of section "
                                 f"{c.section!r}, which the study excludes (SKIPPED): it can "
                                 "never be decided; drop the claim or the exclusion")
+            if (c.section, cell) in own_seed:
+                raise SpecError(f"claim {c.text!r} compares cell {cell!r} of section "
+                                f"{c.section!r}, which sets its own seed: it cannot get "
+                                "more seeds; drop the claim or the cell's seed")
     return claims
+
+
+def check_until(loaded: LoadedStudy, until: UntilDecided) -> None:
+    """What --until-decided refuses before anything is opened or written."""
+    from .spec import SpecError
+
+    sequential_claims(loaded)
+    first = len(loaded.study.seeds)
+    if first < 2:
+        raise SpecError(f"study {loaded.study.name!r} starts with {first} seed: a paired test "
+                        "needs 2 or more; give the Study seeds=[0, 1, 2] (or more)")
+    if until.max_seeds < first:
+        raise SpecError(f"--max-seeds {until.max_seeds} is below the {first} seeds the study "
+                        f"runs first: give --max-seeds {first} or more")
 
 
 def design_record(loaded: LoadedStudy, until: UntilDecided) -> dict:
@@ -376,6 +396,7 @@ def design_record(loaded: LoadedStudy, until: UntilDecided) -> dict:
     first = len(loaded.study.seeds)
     return {"rule": "group-sequential", "spending": until.spending, "alpha": until.alpha,
             "correction": "bonferroni", "claims": len(claims), "first": first,
+            "claimed": [[c.kind, c.section, c.cell, c.baseline, c.margin] for c in claims],
             "batch": until.batch, "max_seeds": until.max_seeds,
             "seeds": seed_sequence(loaded, until.max_seeds),
             "looks": list(decisions.sequence_looks(first, until.batch, until.max_seeds)),
@@ -395,11 +416,9 @@ def run_until_decided(loaded: LoadedStudy, store: ResultStore, options: RunOptio
     from .spec import SpecError
 
     events = events or RunEvents()
+    check_until(loaded, until)
     claims = sequential_claims(loaded)
     first = len(loaded.study.seeds)
-    if until.max_seeds < first:
-        raise SpecError(f"--max-seeds {until.max_seeds} is below the {first} seeds the study "
-                        f"runs first: give --max-seeds {first} or more")
     record = design_record(loaded, until)
     stored = store.study_info(loaded.study.name) if store.exists else None
     if stored and stored.get("design") and stored["design"] != record:
@@ -445,9 +464,10 @@ def run_until_decided(loaded: LoadedStudy, store: ResultStore, options: RunOptio
         total.failed_before = summary.failed_before
         if summary.to_run == 0 and all(p.finished for p in progress.values()):
             break
-        if summary.to_run == 0:  # nothing trainable (failed jobs block a look): stop
-            events.warning("a look needs results that failed: rerun with --retry-failed "
-                           "once the cause is fixed")
+        if summary.to_run == 0:  # nothing this runner can train blocks a look: stop
+            events.warning("the next look needs results this run cannot train: jobs that "
+                           "FAILED (rerun with --retry-failed once the cause is fixed) or "
+                           "that another runner holds (rerun when it is done)")
             break
     return total
 

@@ -130,11 +130,18 @@ APPLIES: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
+NET_FIELDS = ("dropout_p",)  # read by the network, not the trainer: a "module:function"
+#                              network may use them whatever the built-in nets do
+
+
 def unused_field(values: Mapping[str, Any]) -> tuple[str, str] | None:
     """(field, decider) of the first field that `values` sets off its default beside a
     value of its decider that does not use it, or None (a decider `values` leaves out is
-    decided elsewhere: a cell's dropout_p on a baseline with dropout)."""
+    decided elsewhere: a cell's dropout_p on a baseline with dropout). A network's own
+    fields count only where `values` names a built-in net."""
     for name, (decider, uses) in APPLIES.items():
+        if name in NET_FIELDS and (values.get("arch") is None or is_user_arch(values["arch"])):
+            continue  # your own network gets every field and may use this one
         if (name in values and decider in values and values[decider] not in uses
                 and values[name] != CONFIG_FIELDS[name].default):
             return name, decider
@@ -164,7 +171,8 @@ def normalised(values: dict[str, Any], own: Mapping[str, Any], where: str) -> di
     while (found := unused_field(values)) is not None:
         name, decider = found
         if name in own:
-            _check_applies({decider: values[decider], name: own[name]}, where)
+            _check_applies({"arch": values.get("arch"), decider: values[decider],
+                            name: own[name]}, where)
         values[name] = CONFIG_FIELDS[name].default
     return values
 

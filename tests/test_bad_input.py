@@ -183,6 +183,21 @@ CASES = {
                                                   "cells"),
     "--until-decided with --seeds": ({}, ["run", "tiny.py", "--until-decided", "--seeds",
                                           "0-4"], "--until-decided adds seeds itself"),
+    "--until-decided refused before a new database is made": (
+        {}, ["run", "tiny.py", "--until-decided", "--db", "fresh.sqlite"],
+        "study 'tiny' has no claims comparing two cells"),
+    "--until-decided on a one-seed study": (_study('''
+        return Study(name="q", baseline=base, seeds=[0],
+                     sections=[Section("A", [Cell("x"), Cell("y", batch_norm=True)])],
+                     claims=[Claim.beats("y beats x", "A", "y", "x")])
+    '''), ["run", "case.py", "--until-decided"], "study 'q' starts with 1 seed: a paired "
+                                                  "test needs 2 or more"),
+    "a sequential claim over a cell with its own seed": (_study('''
+        return Study(name="q", baseline=base, seeds=[0, 1],
+                     sections=[Section("A", [Cell("x"), Cell("y", seed=5)])],
+                     claims=[Claim.beats("y beats x", "A", "y", "x")])
+    '''), ["run", "case.py", "--until-decided"], "compares cell 'y' of section 'A', which "
+                                                  "sets its own seed"),
     "--batch 0": ({}, ["run", "tiny.py", "--until-decided", "--batch", "0"],
                   "0 is not in the range x>=1"),
     "--max-seeds below the study's seeds": (_study('''

@@ -52,7 +52,15 @@ def test_a_design_decides_each_look():
     assert design.decide([5.0, 5.1, 4.9], 0) == decisions.BETTER
     assert design.decide([-5.0, -5.1, -4.9], 0) == decisions.WORSE
     assert design.decide([0.0, 0.0, 0.0], 0) == decisions.EQUIVALENT
+    assert design.decide([0.01, -0.02, 0.0], 0) == decisions.EQUIVALENT
     assert design.decide([0.4, -0.3, 0.1], 0) == decisions.UNDECIDED
+    # no spread decides nothing (a t test without spread has no error rate), but the
+    # same job on both sides, every difference exactly 0, is equivalent
+    many = decisions.Design(looks=decisions.sequence_looks(3, 2, 20), alpha=0.05, margin=0.3,
+                            claims=5)
+    assert many.decide([0.01] * 3, 0) == decisions.UNDECIDED
+    assert many.decide([0.29] * 3, 0) == decisions.UNDECIDED
+    assert many.decide([0.0] * 3, 0) == decisions.EQUIVALENT
     with pytest.raises(ValueError, match="look 1 is at 5 seeds"):
         design.decide([1.0, 2.0], 1)
     for bad in ({"looks": (1, 3)}, {"looks": (3, 3)}, {"margin": 0.0}, {"margin": math.nan},

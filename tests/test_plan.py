@@ -99,7 +99,7 @@ def test_a_setting_written_beside_one_that_leaves_it_unused_is_refused():
         TrainConfig(optimizer="adam", momentum=0.9)
     with pytest.raises(SpecError, match="cell 'x': field 'dropout_p' = 0.3 has no effect with "
                                         "dropout 'none'"):
-        Cell("x", dropout="none", dropout_p=0.3)
+        Cell("x", arch="sk", dropout="none", dropout_p=0.3)
     with pytest.raises(SpecError, match="section 'A' fixed: field 'momentum'"):
         Section("A", [Cell("x")], fixed={"optimizer": "rmsprop", "momentum": 0.0})
     # the cell's own momentum, on a baseline whose optimizer takes none
@@ -107,6 +107,8 @@ def test_a_setting_written_beside_one_that_leaves_it_unused_is_refused():
         Section("A", [Cell("m", momentum=0.9)])])
     with pytest.raises(SpecError, match="section 'A', cell 'm': field 'momentum' = 0.9"):
         expand(study)
+    # your own network gets every field: dropout_p may be its own business
+    assert TrainConfig(arch="mynets:net", dropout_p=0.2).dropout_p == 0.2
     # at the default it is no setting at all
     assert TrainConfig(optimizer="adam", momentum=0.5).key() == TrainConfig(optimizer="adam").key()
 

@@ -34,6 +34,7 @@ def test_claims_stop_early_and_a_rerun_trains_nothing(workdir, cli):
         "select design from studies where name = 'sequential'").fetchone()[0])
     assert design["looks"] == [3, 5, 7, 9] and design["claims"] == 2
     assert design["spending"] == "obrien-fleming" and design["seeds"][:3] == [0, 1, 2]
+    assert design["claimed"][1] == ["equivalent", "B", "same job", "x", 1.0]
     runs = sqlite3.connect(db).execute("select count(*) from runs").fetchone()[0]
     again = cli(*args)
     assert again.exit_code == 0 and "Nothing to run" in again.output, again.output
@@ -54,6 +55,10 @@ def test_claims_stop_early_and_a_rerun_trains_nothing(workdir, cli):
     assert plain.exit_code == 2 and "runs a sequential design" in plain.output
     other = cli(*args[:-4], "--max-seeds", "11")
     assert other.exit_code == 2 and "was run with another sequential design" in other.output
+    study = workdir / "sequential.py"
+    study.write_text(study.read_text().replace("1.0)],", "0.5)],"))
+    edited = cli(*args)  # a claim's margin changed mid-run: another design
+    assert edited.exit_code == 2 and "another sequential design" in edited.output
 
 
 def test_a_fixed_n_study_is_not_turned_sequential_after_the_fact(workdir, cli):
