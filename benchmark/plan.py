@@ -26,13 +26,14 @@ def expand(study: Study) -> list[JobSpec]:
             for seed in cell_seeds:
                 where = f"section {section.name!r}, cell {cell.label!r}"
                 try:  # a setting the cell's choices leave unused takes its default
-                    config = TrainConfig(**normalised({**base, **overrides, "seed": seed},
-                                                      cell.overrides, ""))
+                    values, reset = normalised({**base, **overrides, "seed": seed},
+                                               cell.overrides, "")
+                    config = TrainConfig(**values)
                 except SpecError as exc:
                     raise SpecError(f"{where}: {exc}") from None
                 reason = next((e.reason for e in section.exclude if e.matches(config)), None)
                 specs.append(JobSpec(section.name, cell.label, position, seed, config,
-                                     cell.published, reason))
+                                     cell.published, reason, tuple(sorted(reset.items()))))
     return specs
 
 
@@ -57,8 +58,10 @@ def with_stored_seeds(specs: Iterable[JobSpec],
             if spec is None or (section, cell, seed) in have:
                 continue
             config = replace(spec.config, seed=seed)
-            # (a directory dataset's job stored before content keys has its path key)
-            if key in (config.key(), config.path_key()):
+            # (a directory dataset's job stored before content keys has its path key; one
+            # stored before unused settings were normalised, its earlier key)
+            earlier = config.unnormalised_key(dict(spec.unused)) if spec.unused else None
+            if key in (config.key(), config.path_key(), earlier):
                 extra.append(replace(spec, config=config, replicate=seed))
     if not extra:
         return specs

@@ -108,17 +108,26 @@ class TrainConfig:
         Fields added after results were first stored are left out while at their
         default, so every job stored before they existed keeps its key. A directory
         dataset is identified by its content (`data_hash`), not where it lies."""
-        fields = {k: v for k, v in self.to_dict().items()
-                  if k not in LATER_FIELDS or v != LATER_FIELDS[k]}
-        if self.data_hash:
-            del fields["dataset"]
-        payload = json.dumps(fields, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+        return key_of(self.to_dict())
+
+    def unnormalised_key(self, unused: Mapping[str, Any]) -> str:
+        """The key this job had before settings its other settings leave unused were put
+        back to their defaults (`normalised`): with those `unused` values in place."""
+        return key_of({**self.to_dict(), **unused})
 
     def path_key(self) -> str:
         """The key this job had before directory datasets were keyed by content (schema
         < 4): its directory's path instead of its content hash."""
         return dataclasses.replace(self, data_hash="").key()
+
+
+def key_of(values: Mapping[str, Any]) -> str:
+    """`TrainConfig.key` of a config's fields (see there)."""
+    fields = {k: v for k, v in values.items() if k not in LATER_FIELDS or v != LATER_FIELDS[k]}
+    if values.get("data_hash"):
+        del fields["dataset"]
+    payload = json.dumps(fields, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
 # Fields that only some settings use: field -> (the field that decides, the values that
@@ -163,18 +172,20 @@ def _check_applies(values: Mapping[str, Any], where: str) -> None:
         "that combination")
 
 
-def normalised(values: dict[str, Any], own: Mapping[str, Any], where: str) -> dict[str, Any]:
+def normalised(values: dict[str, Any], own: Mapping[str, Any],
+               where: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """A resolved job's fields with every field its settings leave unused put back to its
-    default, so that identical trainings are one job; a field `own` sets (the cell's own
-    overrides) that its settings leave unused is a SpecError naming `where`."""
-    values = dict(values)
+    default, so that identical trainings are one job, and the values so reset; a field
+    `own` sets (the cell's own overrides) that its settings leave unused is a SpecError
+    naming `where`."""
+    values, reset = dict(values), {}
     while (found := unused_field(values)) is not None:
         name, decider = found
         if name in own:
             _check_applies({"arch": values.get("arch"), decider: values[decider],
                             name: own[name]}, where)
-        values[name] = CONFIG_FIELDS[name].default
-    return values
+        reset[name], values[name] = values[name], CONFIG_FIELDS[name].default
+    return values, reset
 
 
 # Fields added to TrainConfig after databases held results, with their defaults.
@@ -561,10 +572,17 @@ class JobSpec:
     config: TrainConfig
     published: float | None = None
     skip_reason: str | None = None
+    unused: tuple[tuple[str, Any], ...] = ()  # inherited values `normalised` reset
 
     @property
     def key(self) -> str:
         return self.config.key()
+
+    @property
+    def earlier_key(self) -> str | None:
+        """The key cnnbench gave this job before unused settings were normalised out of
+        job keys (schema < 5), where that differs: stored jobs under it are adopted."""
+        return self.config.unnormalised_key(dict(self.unused)) if self.unused else None
 
 
 @dataclass(frozen=True)

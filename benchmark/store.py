@@ -378,6 +378,7 @@ class ResultStore:
                                margin=c.margin)
                       for i, c in enumerate(claims))
             self._adopt_path_keys(s, configs)
+            self._adopt_earlier_keys(s, members)
             known = self._job_ids(s, configs)
             new = [k for k in configs if k not in known]
             self._insert_ignore(s, JobRow, [
@@ -415,6 +416,25 @@ class ResultStore:
                 code_version=func.coalesce(JobRow.code_version, "") + LEGACY_NORM))
             s.execute(update(RunRow).where(RunRow.job_id == job_id).values(
                 code_version=func.coalesce(RunRow.code_version, "") + LEGACY_NORM))
+
+    @staticmethod
+    def _adopt_earlier_keys(s: Session, members: Sequence[JobSpec]) -> None:
+        """Jobs stored before settings that others leave unused were normalised out of job
+        keys (SGD's momentum inherited by an Adam cell): give each the key and the columns
+        of the identical job it is now, with its history. The training was the same, so
+        its results stay current."""
+        earlier = {m.earlier_key: m for m in members if m.earlier_key}
+        if not earlier:
+            return
+        found = ResultStore._job_ids(s, dict.fromkeys(earlier))
+        taken = ResultStore._job_ids(s, dict.fromkeys(earlier[old].key for old in found))
+        for old, job_id in found.items():
+            member = earlier[old]
+            if member.key in taken:
+                continue
+            s.execute(update(JobRow).where(JobRow.job_id == job_id).values(
+                job_key=member.key, **{name: getattr(member.config, name)
+                                       for name, _ in member.unused}))
 
     @staticmethod
     def _stored_seeds(s: Session, study_id: int) -> dict[tuple[str, str], dict[int, str]]:

@@ -299,3 +299,35 @@ def test_path_keyed_jobs_of_a_directory_dataset_take_their_content_key_and_rerun
         store.close()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_job_stored_before_unused_settings_were_normalised_keeps_its_results(tmp_path):
+    """An Adam cell on an SGD baseline with momentum 0.9 was keyed with momentum 0.9 before
+    unused settings left job keys: its stored job is adopted under the plain Adam key, with
+    its results, so nothing retrains and no seed is lost."""
+    study = Study("m", TrainConfig(momentum=0.9, train_size=100), seeds=[0, 1], sections=[
+        Section("K", [Cell("SGD"), Cell("Adam", optimizer="adam", lr=1e-3)])])
+    specs = expand(study)
+    adam = [s for s in specs if s.cell == "Adam"]
+    assert all(s.earlier_key and s.earlier_key != s.key for s in adam)
+    store = ResultStore(f"sqlite:///{tmp_path / 'r.sqlite'}")
+    store.sync_study("m", "m.py", "h", "", study.sections, specs)
+    runner = Runner("r", "h", 1)
+    for s in specs:
+        store.claim(s.key, runner, "v1")
+        store.record(JobResult(s.key, JobStatus.COMPLETE, code_version="v1",
+                               epochs=(EpochMetrics(1, 0.5, 0.4, 90.0, 1.0),)), runner)
+    con = sqlite3.connect(tmp_path / "r.sqlite")  # as an older cnnbench stored them
+    for s in adam:
+        con.execute("update jobs set job_key = ?, momentum = 0.9 where job_key = ?",
+                    (s.earlier_key, s.key))
+    con.commit()
+    con.close()
+    fewer = Study("m", study.baseline, seeds=[0], sections=study.sections)  # seed 1 stored
+    store.sync_study("m", "m.py", "h", "", fewer.sections, expand(fewer))
+    states = store.job_states([s.key for s in specs], "v1")
+    assert {states[s.key].status for s in specs} == {JobStatus.COMPLETE}
+    con = sqlite3.connect(tmp_path / "r.sqlite")
+    rows = con.execute("select job_key, momentum from jobs where optimizer = 'adam'").fetchall()
+    assert sorted(rows) == sorted((s.key, 0.5) for s in adam)
+    assert con.execute("select count(*) from study_cells where cell = 'Adam'").fetchone() == (2,)
