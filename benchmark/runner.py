@@ -422,9 +422,12 @@ def run_until_decided(loaded: LoadedStudy, store: ResultStore, options: RunOptio
     record = design_record(loaded, until)
     stored = store.study_info(loaded.study.name) if store.exists else None
     if stored and stored.get("design") and stored["design"] != record:
+        changed = ", ".join(k for k in sorted({*record, *stored["design"]})
+                            if record.get(k) != stored["design"].get(k))
         raise SpecError(f"study {loaded.study.name!r} was run with another sequential design "
-                        f"({_design_text(stored['design'])}); rerun with the same options, "
-                        "or give the study another name for a new design")
+                        f"({_design_text(stored['design'])}; this one differs in: {changed}); "
+                        "rerun with the same options and claims, or give the study another "
+                        "name for a new design")
     if stored and not stored.get("design"):
         extra = sorted({seed for runs in store.stored_seeds(loaded.study.name).values()
                         for seed in runs} - set(loaded.study.seeds))
