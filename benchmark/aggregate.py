@@ -131,10 +131,10 @@ def equivalent_text(margin: float) -> str:
 def compare(base: pd.DataFrame, other: pd.DataFrame, margin: float | None = None) -> dict:
     """Difference other - base in accuracy, with test, CI and method; with a `margin`
     (pp), also TOST's p-value for "within +/- margin" (`p_equiv`, paired seeds only)."""
-    row = _compare(base, other)
+    d = _paired(base, other)
+    row = _compare(base, other, d)
     row["p_equiv"] = math.nan
     if margin is not None and row["method"].startswith("paired"):
-        d = _paired(base, other)
         row["p_equiv"] = decisions.ttost_paired(d, margin)[1]
     return row
 
@@ -145,10 +145,9 @@ def _paired(base: pd.DataFrame, other: pd.DataFrame) -> np.ndarray:
     return (pairs["test_accuracy_other"] - pairs["test_accuracy_base"]).to_numpy(float)
 
 
-def _compare(base: pd.DataFrame, other: pd.DataFrame) -> dict:
+def _compare(base: pd.DataFrame, other: pd.DataFrame, d: np.ndarray) -> dict:
     a, b = base["test_accuracy"].to_numpy(float), other["test_accuracy"].to_numpy(float)
-    d = _paired(base, other)
-    if len(d) >= 2:
+    if len(d) >= 2:  # d: the paired differences (`_paired`)
         diff, low, high = mean_ci(d)
         se = d.std(ddof=1) / math.sqrt(len(d))
         p = t_pvalue(diff / se, len(d) - 1) if se > 0 else (0.0 if diff else 1.0)
@@ -448,6 +447,19 @@ def sequential_claims(frame: pd.DataFrame, record: dict, claims) -> pd.DataFrame
                                        "seeds"])
 
 
+def _look_halfwidths(x: np.ndarray, design: decisions.Design, look: int) -> tuple[float, float]:
+    """Half-widths of a look's repeated confidence interval (two-sided, at the look's
+    difference level) and of its equivalence interval (one-sided level each way, what
+    TOST compares with the margin; infinite without a margin or where nothing is spent)."""
+    n = len(x)
+    se = float(x.std(ddof=1)) / math.sqrt(n)
+    level = design.difference_levels[look]
+    gamma = design.equivalence_levels[look] if design.margin is not None else 0.0
+    half = float(stdtrit(n - 1, 1 - level / 2)) * se if level > 0 else math.inf
+    eq = float(stdtrit(n - 1, 1 - gamma)) * se if gamma > 0 else math.inf
+    return half, eq
+
+
 def _look_evidence(d: np.ndarray, design: decisions.Design, look: int | None) -> str:
     if look is None:
         return f"{len(d)} paired seed(s) so far; first look at {design.looks[0]}"
@@ -455,15 +467,13 @@ def _look_evidence(d: np.ndarray, design: decisions.Design, look: int | None) ->
     x = d[:n]
     mean, _, p = decisions.paired_t(x)
     level = design.difference_levels[look]
-    se = float(x.std(ddof=1)) / math.sqrt(n)
-    half = (float(stdtrit(n - 1, 1 - level / 2)) * se if level > 0 else math.inf)
+    half, eq = _look_halfwidths(x, design, look)
     text = (f"{mean:+.2f} pp at look {look + 1} of {len(design.looks)} ({n} seeds), "
             f"repeated {1 - design.alpha:.0%} CI [{mean - half:+.2f}, {mean + half:+.2f}]; "
             f"p = {p:.3g} against the look's level {level:.2g}")
     if design.margin is not None:
         tost = decisions.ttost_paired(x, design.margin)[1]
         gamma = design.equivalence_levels[look]
-        eq = float(stdtrit(n - 1, 1 - gamma)) * se if gamma > 0 else math.inf
         text += (f"; TOST p = {tost:.3g} against {gamma:.2g}: equivalence interval "
                  f"[{mean - eq:+.2f}, {mean + eq:+.2f}] against ±{design.margin:g} pp")
     return text
@@ -482,12 +492,8 @@ def sequential_looks(frame: pd.DataFrame, record: dict, claims) -> pd.DataFrame:
         for k, n in enumerate(design.looks):
             if n > len(d) or (p.look is not None and k > p.look):
                 break
-            x = d[:n]
-            mean, se = float(x.mean()), float(x.std(ddof=1)) / math.sqrt(n)
-            level = design.difference_levels[k]
-            half = float(stdtrit(n - 1, 1 - level / 2)) * se if level > 0 else math.inf
-            gamma = design.equivalence_levels[k] if design.margin is not None else 0.0
-            eq = float(stdtrit(n - 1, 1 - gamma)) * se if gamma > 0 else math.inf
+            mean = float(d[:n].mean())
+            half, eq = _look_halfwidths(d[:n], design, k)
             rows.append({"claim": c.text, "seeds": n, "mean": mean, "low": mean - half,
                          "high": mean + half, "eq_low": mean - eq, "eq_high": mean + eq,
                          "decided": p.look == k,

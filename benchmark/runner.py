@@ -376,11 +376,12 @@ def sequential_claims(loaded: LoadedStudy) -> list:
     return claims
 
 
-def check_until(loaded: LoadedStudy, until: UntilDecided) -> None:
-    """What --until-decided refuses before anything is opened or written."""
+def check_until(loaded: LoadedStudy, until: UntilDecided) -> list:
+    """What --until-decided refuses before anything is opened or written; the claims it
+    decides."""
     from .spec import SpecError
 
-    sequential_claims(loaded)
+    claims = sequential_claims(loaded)
     first = len(loaded.study.seeds)
     if first < 2:
         raise SpecError(f"study {loaded.study.name!r} starts with {first} seed: a paired test "
@@ -388,6 +389,7 @@ def check_until(loaded: LoadedStudy, until: UntilDecided) -> None:
     if until.max_seeds < first:
         raise SpecError(f"--max-seeds {until.max_seeds} is below the {first} seeds the study "
                         f"runs first: give --max-seeds {first} or more")
+    return claims
 
 
 def design_record(loaded: LoadedStudy, until: UntilDecided) -> dict:
@@ -416,8 +418,7 @@ def run_until_decided(loaded: LoadedStudy, store: ResultStore, options: RunOptio
     from .spec import SpecError
 
     events = events or RunEvents()
-    check_until(loaded, until)
-    claims = sequential_claims(loaded)
+    claims = check_until(loaded, until)
     first = len(loaded.study.seeds)
     record = design_record(loaded, until)
     stored = store.study_info(loaded.study.name) if store.exists else None
@@ -447,7 +448,7 @@ def run_until_decided(loaded: LoadedStudy, store: ResultStore, options: RunOptio
         good = (aggregate.usable(frame, cv) if frame is not None and len(frame)
                 else _empty_frame())
         progress = aggregate.claim_progress(good, record, claims)
-        wanted = _wanted_seeds(full, claims, progress, record)
+        wanted = _wanted_seeds(claims, progress, record)
         subset = dataclasses.replace(loaded, specs=tuple(
             s for s in full.specs if s.config.seed in wanted.get((s.section, s.cell),
                                                                  record["seeds"][:first])))
@@ -498,7 +499,7 @@ def _resolved_like(loaded: LoadedStudy, specs) -> tuple[JobSpec, ...]:
     return tuple(out)
 
 
-def _wanted_seeds(full: LoadedStudy, claims, progress, record) -> dict[tuple[str, str], list]:
+def _wanted_seeds(claims, progress, record) -> dict[tuple[str, str], list]:
     """(section, cell) -> the seeds it needs now: the first `first` for every cell, as
     many as the next look of the claims it is in needs (or has had) otherwise."""
     seeds = record["seeds"]
