@@ -107,3 +107,12 @@ def test_the_shipped_rule_keeps_its_error_rates_and_a_broken_one_does_not():
     no_spending = _broken(sim.design_for("pocock"), equivalence=alpha)
     rates = sim.margin_rates(rng, studies // 4, no_spending)
     assert any(r["false_equivalent"] > allowance for r in rates.values()), rates
+
+
+def test_wald_floor_matches_the_sprt_average_sample_by_hand():
+    """One side at 0.025 and 80% power: Wald's average sample 2 (0.8 ln 32 + 0.2 ln(0.2 /
+    0.975)) = 4.912 against the fixed z test's (1.960 + 0.842)^2 = 7.849, 62.6%; and the
+    floor falls as the power rises."""
+    sim = _simulation()
+    assert sim.wald_floor(0.025, 0.8) == pytest.approx(0.6258, abs=5e-4)
+    assert sim.wald_floor(0.025, 0.9) < sim.wald_floor(0.025, 0.8)
