@@ -13,8 +13,8 @@ and replicate); gives summary frames:
   verdict. With one seed per side there is no test; the verdict compares the difference
   with the binomial noise of the test set and says so.
 
-Only rows that are COMPLETE under the current code version count; the frame's `stale`
-rows are reported separately, never mixed in.
+Only rows that are COMPLETE under the current code version count (`state.usable`); the
+frame's stale rows are reported separately, never mixed in.
 
 The t tests are written out from their textbook formulas on scipy.special's Student t
 functions: scipy.stats costs a second of import time, a third of `cnnbench report`.
@@ -29,7 +29,6 @@ import pandas as pd
 from scipy.special import stdtr, stdtrit  # Student t CDF and quantile
 
 from . import decisions, planning
-from .spec import JobStatus
 
 ALPHA = 0.05
 # A comparison not shown beyond noise is "underpowered" when its seeds had less than this
@@ -92,14 +91,6 @@ def holm(p_values: list[float]) -> list[float]:
         running = max(running, min(1.0, (m - rank) * p))
         adjusted[i] = running
     return adjusted
-
-
-def usable(frame: pd.DataFrame, code_version: str | None = None) -> pd.DataFrame:
-    """Rows with a COMPLETE result (under `code_version`, when given)."""
-    ok = (frame["status"] == JobStatus.COMPLETE.value) & frame["test_accuracy"].notna()
-    if code_version is not None:
-        ok &= frame["code_version"] == code_version
-    return frame[ok]
 
 
 def cell_table(frame: pd.DataFrame) -> pd.DataFrame:

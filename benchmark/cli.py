@@ -25,7 +25,7 @@ from pathlib import Path
 
 import click
 
-from . import data, plan, runner
+from . import data, plan, runner, state
 from .execute import DeviceError, parse_devices, stop_helpers
 from .provenance import code_version
 from .spec import DONE_STATUSES, EpochMetrics, JobResult, JobSpec, JobStatus, SpecError
@@ -423,11 +423,8 @@ def _progress() -> Iterator[runner.RunEvents]:
 
 def _section_counts(loaded: LoadedStudy, specs: Sequence[JobSpec],
                     store: ResultStore) -> dict[str, Counter]:
-    counts: dict[str, Counter] = {s.name: Counter() for s in loaded.study.sections}
-    jobs = runner.job_states(store, specs)
-    for spec in specs:
-        counts[spec.section][runner.cell_status(spec, jobs)] += 1
-    return counts
+    return state.counts(specs, state.of_jobs(store, specs),
+                        (s.name for s in loaded.study.sections))
 
 
 seeds_option = click.option(
@@ -463,7 +460,7 @@ def status(study_file: Path, db: str | None, seeds: str | None, as_json: bool,
             if watch is not None:
                 click.echo(f"{loaded.study.name} at {time.strftime('%H:%M:%S')}")
             _print_status(loaded, counts, total, where, as_json)
-            if watch is None or not any(total[s] for s in (S.PENDING, S.RUNNING, S.STALE)):
+            if watch is None or state.finished(total):
                 return
             try:
                 time.sleep(watch)
@@ -493,13 +490,13 @@ def _show_plan(loaded: LoadedStudy, specs: Sequence[JobSpec], store: ResultStore
                verbose: bool, retry_failed: bool = False) -> set[str]:
     """Print the study's sections and job counts; give the keys of the jobs left to run."""
     study = loaded.study
-    jobs = runner.job_states(store, specs)
+    jobs = state.of_jobs(store, specs)
     click.echo(f"study {study.name} ({loaded.path})")
     if study.description:
         click.echo(f"  {study.description}")
     for section in study.sections:
         rows = [s for s in specs if s.section == section.name]
-        done = sum(runner.cell_status(s, jobs) in DONE_STATUSES for s in rows)
+        done = sum(state.cell_status(s, jobs) in DONE_STATUSES for s in rows)
         title = f" {section.title}" if section.title else ""
         click.echo(f"\n[{section.name}]{title}: {len(section.cells)} cells, "
                    f"{len(rows)} jobs, {done} done")
@@ -509,10 +506,10 @@ def _show_plan(loaded: LoadedStudy, specs: Sequence[JobSpec], store: ResultStore
             width = max(len(s.cell) for s in rows) + 2
             for s in rows:
                 acc = jobs[s.key].test_accuracy if s.key in jobs else None
-                _show_cell(s, runner.cell_status(s, jobs), acc, width)
+                _show_cell(s, state.cell_status(s, jobs), acc, width)
     unique = set(plan.unique_jobs(specs))
-    done = runner.done_keys(specs, jobs)
-    left = runner.left_to_run(specs, jobs, retry_failed)
+    done = state.done_keys(specs, jobs)
+    left = state.left_to_run(specs, jobs, retry_failed)
     click.echo(f"\n{len(specs)} cell runs, {len(unique)} distinct jobs to train, "
                f"{len(done & unique)} done, {len(left)} to run")
     return left
@@ -707,7 +704,7 @@ def power(study: str, db: str | None, effect: float | None, target: float,
     with user_errors(), _store(db, create=False) as store:
         name = _study_names(store, (study,))[0]
         info = store.study_info(name)
-        good = aggregate.usable(store.results_frame(name), code_version())
+        good = state.usable(store.results_frame(name), code_version())
         if not len(good):
             raise UserError(f"{name}: no current results in {store.url_redacted}: run it first")
         table = aggregate.power_table(good, info["claims"], effect, target, alpha,
@@ -729,15 +726,15 @@ def power(study: str, db: str | None, effect: float | None, target: float,
         seeds = "" if math.isnan(r.power) else aggregate.seeds_text(needed)
         tost = ("" if math.isnan(r.power) or r.seeds_equivalent is None
                 or r.seeds_equivalent != r.seeds_equivalent else str(int(r.seeds_equivalent)))
-        state = ("decided (p < alpha)" if r.decided else
-                 "needs 2+ seeds per cell to plan" if math.isnan(r.power) else
-                 "enough seeds" if r.power >= target else "undecided: more seeds")
+        verdict = ("decided (p < alpha)" if r.decided else
+                   "needs 2+ seeds per cell to plan" if math.isnan(r.power) else
+                   "enough seeds" if r.power >= target else "undecided: more seeds")
         settle = min([x for x in (needed, int(tost) if tost else None) if x] or [0])
         if not r.decided and not math.isnan(r.power) and r.power < target and settle:
             undecided.append(settle)
         click.echo(f"{label[:44]:<44} {r.n:>3} {r.diff:>+8.2f} {_fmt(r.sd_diff):>6} "
                    f"{_fmt(r.power):>6} {seeds:>6}" + (f" {tost:>6}" if margins else "")
-                   + f"  {state}")
+                   + f"  {verdict}")
     if not len(table):
         click.echo("\nno comparison has results on both sides yet")
     elif undecided:

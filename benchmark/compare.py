@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from . import aggregate, decisions
+from . import aggregate, decisions, state
 from .report import Part, acc_text, improve_text, p_text
 from .store import ResultStore
 
@@ -36,7 +36,7 @@ class Side:
 
     def frame(self) -> pd.DataFrame:
         frame = self.store.results_frame(self.study, code_version=self.code_version)
-        return aggregate.usable(frame, self.code_version) if len(frame) else frame
+        return state.usable(frame, self.code_version) if len(frame) else frame
 
     def claims(self) -> list:
         info = self.store.study_info(self.study)

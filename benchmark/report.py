@@ -19,7 +19,7 @@ from string import Template
 
 import pandas as pd
 
-from . import aggregate
+from . import aggregate, state
 from .figures import (
     Figure,
     FigureCache,
@@ -307,7 +307,7 @@ def build(store: ResultStore, study: str, code_version: str,
                           f"{', '.join(map(str, seeds))}: its seeds are "
                           f"{', '.join(map(str, stored)) or 'none'}; leave out --seeds or "
                           "pick from those")
-    good = aggregate.usable(frame, code_version)
+    good = state.usable(frame, code_version)
     cells = aggregate.cell_table(good) if len(good) else pd.DataFrame()
     margin = info.get("margin_pp")
     eff = (aggregate.effects(good, margin) if len(good)

@@ -20,8 +20,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import state
 from .provenance import code_version
-from .spec import CONFIG_FIELDS, DONE_STATUSES
+from .spec import CONFIG_FIELDS
 from .store import StoreError, open_store
 
 ID_COLUMNS = ["section", "cell", "seed", "job_key"]
@@ -52,8 +53,7 @@ def frames(store, study: str, seeds: Sequence[int] | None = None
     version = code_version()
     jobs = store.results_frame(study, seeds)
     if len(jobs):
-        done = jobs["status"].isin([s.value for s in DONE_STATUSES])
-        jobs = jobs.assign(current=done & (jobs["code_version"] == version))
+        jobs = jobs.assign(current=state.current(jobs, version))
         jobs = jobs[ID_COLUMNS + [c for c in jobs.columns if c not in ID_COLUMNS]]
     epochs = store.epochs_frame(study, seeds)
     if len(epochs) and len(jobs):

@@ -3,8 +3,8 @@
 Takes a `LoadedStudy`, a `ResultStore` and `RunOptions`; gives a `RunSummary`. The
 one place that wires the stages of a run together (as benchopt's `run_benchmark`):
 check the datasets and the Dask cluster, write the grid, reclaim jobs of dead runners,
-decide what is left to run (`left_to_run`, shared with `run --dry-run`, `status` and
-`list`), claim each job just before a worker takes it, record each result as it comes
+decide what is left to run (`state.left_to_run`, shared with `run --dry-run`, `status`
+and `list`), claim each job just before a worker takes it, record each result as it comes
 back, extend the leases while it works, and hand held jobs back when it stops early.
 It prints nothing: what a person should see goes to the `RunEvents` the caller gives.
 No torch here.
@@ -22,11 +22,12 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.exc import DatabaseError
 
-from . import data, decisions, plan
+from . import data, decisions, plan, state
 from .execute import Task, dask_client, execute, fuse, shares
 from .provenance import code_version
-from .spec import DONE_STATUSES, EpochMetrics, JobResult, JobSpec, JobStatus, SpecError
-from .store import JobState, ResultStore, Runner, StoreError, SyncSummary
+from .spec import EpochMetrics, JobResult, JobSpec, JobStatus, SpecError
+from .state import cell_status, left_to_run
+from .store import ResultStore, Runner, StoreError, SyncSummary
 from .studyfile import LoadedStudy
 
 
@@ -84,39 +85,6 @@ def members(loaded: LoadedStudy, store: ResultStore,
     (a study never loses seeds). `seeds` narrows to those seeds."""
     specs = plan.with_stored_seeds(loaded.specs, store.stored_seeds(loaded.study.name))
     return [s for s in specs if s.config.seed in seeds] if seeds is not None else specs
-
-
-def job_states(store: ResultStore, specs: Sequence[JobSpec]) -> dict[str, JobState]:
-    return store.job_states((s.key for s in specs), code_version())
-
-
-def cell_status(spec: JobSpec, jobs: dict[str, JobState]) -> JobStatus:
-    """Where one cell run stands, by job key (a job another study trained counts)."""
-    if spec.skip_reason:
-        return JobStatus.SKIPPED
-    return jobs[spec.key].status if spec.key in jobs else JobStatus.PENDING
-
-
-def left_to_run(specs: Sequence[JobSpec], jobs: dict[str, JobState],
-                retry_failed: bool = False) -> set[str]:
-    """Keys of the jobs a run trains: not in the database yet, PENDING, STALE (done under
-    other training code), FAILED with --retry-failed, or RUNNING for a runner that died
-    (its lease expired, or its process is gone on this host). The store's atomic claim
-    applies the same rule, so two runners never take one job."""
-    left = set()
-    for spec in specs:
-        if spec.skip_reason:
-            continue
-        state = jobs.get(spec.key)
-        if (state is None or state.status in (JobStatus.PENDING, JobStatus.STALE)
-                or (state.status == JobStatus.FAILED and retry_failed)
-                or (state.status == JobStatus.RUNNING and state.reclaimable)):
-            left.add(spec.key)
-    return left
-
-
-def done_keys(specs: Sequence[JobSpec], jobs: dict[str, JobState]) -> set[str]:
-    return {s.key for s in specs if cell_status(s, jobs) in DONE_STATUSES}
 
 
 # --------------------------------------------------------------------------- datasets
@@ -249,7 +217,7 @@ def run_study(loaded: LoadedStudy, store: ResultStore, options: RunOptions,
         if summary.reclaimed:
             events.message(f"reclaimed {summary.reclaimed} job(s) left RUNNING by a runner "
                            "that died")
-        jobs = job_states(store, loaded.specs)
+        jobs = state.of_jobs(store, loaded.specs)
         keys = left_to_run(loaded.specs, jobs, options.retry_failed)
         summary.failed_before = sum(cell_status(s, jobs) == JobStatus.FAILED
                                     for s in loaded.specs if s.key not in keys)
@@ -445,14 +413,14 @@ def run_until_decided(loaded: LoadedStudy, store: ResultStore, options: RunOptio
     cv = code_version()
     while True:
         frame = store.results_frame(loaded.study.name) if store.exists else None
-        good = (aggregate.usable(frame, cv) if frame is not None and len(frame)
+        good = (state.usable(frame, cv) if frame is not None and len(frame)
                 else _empty_frame())
         progress = aggregate.claim_progress(good, record, claims)
         wanted = _wanted_seeds(claims, progress, record)
         subset = dataclasses.replace(loaded, specs=tuple(
             s for s in full.specs if s.config.seed in wanted.get((s.section, s.cell),
                                                                  record["seeds"][:first])))
-        left = (len(left_to_run(subset.specs, job_states(store, subset.specs)))
+        left = (len(left_to_run(subset.specs, state.of_jobs(store, subset.specs)))
                 if store.exists else len(subset.specs))
         on_look(LookSummary(max((p.seeds for p in progress.values()), default=0), progress,
                             sum(total.counts.values()), left))

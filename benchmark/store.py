@@ -48,17 +48,17 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from . import provenance
+from . import provenance, state
 from .plan import with_stored_seeds
 from .spec import (
     CONFIG_FIELDS,
-    DONE_STATUSES,
     Claim,
     JobResult,
     JobSpec,
     JobStatus,
     Section,
 )
+from .state import JobState
 from .tables import (
     ADDED_COLUMNS,
     SCHEMA_VERSION,
@@ -76,7 +76,6 @@ from .tables import (
 DEFAULT_DB = "results/cnnbench.sqlite"
 LEASE = timedelta(seconds=120)  # a runner that misses heartbeats this long loses its jobs
 HEARTBEAT_SECONDS = 20.0
-_DONE = [s.value for s in DONE_STATUSES]
 LEGACY_NORM = "+mnist-norm"  # code version suffix of runs adopted by `_adopt_path_keys`
 CONFIG_COLUMNS = list(CONFIG_FIELDS)  # every TrainConfig field is a column of `jobs`
 
@@ -166,13 +165,6 @@ class Runner:
     @classmethod
     def here(cls) -> Runner:
         return cls(uuid.uuid4().hex[:16], provenance.host(), os.getpid())
-
-
-@dataclass(frozen=True)
-class JobState:
-    status: JobStatus  # STALE: done under older training code
-    test_accuracy: float | None  # final epoch of the latest finished run, percent
-    reclaimable: bool = False  # RUNNING under a lease that expired or a runner here that died
 
 
 @dataclass(frozen=True)
@@ -463,14 +455,17 @@ class ResultStore:
             ids.update({key: job_id for key, job_id in rows})
         return ids
 
-    def _runnable_clause(self, code_version: str, retry_failed: bool):
+    @staticmethod
+    def _runnable_clause(code_version: str, retry_failed: bool):
+        """`state.runnable` for stored rows (a dead runner's jobs are PENDING again once
+        `reclaim` ran)."""
         clauses = [
-            JobRow.status == JobStatus.PENDING.value,
-            and_(JobRow.status.in_(_DONE),
+            JobRow.status.in_([s.value for s in state.RUNNABLE_STORED]),
+            and_(JobRow.status.in_([s.value for s in state.RERUN_WHEN_OTHER_CODE]),
                  or_(JobRow.code_version.is_(None), JobRow.code_version != code_version)),
         ]
         if retry_failed:
-            clauses.append(JobRow.status == JobStatus.FAILED.value)
+            clauses.append(JobRow.status.in_([s.value for s in state.RETRYABLE]))
         return or_(*clauses)
 
     # ----------------------------------------------------------------- leases
@@ -597,7 +592,8 @@ class ResultStore:
             return list(s.scalars(select(StudyRow.name).order_by(StudyRow.name)))
 
     def job_states(self, keys, code_version: str) -> dict[str, JobState]:
-        """Where each job stands, by key, whichever study put it in the database."""
+        """Where each job stands (`state.derive`), by key, whichever study put it in the
+        database."""
         keys = list(dict.fromkeys(keys))
         if not self.exists or not keys:
             return {}
@@ -613,14 +609,8 @@ class ResultStore:
                                  .outerjoin(RunRow, RunRow.run_id == latest.c.run_id)
                                  .where(JobRow.job_key.in_(keys[i:i + 500])))
                 for key, status, cv, lease, host, pid, acc in rows:
-                    status = JobStatus(status)
-                    if status in DONE_STATUSES and cv != code_version:
-                        status = JobStatus.STALE
-                    dead = status == JobStatus.RUNNING and (
-                        lease is None or lease < t
-                        or (host == here and (pid is None or not _pid_alive(pid))))
-                    shown = status in (*DONE_STATUSES, JobStatus.STALE)
-                    out[key] = JobState(status, acc if shown else None, dead)
+                    out[key] = state.derive(status, cv, lease, host, pid, acc, code_version,
+                                            at=t, here=here, alive=_pid_alive)
         return out
 
     @_retried

@@ -5,7 +5,7 @@ import math
 import pandas as pd
 import pytest
 
-from benchmark import aggregate
+from benchmark import aggregate, state
 
 
 def _frame(rows):
@@ -85,7 +85,7 @@ def test_published_gap_and_stale_rows_excluded():
     frame = _frame([("B", 0, "base", 0, 97.0)])
     frame["published"] = 97.3
     stale = frame.assign(code_version="old", test_accuracy=50.0)
-    usable = aggregate.usable(pd.concat([frame, stale], ignore_index=True), "v")
+    usable = state.usable(pd.concat([frame, stale], ignore_index=True), "v")
     cells = aggregate.cell_table(usable)
     assert len(usable) == 1 and cells["gap"].iloc[0] == pytest.approx(-0.3)
 

@@ -6,10 +6,10 @@ import sys
 
 import pytest
 
-from benchmark import Cell, Claim, JobStatus, Section, Study, TrainConfig
+from benchmark import Cell, Claim, JobStatus, Section, Study, TrainConfig, state
 from benchmark.plan import expand
-from benchmark.runner import left_to_run
 from benchmark.spec import EpochMetrics, JobResult
+from benchmark.state import left_to_run
 from benchmark.store import ResultStore, Runner
 
 STUDY = Study("demo", TrainConfig(train_size=100), seeds=[0, 1, 2], sections=[
@@ -292,14 +292,14 @@ def test_figure_intervals_are_the_tables_t_intervals():
 
 def test_power_plans_seeds_for_each_comparison_and_prints_the_run_command(tmp_path, cli,
                                                                           monkeypatch):
-    from benchmark import aggregate, planning
+    from benchmark import planning
 
     store = _fill(tmp_path / "r.sqlite")
     monkeypatch.setattr("benchmark.cli.code_version", lambda: "v1")
     db = str(tmp_path / "r.sqlite")
     result = cli("power", "demo", "--db", db)
     assert result.exit_code == 0, result.output
-    good = aggregate.usable(store.results_frame("demo"), "v1")
+    good = state.usable(store.results_frame("demo"), "v1")
     c = good[good["section"] == "C"]
     d = (c[c["cell"] == "BN"]["test_accuracy"].to_numpy()
          - c[c["cell"] == "base"]["test_accuracy"].to_numpy())  # same seeds, same order
@@ -351,14 +351,14 @@ def test_a_study_margin_and_an_equivalence_claim_reach_the_report(tmp_path):
 
 def test_power_with_a_margin_plans_the_seeds_that_show_equivalence(tmp_path, cli,
                                                                    monkeypatch):
-    from benchmark import aggregate, planning
+    from benchmark import planning
 
     store = _fill(tmp_path / "r.sqlite", margin=0.25)
     monkeypatch.setattr("benchmark.cli.code_version", lambda: "v1")
     result = cli("power", "demo", "--db", str(tmp_path / "r.sqlite"))
     assert result.exit_code == 0, result.output
     assert "TOST: seeds to show equivalence within the margin" in result.output
-    good = aggregate.usable(store.results_frame("demo"), "v1")
+    good = state.usable(store.results_frame("demo"), "v1")
     g = good[good["section"] == "G"]
     d = (g[g["cell"] == "big"]["test_accuracy"].to_numpy()
          - g[g["cell"] == "small"]["test_accuracy"].to_numpy())

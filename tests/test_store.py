@@ -6,8 +6,8 @@ import pytest
 
 from benchmark import Cell, JobStatus, Section, Study, TrainConfig
 from benchmark.plan import expand
-from benchmark.runner import left_to_run
 from benchmark.spec import EpochMetrics, JobResult
+from benchmark.state import left_to_run
 from benchmark.store import ResultStore, Runner, StoreError
 from benchmark.tables import SCHEMA_VERSION
 
@@ -25,7 +25,7 @@ def _store(tmp_path, name="r.sqlite") -> ResultStore:
 
 
 def _runnable(store, cv, retry_failed=False) -> list[str]:
-    """What a run of STUDY trains now under code version `cv` (runner.left_to_run)."""
+    """What a run of STUDY trains now under code version `cv` (state.left_to_run)."""
     return sorted(left_to_run(SPECS, store.job_states([s.key for s in SPECS], cv), retry_failed))
 
 

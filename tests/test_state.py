@@ -1,0 +1,66 @@
+"""`benchmark.state`: one definition of where a job stands, and the store's atomic claim
+agreeing with it on every stored status."""
+
+from datetime import datetime, timedelta
+
+import pytest
+from test_store import SPECS, _result, _store
+
+from benchmark import JobStatus, state
+from benchmark.store import Runner
+
+NOW = datetime(2026, 12, 2, 12, 0)
+
+
+def _derive(stored, result_code="v1", lease=NOW + timedelta(minutes=1), host="elsewhere",
+            pid=7, alive=lambda pid: True):
+    return state.derive(stored, result_code, lease, host, pid, 97.0, "v1", at=NOW,
+                        here="here", alive=alive)
+
+
+def test_done_current_stale_and_dead_runners_are_told_apart():
+    assert _derive("COMPLETE").status == JobStatus.COMPLETE
+    assert _derive("COMPLETE").test_accuracy == 97.0
+    assert _derive("DIVERGED", "v0").status == JobStatus.STALE  # other code: stale
+    assert _derive("FAILED", "v0").status == JobStatus.FAILED  # not done: never stale
+    assert _derive("RUNNING").test_accuracy is None  # nothing finished to show
+    assert not _derive("RUNNING").reclaimable  # live lease, another host
+    assert _derive("RUNNING", lease=NOW - timedelta(seconds=1)).reclaimable  # expired
+    assert _derive("RUNNING", lease=None).reclaimable
+    here = dict(host="here", alive=lambda pid: pid != 7)
+    assert _derive("RUNNING", **here).reclaimable  # its process on this host is gone
+    assert not _derive("RUNNING", pid=8, **here).reclaimable
+
+
+def test_a_grid_waits_while_anything_is_pending_running_or_stale():
+    assert state.finished({JobStatus.COMPLETE: 3, JobStatus.FAILED: 1, JobStatus.SKIPPED: 2})
+    for waiting in (JobStatus.PENDING, JobStatus.RUNNING, JobStatus.STALE):
+        assert not state.finished({JobStatus.COMPLETE: 3, waiting: 1})
+
+
+CASES = [(stored, cv) for stored in ("PENDING", "COMPLETE", "DIVERGED", "FAILED", "RUNNING")
+         for cv in ("v1", "v0")]
+
+
+@pytest.mark.parametrize("retry_failed", [False, True])
+def test_the_store_claims_exactly_what_state_calls_runnable(tmp_path, retry_failed):
+    """Each stored status, with a result (or a claim) of this code version or another,
+    RUNNING under a live lease: `state.runnable` of the job's state and the store's atomic
+    `claim` agree, so the runner's plan and what it may take are one rule."""
+    seen = {}
+    for i, (stored, cv) in enumerate(CASES):
+        store = _store(tmp_path, f"{i}.sqlite")
+        key = next(s.key for s in SPECS if not s.skip_reason)
+        me, other = Runner("me", "h", 1), Runner("other", "h", 2)
+        if stored != "PENDING":
+            assert store.claim(key, me, cv)
+        if stored not in ("PENDING", "RUNNING"):
+            store.record(_result(key, JobStatus(stored), cv=cv), me)
+        planned = state.runnable(store.job_states([key], "v1")[key], retry_failed)
+        assert planned == store.claim(key, other, "v1", retry_failed), (stored, cv)
+        seen[stored, cv] = planned
+        store.close()
+    runnable = {case for case, yes in seen.items() if yes}
+    assert runnable == {("PENDING", "v1"), ("PENDING", "v0"), ("COMPLETE", "v0"),
+                        ("DIVERGED", "v0"), *((("FAILED", "v1"), ("FAILED", "v0"))
+                                              if retry_failed else ())}
