@@ -246,7 +246,7 @@ def _dry_run(loaded: LoadedStudy, db: str | None, options: runner.RunOptions) ->
         dirs = None  # said below, with the estimate
     if dirs is not None:
         runner.check_user_nets(loaded, dirs)
-    with _store(db, create=False, required=False) as store:
+    with _store(db, read_only=True, required=False) as store:
         if store.missing:
             click.echo(f"database {store.url_redacted} does not exist yet: `run` creates it")
         pending = _show_plan(loaded, loaded.specs, store, verbose=False,
@@ -450,7 +450,7 @@ def status(study_file: Path, db: str | None, seeds: str | None, as_json: bool,
     with user_errors():
         loaded = _load(study_file, seeds)
         while True:
-            with _store(db, create=False) as store:
+            with _store(db, read_only=True) as store:
                 counts = _section_counts(
                     loaded, runner.members(loaded, store, _parse_seeds(seeds)), store)
                 where = store.url_redacted
@@ -532,7 +532,7 @@ def list_(study_file: Path, db: str | None, seeds: str | None) -> None:
     """Sections, cells and jobs of STUDY, with what is done and its accuracy. Runs nothing.
 
     Lists every seed the database holds for the study's cells, and the study file's."""
-    with user_errors(), _store(db, create=False) as store:
+    with user_errors(), _store(db, read_only=True) as store:
         loaded = _load(study_file, seeds)
         _show_plan(loaded, runner.members(loaded, store, _parse_seeds(seeds)), store,
                    verbose=True)
@@ -582,7 +582,7 @@ def report(studies: tuple[str, ...], db: str | None, out: Path, formats: str,
 
     wanted = _formats(formats)
     narrow = _parse_seeds(seeds)
-    with user_errors(), _store(db, create=False) as store:
+    with user_errors(), _store(db, read_only=True) as store:
         names = _study_names(store, studies)
         t0 = time.perf_counter()
         for name in names:
@@ -613,7 +613,7 @@ def export(studies: tuple[str, ...], db: str | None, out: Path, fmt: str) -> Non
     from .figures import slug
     from .results import frames
 
-    with user_errors(), _store(db, create=False) as store:
+    with user_errors(), _store(db, read_only=True) as store:
         names = _study_names(store, studies)
         out.mkdir(parents=True, exist_ok=True)
         for name in names:
@@ -658,8 +658,8 @@ def compare(study_a: str, study_b: str, db: str | None, db_b: str | None,
     from .figures import slug
 
     wanted = _formats(formats)
-    with user_errors(), _store(db, create=False) as store_a, \
-            _store(db_b or db, create=False) as store_b:
+    with user_errors(), _store(db, read_only=True) as store_a, \
+            _store(db_b or db, read_only=True) as store_b:
         sides = []
         for store, study, version in ((store_a, study_a, code_a), (store_b, study_b, code_b)):
             name = _study_names(store, (study,))[0]
@@ -701,7 +701,7 @@ def power(study: str, db: str | None, effect: float | None, target: float,
     """
     from . import aggregate, planning
 
-    with user_errors(), _store(db, create=False) as store:
+    with user_errors(), _store(db, read_only=True) as store:
         name = _study_names(store, (study,))[0]
         info = store.study_info(name)
         good = state.usable(store.results_frame(name), code_version())
@@ -758,6 +758,23 @@ def _fmt(x: float) -> str:
 # --------------------------------------------------------------------------- data
 
 
+@main.command()
+@db_option
+def upgrade(db: str | None) -> None:
+    """Upgrade the database's schema to this cnnbench's version, keeping every result.
+
+    Reading commands (status, list, report, compare, export, power, serve) never change a
+    database, so they refuse an older schema and name this command; `run` upgrades too."""
+    from .tables import SCHEMA_VERSION
+
+    with user_errors(), _store(db, create=False) as store:
+        if store.upgraded_from is None:
+            click.echo(f"{store.url_redacted}: schema version {SCHEMA_VERSION}, nothing to do")
+        else:
+            click.echo(f"{store.url_redacted}: schema version {store.upgraded_from} upgraded "
+                       f"to {SCHEMA_VERSION}, every result kept")
+
+
 @main.command("data")
 @click.argument("names", nargs=-1, type=click.Choice(list(data.DATASETS)))
 @click.option("--fetch", is_flag=True, help="Download the named datasets that are missing "
@@ -784,8 +801,8 @@ def data_cmd(names: tuple[str, ...], fetch: bool, source: tuple[str, ...],
             if problems and fetch:
                 data.fetch_dataset(name, directory, source or None, log=click.echo)
                 problems = data.verify(directory, name)
-            state = "ready" if not problems else "not ready"
-            click.echo(f"{name}: {named.title}, {state}, in {directory}")
+            readiness = "ready" if not problems else "not ready"
+            click.echo(f"{name}: {named.title}, {readiness}, in {directory}")
             for file in named.sha256:
                 bad = [p for p in problems if p.startswith(file)]
                 click.echo(f"  {file:<28} {bad[0][len(file) + 1:] if bad else 'SHA-256 verified'}")

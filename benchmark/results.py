@@ -72,7 +72,7 @@ def load_results(db: str | Path | None = None, study: str | None = None,
     results/cnnbench.sqlite). `seeds` keeps only those replicate seeds. StoreError when
     the database or the study does not exist."""
     db = os.environ.get("CNNBENCH_DB") if db is None else str(db)
-    store = open_store(db, create=False)
+    store = open_store(db, read_only=True)
     try:
         return frames(store, study_name(store, study), seeds)
     finally:

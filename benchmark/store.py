@@ -184,12 +184,21 @@ class ResultStore:
 
     heartbeat_seconds = HEARTBEAT_SECONDS  # how often `keep_alive` extends leases
 
-    def __init__(self, url: str, *, create: bool = True, required: bool = True):
+    def __init__(self, url: str, *, create: bool = True, required: bool = True,
+                 read_only: bool = False):
         """Open the database behind `url`. `create`: make it (file and schema) when it is
         not there; otherwise a missing SQLite file is an error when `required`, or an
         empty store (`missing`) when not. Nothing is written to a database before it is
-        known to be a cnnbench one (SQLite's journal mode included)."""
+        known to be a cnnbench one (SQLite's journal mode included).
+
+        `read_only`: a reader's store (status, list, report, compare, export, serve,
+        load_results), which never writes: no schema creation or migration (an older
+        schema is refused, naming `cnnbench upgrade`), no journal-mode change, and every
+        connection read-only (see `_reader_engine`)."""
         self.url = url
+        self.read_only = read_only
+        self.upgraded_from: int | None = None  # the schema version `_migrate` found
+        create = create and not read_only
         self._lock = threading.RLock()
         path = _sqlite_path(url)
         self.missing = not create and path is not None and not path.exists()
@@ -202,7 +211,7 @@ class ResultStore:
             raise StoreError(f"cannot create database {path}: directory {path.parent} "
                              "does not exist")
         try:
-            self.engine = create_engine(url)
+            self.engine = _reader_engine(url, path) if read_only else create_engine(url)
         except ArgumentError as exc:
             raise StoreError(f"bad database URL {redact(url)!r}: {exc}") from None
         except ImportError as exc:
@@ -233,7 +242,7 @@ class ResultStore:
                 self._create()
             else:
                 return  # an empty database: nothing to read, nothing written
-            if self.engine.dialect.name == "sqlite":  # ours: now it may be written
+            if self.engine.dialect.name == "sqlite" and not self.read_only:  # ours: writable
                 with self.engine.connect() as conn:
                     conn.exec_driver_sql("PRAGMA journal_mode=WAL")  # readers never block
         except OperationalError as exc:
@@ -290,6 +299,12 @@ class ResultStore:
         if found < 1:
             raise StoreError(f"{redact(self.url)} has no usable schema version ({found}): "
                              "pass another --db")
+        if found < SCHEMA_VERSION and self.read_only:
+            raise StoreError(
+                f"{redact(self.url)} has schema version {found}, older than this cnnbench's "
+                f"({SCHEMA_VERSION}), and reading commands never change a database: upgrade "
+                f"it with `cnnbench upgrade --db {redact(self.url)}` (a `cnnbench run` on it "
+                "upgrades it too), then retry")
         if found < SCHEMA_VERSION:
             self._migrate(found)
 
@@ -313,6 +328,7 @@ class ResultStore:
         with self.session() as s:
             s.execute(update(MetaRow).where(MetaRow.name == "schema_version")
                       .values(value=str(SCHEMA_VERSION)))
+        self.upgraded_from = found
 
     @property
     def url_redacted(self) -> str:
@@ -743,14 +759,54 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.close()
 
 
-def open_store(db: str | None, *, create: bool = True, required: bool = True) -> ResultStore:
+def _reader_engine(url: str, path: Path | None):
+    """An engine whose connections cannot write.
+
+    SQLite: one connection per use (no pool), each opened by `_sqlite_reader`. PostgreSQL:
+    every transaction READ ONLY (`default_transaction_read_only`). Other dialects: a plain
+    engine (readers issue no writes)."""
+    from sqlalchemy.pool import NullPool
+
+    if path is not None:
+        return create_engine("sqlite://", creator=lambda: _sqlite_reader(path),
+                             poolclass=NullPool)
+    if make_url(url).get_backend_name() == "postgresql":
+        return create_engine(url, poolclass=NullPool,
+                             connect_args={"options": "-c default_transaction_read_only=on"})
+    return create_engine(url, poolclass=NullPool)
+
+
+def _sqlite_reader(path: Path):
+    """A connection to an existing SQLite file that leaves it as it found it.
+
+    While a `-wal` file exists (a runner is writing, or one died before checkpointing), the
+    connection is opened read-only (`mode=ro`): it never checkpoints, so the main file's
+    bytes stay the same, and the -wal/-shm files it reads were there before. With no -wal
+    file every change is already in the main file: the connection opens read-write but
+    `query_only` (SQLite refuses every write), so that closing the last connection removes
+    the -wal/-shm files opening it made (a read-only connection would leave them behind)
+    while its checkpoint of an empty log writes nothing. Neither form creates a file."""
+    import sqlite3
+    from urllib.parse import quote
+
+    wal = Path(f"{path}-wal").exists()
+    uri = f"file:{quote(str(path.resolve()))}?mode={'ro' if wal else 'rw'}"
+    con = sqlite3.connect(uri, uri=True, check_same_thread=False)
+    con.execute("PRAGMA query_only=1")
+    return con
+
+
+def open_store(db: str | None, *, create: bool = True, required: bool = True,
+               read_only: bool = False) -> ResultStore:
     """The store behind --db; the default SQLite file's directory is made when needed.
 
-    `create` False opens for reading: a missing SQLite file is a StoreError ("no such
-    database") when `required`, else an empty store."""
-    if db is None and create:
+    `create` False: a missing SQLite file is a StoreError ("no such database") when
+    `required`, else an empty store. `read_only`: a reader's store (never writes, never
+    creates; see `ResultStore`)."""
+    if db is None and create and not read_only:
         Path(DEFAULT_DB).parent.mkdir(parents=True, exist_ok=True)
-    return ResultStore(database_url(db), create=create, required=required)
+    return ResultStore(database_url(db), create=create, required=required,
+                       read_only=read_only)
 
 
 __all__ = ["JobState", "DEFAULT_DB", "HEARTBEAT_SECONDS", "ResultStore", "Runner",

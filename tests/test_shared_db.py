@@ -14,6 +14,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import DatabaseError
 
 from benchmark import store as store_module
 from benchmark.store import ResultStore, Runner, StoreError
@@ -179,3 +180,18 @@ def test_a_locked_database_is_waited_out_then_refused_clearly(tmp_path, workdir,
         release.set()
         holder.join()
     assert dict(_rows(url, "select job_key, status from jobs"))[keys[1]] == "PENDING"
+
+
+def test_a_reader_store_reads_and_cannot_write_on_either_database(db_url, workdir, stores):
+    """On PostgreSQL every reader transaction is READ ONLY; on SQLite the connection is
+    query_only: a write through a reader's own session is refused by the server."""
+    _, keys = _synced(db_url, workdir, stores)
+    reader = ResultStore(db_url, read_only=True)
+    try:
+        assert reader.study_names() == ["tiny"]
+        assert set(reader.job_states(keys, "v1")) == set(keys)
+        with pytest.raises(DatabaseError, match="read-only|readonly"), reader.session() as s:
+            s.connection().exec_driver_sql("update studies set description = 'x'")
+    finally:
+        reader.close()
+    assert _rows(db_url, "select description from studies") != [("x",)]
