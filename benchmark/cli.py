@@ -451,15 +451,17 @@ def status(study_file: Path, db: str | None, seeds: str | None, as_json: bool,
         loaded = _load(study_file, seeds)
         while True:
             with _store(db, read_only=True) as store:
-                counts = _section_counts(
-                    loaded, runner.members(loaded, store, _parse_seeds(seeds)), store)
+                specs = runner.members(loaded, store, _parse_seeds(seeds))
+                counts = _section_counts(loaded, specs, store)
+                live = _running(specs, store) if counts and sum(
+                    c[S.RUNNING] for c in counts.values()) else []
                 where = store.url_redacted
             total: Counter = sum(counts.values(), Counter())
             if watch is not None and sys.stdout.isatty():
                 click.echo("\x1b[H\x1b[2J", nl=False)  # the table in place, not scrolling
             if watch is not None:
                 click.echo(f"{loaded.study.name} at {time.strftime('%H:%M:%S')}")
-            _print_status(loaded, counts, total, where, as_json)
+            _print_status(loaded, counts, total, where, as_json, live)
             if watch is None or state.finished(total):
                 return
             try:
@@ -468,8 +470,25 @@ def status(study_file: Path, db: str | None, seeds: str | None, as_json: bool,
                 sys.exit(130)
 
 
+def _running(specs: Sequence[JobSpec], store: ResultStore) -> list[dict]:
+    """Each running job's curve so far, as its runner wrote it to the database."""
+    labels, jobs = runner.job_labels(specs), state.of_jobs(store, specs)
+    running = {s.key: s for s in specs if state.cell_status(s, jobs) == S.RUNNING}
+    live = store.live_epochs(running)
+    out = []
+    for key, spec in running.items():
+        rows = live[live["job_key"] == key] if len(live) else live
+        accuracy = rows["test_accuracy"].dropna() if len(rows) else rows
+        out.append({"key": key, "label": labels[key], "epochs": spec.config.epochs,
+                    "epochs_done": int(rows["epoch"].max()) if len(rows) else 0,
+                    "test_accuracy": float(accuracy.iloc[-1]) if len(accuracy) else None,
+                    "curve": [float(a) if a == a else None for a in rows["test_accuracy"]]
+                    if len(rows) else []})
+    return out
+
+
 def _print_status(loaded: LoadedStudy, counts: dict, total: Counter, where: str,
-                  as_json: bool) -> None:
+                  as_json: bool, running: list[dict]) -> None:
     if as_json:
         click.echo(json.dumps({
             "study": loaded.study.name, "database": where,
@@ -477,6 +496,7 @@ def _print_status(loaded: LoadedStudy, counts: dict, total: Counter, where: str,
             "sections": {name: {k.value: n for k, n in c.items()} for name, c in counts.items()},
             "total": {k.value: n for k, n in total.items()},
             "done": all(k in (*DONE_STATUSES, S.SKIPPED) for k in total),
+            "running": running,
         }, indent=2))
         return
     cols = [s for s in STATUS_ORDER if total[s]] or [S.PENDING]
@@ -484,6 +504,11 @@ def _print_status(loaded: LoadedStudy, counts: dict, total: Counter, where: str,
     click.echo(f"{'section':<{width}}" + "".join(f"{c.value:>10}" for c in cols))
     for name, c in [*counts.items(), ("total", total)]:
         click.echo(f"{name:<{width}}" + "".join(f"{c[k]:>10}" for k in cols))
+    for job in running:
+        acc = job["test_accuracy"]
+        curve = " ".join(f"{a:.1f}" for a in job["curve"] if a is not None)
+        click.echo(f"running {job['label']}: epoch {job['epochs_done']}/{job['epochs']}"
+                   + (f", test acc {acc:.2f}% (by epoch: {curve})" if acc is not None else ""))
 
 
 def _show_plan(loaded: LoadedStudy, specs: Sequence[JobSpec], store: ResultStore,

@@ -409,7 +409,7 @@ def execute(groups: Iterable[Sequence[Task]], slots: list[str], *, threads: int 
             cores: int | None = None, claim: Callable[[Task], bool] | None = None,
             backend: str = "loky", eval_every: int = 1, checkpoints: str | None = None,
             notify: Callable[[str], None] | None = None,
-            on_epoch: Callable[[str, EpochMetrics], None] | None = None,
+            on_epochs: Callable[[list[tuple[str, EpochMetrics]]], None] | None = None,
             work: Callable[..., list[JobResult]] = run_group) -> Iterator[JobResult]:
     """Run groups of tasks on the slots, yielding results as they complete.
 
@@ -427,8 +427,9 @@ def execute(groups: Iterable[Sequence[Task]], slots: list[str], *, threads: int 
     job, a grid's tail), taken up by a running job after its current epoch.
     `checkpoints`: a directory for per-epoch checkpoints of unfused jobs, so a job cut
     short resumes after its last finished epoch (on Dask, a directory all workers share).
-    `on_epoch(key, metrics)` hears of each finished epoch of a running job, while the
-    results are awaited (live progress). `work` is the worker function (tests substitute
+    `on_epochs(items)` hears of the finished epochs of running jobs, (key, metrics) pairs,
+    once per poll while the results are awaited (live progress; the runner writes each
+    batch to the database in one transaction). `work` is the worker function (tests substitute
     one that dies).
     """
     pool = DaskPool(slots[0]) if backend == "dask" else LocalPool(slots)
@@ -463,9 +464,9 @@ def execute(groups: Iterable[Sequence[Task]], slots: list[str], *, threads: int 
         future.add_done_callback(lambda f: finished.put((slot, group, attempt, f)))
 
     def poll() -> None:
-        for key, metrics in pool.feed.receive():
-            if on_epoch is not None:
-                on_epoch(key, metrics)
+        items = list(pool.feed.receive())
+        if items and on_epochs is not None:
+            on_epochs(items)
 
     clean = False
     try:

@@ -260,6 +260,18 @@ def _train(store: ResultStore, specs: Sequence[JobSpec], keys: set[str], dirs: d
             events.running(task.key, labels[task.key], task.config.epochs)
         return claimed
 
+    def live(items: list[tuple[str, EpochMetrics]]) -> None:
+        """Each poll's epochs: to the database in one transaction, so that any reader sees
+        a running job's curve, then to the caller. For watchers only: a failed write is
+        a warning, the next poll writes its own."""
+        try:
+            store.record_epochs(runner, items)
+        except (StoreError, DatabaseError) as exc:
+            events.warning(f"live epochs not written ({getattr(exc, 'orig', None) or exc}); "
+                           "the results are unaffected")
+        for key, metrics in items:
+            events.epoch(key, metrics)
+
     t0 = time.monotonic()
     try:
         with store.keep_alive(runner, lambda e: events.warning(f"heartbeat failed: {e}")):
@@ -267,7 +279,7 @@ def _train(store: ResultStore, specs: Sequence[JobSpec], keys: set[str], dirs: d
                                   claim=claim,
                                   eval_every=options.eval_every, backend=options.backend,
                                   checkpoints=options.checkpoints, notify=events.warning,
-                                  on_epoch=events.epoch):
+                                  on_epochs=live):
                 if not store.record(result, runner):
                     events.warning(f"lease on {result.key} was lost; result kept")
                 summary.counts[result.status.value] += 1

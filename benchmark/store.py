@@ -53,6 +53,7 @@ from .plan import with_stored_seeds
 from .spec import (
     CONFIG_FIELDS,
     Claim,
+    EpochMetrics,
     JobResult,
     JobSpec,
     JobStatus,
@@ -67,6 +68,7 @@ from .tables import (
     ClaimRow,
     EpochRow,
     JobRow,
+    LiveEpochRow,
     MetaRow,
     RunRow,
     SectionRow,
@@ -589,6 +591,7 @@ class ResultStore:
                                test_loss=_finite(e.test_loss),
                                test_accuracy=_finite(e.test_accuracy), seconds=e.seconds)
                       for e in result.epochs)
+            s.execute(delete(LiveEpochRow).where(LiveEpochRow.job_id == job_id))
             owned = s.execute(
                 update(JobRow)
                 .where(JobRow.job_id == job_id, JobRow.runner == runner.runner_id,
@@ -599,7 +602,68 @@ class ResultStore:
             ).rowcount
             return owned == 1
 
+    @_retried
+    def record_epochs(self, runner: Runner, items: Sequence[tuple[str, EpochMetrics]]) -> int:
+        """Write epochs of running jobs as the feed brought them, in one transaction: each
+        under the job's current attempt, for jobs this runner still holds (a job whose
+        lease was lost, or that finished meanwhile, is left alone). Returns the rows
+        written; an epoch written before (a retried worker's) is kept as it was."""
+        keys = list(dict.fromkeys(key for key, _ in items))
+        if not keys:
+            return 0
+        with self.session() as s:
+            held = {}
+            for i in range(0, len(keys), 500):
+                held.update({key: (job_id, attempt) for key, job_id, attempt in s.execute(
+                    select(JobRow.job_key, JobRow.job_id, JobRow.attempts)
+                    .where(JobRow.job_key.in_(keys[i:i + 500]),
+                           JobRow.runner == runner.runner_id,
+                           JobRow.status == JobStatus.RUNNING.value))})
+            at = now()
+            rows = [{"job_id": held[key][0], "attempt": held[key][1], "epoch": m.epoch,
+                     "train_loss": _finite(m.train_loss), "test_loss": _finite(m.test_loss),
+                     "test_accuracy": _finite(m.test_accuracy), "seconds": m.seconds,
+                     "written_at": at}
+                    for key, m in items if key in held]
+            self._insert_ignore(s, LiveEpochRow, rows)
+            return len(rows)
+
     # ----------------------------------------------------------------- reading
+
+    def live_epochs(self, keys=None, *, study: str | None = None, after: int = 0):
+        """Epochs of the attempts running now, as the runners wrote them: a frame with
+        `live_epoch_id` (increasing: pass the largest seen as `after` to get only what
+        came since), `job_key`, `epoch` and the metrics, for `keys` or every job of
+        `study`, in order of arrival."""
+        import pandas as pd
+
+        if not self.exists:
+            return pd.DataFrame()
+        query = (select(LiveEpochRow.live_epoch_id, JobRow.job_key, LiveEpochRow.epoch,
+                        LiveEpochRow.train_loss, LiveEpochRow.test_loss,
+                        LiveEpochRow.test_accuracy, LiveEpochRow.seconds,
+                        LiveEpochRow.written_at)
+                 .join(JobRow, JobRow.job_id == LiveEpochRow.job_id)
+                 .where(LiveEpochRow.live_epoch_id > after,
+                        LiveEpochRow.attempt == JobRow.attempts,
+                        JobRow.status == JobStatus.RUNNING.value)
+                 .order_by(LiveEpochRow.live_epoch_id))
+        if study is not None:
+            members = (select(CellRow.job_id).join(StudyRow, StudyRow.study_id == CellRow.study_id)
+                       .where(StudyRow.name == study))
+            query = query.where(LiveEpochRow.job_id.in_(members))
+        frames = []
+        with self.session() as s:
+            if keys is None:
+                frames.append(pd.DataFrame([r._mapping for r in s.execute(query)]))
+            else:
+                keys = list(dict.fromkeys(keys))
+                for i in range(0, len(keys), 500):
+                    chunk = query.where(JobRow.job_key.in_(keys[i:i + 500]))
+                    frames.append(pd.DataFrame([r._mapping for r in s.execute(chunk)]))
+        frames = [f for f in frames if len(f)]
+        return (pd.concat(frames, ignore_index=True).sort_values("live_epoch_id")
+                if frames else pd.DataFrame())
 
     def study_names(self) -> list[str]:
         if not self.exists:

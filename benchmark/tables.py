@@ -13,6 +13,9 @@ Tables (plural snake_case, `<entity>_id` keys, a unique constraint on each natur
 - runs            one row per finished attempt (COMPLETE, FAILED or DIVERGED) with final
                   metrics, error text, code version and provenance. Never deleted.
 - epochs          per-epoch metrics of a run.
+- live_epochs     each epoch of a running attempt as the runner receives it (batched, one
+                  transaction per poll), so that any reader on any machine sees a running
+                  job's curve; a job's rows go once its run is recorded in runs/epochs.
 
 Accuracies are percent; times are seconds; timestamps are UTC.
 """
@@ -24,10 +27,10 @@ from datetime import datetime
 from sqlalchemy import Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-SCHEMA_VERSION = 5  # 2: study_claims; 3: jobs.schedule, .warmup_epochs, .arch_hash;
+SCHEMA_VERSION = 6  # 2: study_claims; 3: jobs.schedule, .warmup_epochs, .arch_hash;
 #                    4: jobs.data_hash (directory datasets keyed by content);
 #                    5: studies.margin_pp, .design; study_claims.margin (equivalence,
-#                       sequential seeds)
+#                       sequential seeds); 6: live_epochs
 
 # Columns added to existing tables, by the schema version that added them: the migration
 # adds them with their server default, so older rows read as the old behaviour.
@@ -180,3 +183,18 @@ class EpochRow(Base):
     test_loss: Mapped[float | None] = mapped_column(Float)
     test_accuracy: Mapped[float | None] = mapped_column(Float)  # percent
     seconds: Mapped[float] = mapped_column(Float)  # training time, evaluation excluded
+
+
+class LiveEpochRow(Base):
+    __tablename__ = "live_epochs"
+    __table_args__ = (UniqueConstraint("job_id", "attempt", "epoch"),)
+
+    live_epoch_id: Mapped[int] = mapped_column(primary_key=True)  # readers' `after` cursor
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.job_id"), index=True)
+    attempt: Mapped[int]  # jobs.attempts when the runner claimed it
+    epoch: Mapped[int]  # 1-based
+    train_loss: Mapped[float | None] = mapped_column(Float)
+    test_loss: Mapped[float | None] = mapped_column(Float)
+    test_accuracy: Mapped[float | None] = mapped_column(Float)  # NULL between evaluations
+    seconds: Mapped[float] = mapped_column(Float)
+    written_at: Mapped[datetime]

@@ -264,7 +264,7 @@ def test_a_second_out_of_memory_fails_and_other_errors_are_not_retried(tmp_path)
 def _reports_then_waits(marker_dir: str):
     """A worker function that reports epoch 1 of its job through the feed, then waits
     (at most a minute) for the runner's side to show it has seen it: the marker file the
-    test's `on_epoch` writes, before it reports epoch 2 and finishes."""
+    test's `on_epochs` writes, before it reports epoch 2 and finishes."""
     def work(tasks, device, lock_dir, threads, eval_every, checkpoints, feed=None):
         import time
 
@@ -292,15 +292,17 @@ def test_epochs_reach_the_runner_while_their_job_runs(tmp_path, backend):
 
     seen = []
 
-    def on_epoch(key, metrics):
-        seen.append((key, metrics.epoch, metrics.test_accuracy))
-        (tmp_path / key).touch()  # lets the waiting worker finish its job
+    def on_epochs(items):
+        assert items  # a poll that brought nothing calls nothing
+        for key, metrics in items:
+            seen.append((key, metrics.epoch, metrics.test_accuracy))
+            (tmp_path / key).touch()  # lets the waiting worker finish its job
 
     tasks = [Task(f"k{i}", TrainConfig(seed=i), "d") for i in range(3)]
     cluster = dask_client(None, 2) if backend == "dask" else contextlib.nullcontext()
     with cluster:
         results = list(execute([[t] for t in tasks], ["cpu", "cpu"], backend=backend,
-                               on_epoch=on_epoch, work=_reports_then_waits(str(tmp_path))))
+                               on_epochs=on_epochs, work=_reports_then_waits(str(tmp_path))))
     assert {r.status for r in results} == {JobStatus.COMPLETE}, [r.error for r in results]
     for task in tasks:  # epoch 1 of every job came in while the job ran (it waited for it)
         assert (task.key, 1, 90.0) in seen
