@@ -785,6 +785,44 @@ def _fmt(x: float) -> str:
 
 @main.command()
 @db_option
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Any other than this machine's loopback needs the "
+                   "token.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
+              help="Port (0: a free one).")
+@click.option("--token", metavar="TEXT", envvar="CNNBENCH_TOKEN",
+              help="Token every request must carry (default on a non-loopback --host: one "
+                   "generated and printed once; env CNNBENCH_TOKEN).")
+@click.option("--reports", type=click.Path(file_okay=False, path_type=Path),
+              default="reports", show_default=True,
+              help="Where `cnnbench report` wrote the static reports the pages link to.")
+def serve(db: str | None, host: str, port: int, token: str | None, reports: Path) -> None:
+    """A live dashboard over the database: studies, each study's grid, curves, effects
+    and claims, updating within seconds while a grid runs; read-only, with a JSON API.
+
+    Open the URL it prints. See the README for the API."""
+    import secrets
+
+    from . import serve as serving
+
+    with user_errors():
+        if token is None and serving.needs_token(host):
+            token = secrets.token_urlsafe(24)
+        try:
+            serving.check_port(host, port)
+        except serving.ServeError as exc:
+            raise UserError(str(exc)) from None
+        with _store(db, read_only=True) as store:
+            if not store.exists:
+                raise UserError(f"{store.url_redacted} holds no cnnbench database yet: "
+                                "run a study first, or pass another --db")
+            click.echo(f"serving {store.url_redacted} (read-only); Ctrl-C stops")
+            serving.serve(store, host, port, token, reports,
+                          lambda url: click.echo(f"dashboard at {url}", err=False))
+
+
+@main.command()
+@db_option
 def upgrade(db: str | None) -> None:
     """Upgrade the database's schema to this cnnbench's version, keeping every result.
 

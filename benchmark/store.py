@@ -32,6 +32,7 @@ from pathlib import Path
 
 from sqlalchemy import (
     and_,
+    case,
     create_engine,
     delete,
     event,
@@ -633,8 +634,9 @@ class ResultStore:
     def live_epochs(self, keys=None, *, study: str | None = None, after: int = 0):
         """Epochs of the attempts running now, as the runners wrote them: a frame with
         `live_epoch_id` (increasing: pass the largest seen as `after` to get only what
-        came since), `job_key`, `epoch` and the metrics, for `keys` or every job of
-        `study`, in order of arrival."""
+        came since), `job_key`, `epoch` and the metrics, for `keys` or for every cell of
+        `study` (then with `section`, `cell` and `position`: a job serving two cells
+        comes twice), in order of arrival."""
         import pandas as pd
 
         if not self.exists:
@@ -648,10 +650,11 @@ class ResultStore:
                         LiveEpochRow.attempt == JobRow.attempts,
                         JobRow.status == JobStatus.RUNNING.value)
                  .order_by(LiveEpochRow.live_epoch_id))
-        if study is not None:
-            members = (select(CellRow.job_id).join(StudyRow, StudyRow.study_id == CellRow.study_id)
-                       .where(StudyRow.name == study))
-            query = query.where(LiveEpochRow.job_id.in_(members))
+        if study is not None:  # one row per epoch and cell of the study the job serves
+            query = (query.add_columns(CellRow.section, CellRow.cell, CellRow.position)
+                     .join(CellRow, CellRow.job_id == JobRow.job_id)
+                     .join(StudyRow, StudyRow.study_id == CellRow.study_id)
+                     .where(StudyRow.name == study, CellRow.skip_reason.is_(None)))
         frames = []
         with self.session() as s:
             if keys is None:
@@ -784,6 +787,152 @@ class ResultStore:
         with self.session() as s:
             rows = s.execute(query).all()
         return pd.DataFrame([r._mapping for r in rows])
+
+    # ----------------------------------------------------------------- dashboard reads
+
+    def studies_overview(self) -> list[dict]:
+        """Per study: its row, cell runs by (stored status, result code version), and the
+        last activity (the latest job change of its cells). Aggregated in the database."""
+        if not self.exists:
+            return []
+        with self.session() as s:
+            studies = s.execute(select(StudyRow.study_id, StudyRow.name, StudyRow.description,
+                                       StudyRow.updated_at).order_by(StudyRow.name)).all()
+            groups = s.execute(
+                select(CellRow.study_id, JobRow.status, JobRow.code_version,
+                       (CellRow.skip_reason.is_not(None)).label("skipped"),
+                       func.count(), func.max(JobRow.updated_at))
+                .join(JobRow, JobRow.job_id == CellRow.job_id)
+                .group_by(CellRow.study_id, JobRow.status, JobRow.code_version,
+                          CellRow.skip_reason.is_not(None))).all()
+        out = {sid: {"name": name, "description": description, "synced_at": synced,
+                     "groups": [], "last_activity": None}
+               for sid, name, description, synced in studies}
+        for sid, status, cv, skipped, count, last in groups:
+            row = out[sid]
+            row["groups"].append((status, cv, bool(skipped), count))
+            if last is not None and (row["last_activity"] is None or last > row["last_activity"]):
+                row["last_activity"] = last
+        return list(out.values())
+
+    def _cell_runs_query(self, study: str):
+        """(section, cell, seed) rows of a study with their job's state, its latest run,
+        its run counts and the epochs its running attempt has written."""
+        latest = _latest_runs()
+        counts = (select(RunRow.job_id, func.count().label("runs"),
+                         func.sum(case((RunRow.status == JobStatus.FAILED.value, 1),
+                                       else_=0)).label("failures"))
+                  .group_by(RunRow.job_id).subquery())
+        live = (select(LiveEpochRow.job_id, LiveEpochRow.attempt,
+                       func.max(LiveEpochRow.epoch).label("live_epochs"))
+                .group_by(LiveEpochRow.job_id, LiveEpochRow.attempt).subquery())
+        return (select(CellRow.section, CellRow.cell, CellRow.position, JobRow.seed,
+                       CellRow.skip_reason, JobRow.job_key, JobRow.status,
+                       JobRow.code_version, JobRow.attempts, JobRow.epochs,
+                       JobRow.lease_expires, JobRow.runner_host, JobRow.runner_pid,
+                       JobRow.updated_at, RunRow.test_accuracy, RunRow.epochs_done,
+                       RunRow.run_id, counts.c.runs, counts.c.failures,
+                       live.c.live_epochs)
+                .join(JobRow, JobRow.job_id == CellRow.job_id)
+                .join(StudyRow, StudyRow.study_id == CellRow.study_id)
+                .join(SectionRow, and_(SectionRow.study_id == StudyRow.study_id,
+                                       SectionRow.name == CellRow.section))
+                .outerjoin(latest, latest.c.job_id == JobRow.job_id)
+                .outerjoin(RunRow, RunRow.run_id == latest.c.run_id)
+                .outerjoin(counts, counts.c.job_id == JobRow.job_id)
+                .outerjoin(live, and_(live.c.job_id == JobRow.job_id,
+                                      live.c.attempt == JobRow.attempts))
+                .where(StudyRow.name == study)
+                .order_by(SectionRow.position, CellRow.position, JobRow.seed))
+
+    def cell_runs(self, study: str, changed_after: datetime | None = None) -> list[dict]:
+        """The study's cell runs as plain rows (see `_cell_runs_query`); with
+        `changed_after`, only those whose job changed since then."""
+        if not self.exists:
+            return []
+        query = self._cell_runs_query(study)
+        if changed_after is not None:
+            query = query.where(JobRow.updated_at > changed_after)
+        with self.session() as s:
+            return [dict(r._mapping) for r in s.execute(query)]
+
+    def marks(self, study: str) -> dict:
+        """Where a study's data stands now: the newest run, live epoch and job change of
+        its cells (a reader's cursor: anything newer is what changed)."""
+        if not self.exists:
+            return {"run_id": 0, "live_epoch_id": 0, "updated_at": None}
+        members = (select(CellRow.job_id).join(StudyRow, StudyRow.study_id == CellRow.study_id)
+                   .where(StudyRow.name == study))
+        with self.session() as s:
+            run_id = s.scalar(select(func.max(RunRow.run_id))
+                              .where(RunRow.job_id.in_(members)))
+            live_id = s.scalar(select(func.max(LiveEpochRow.live_epoch_id))
+                               .where(LiveEpochRow.job_id.in_(members)))
+            updated = s.scalar(select(func.max(JobRow.updated_at))
+                               .where(JobRow.job_id.in_(members)))
+        return {"run_id": run_id or 0, "live_epoch_id": live_id or 0, "updated_at": updated}
+
+    def curve_sums(self, study: str, code_version: str):
+        """Per (section, cell, epoch): the count, sum and sum of squares of the test
+        accuracy of the latest COMPLETE runs under `code_version` (a learning curve's mean
+        and interval across seeds, aggregated in the database)."""
+        import pandas as pd
+
+        if not self.exists:
+            return pd.DataFrame()
+        latest = _latest_runs(code_version)
+        acc = EpochRow.test_accuracy
+        query = (select(CellRow.section, CellRow.cell, CellRow.position, EpochRow.epoch,
+                        func.count(acc).label("n"), func.sum(acc).label("sum"),
+                        func.sum(acc * acc).label("sumsq"))
+                 .join(JobRow, JobRow.job_id == CellRow.job_id)
+                 .join(StudyRow, StudyRow.study_id == CellRow.study_id)
+                 .join(latest, latest.c.job_id == JobRow.job_id)
+                 .join(RunRow, RunRow.run_id == latest.c.run_id)
+                 .join(EpochRow, EpochRow.run_id == RunRow.run_id)
+                 .where(StudyRow.name == study, CellRow.skip_reason.is_(None),
+                        RunRow.status == JobStatus.COMPLETE.value, acc.is_not(None))
+                 .group_by(CellRow.section, CellRow.cell, CellRow.position, EpochRow.epoch)
+                 .order_by(CellRow.section, CellRow.position, EpochRow.epoch))
+        with self.session() as s:
+            return pd.DataFrame([r._mapping for r in s.execute(query)])
+
+    def job_detail(self, key: str) -> dict | None:
+        """One job: its config and state, every run (provenance, error), the epochs of its
+        latest run, the live epochs of its running attempt, and the cells it serves."""
+        if not self.exists:
+            return None
+        with self.session() as s:
+            job = s.scalar(select(JobRow).where(JobRow.job_key == key))
+            if job is None:
+                return None
+            config = {f: getattr(job, f) for f in CONFIG_COLUMNS}
+            runs = s.scalars(select(RunRow).where(RunRow.job_id == job.job_id)
+                             .order_by(RunRow.run_id)).all()
+            run_cols = [c.key for c in RunRow.__table__.columns if c.key != "job_id"]
+            runs = [{c: getattr(r, c) for c in run_cols} for r in runs]
+            epochs = []
+            if runs:
+                epochs = [dict(r._mapping) for r in s.execute(
+                    select(EpochRow.epoch, EpochRow.train_loss, EpochRow.test_loss,
+                           EpochRow.test_accuracy, EpochRow.seconds)
+                    .where(EpochRow.run_id == runs[-1]["run_id"]).order_by(EpochRow.epoch))]
+            live = [dict(r._mapping) for r in s.execute(
+                select(LiveEpochRow.epoch, LiveEpochRow.train_loss, LiveEpochRow.test_loss,
+                       LiveEpochRow.test_accuracy, LiveEpochRow.seconds)
+                .where(LiveEpochRow.job_id == job.job_id,
+                       LiveEpochRow.attempt == job.attempts)
+                .order_by(LiveEpochRow.epoch))]
+            cells = [dict(r._mapping) for r in s.execute(
+                select(StudyRow.name.label("study"), CellRow.section, CellRow.cell)
+                .join(StudyRow, StudyRow.study_id == CellRow.study_id)
+                .where(CellRow.job_id == job.job_id))]
+            return {"key": key, "config": config, "status": job.status,
+                    "code_version": job.code_version, "attempts": job.attempts,
+                    "runner_host": job.runner_host, "lease_expires": job.lease_expires,
+                    "runner_pid": job.runner_pid, "updated_at": job.updated_at,
+                    "runs": runs, "epochs": epochs, "live_epochs": live, "cells": cells}
+
 
 
 def _seed_filter(seeds: Sequence[int] | None) -> list:

@@ -1,0 +1,229 @@
+"""What the dashboard shows, as plain JSON-able data: a thin view over the store, `state`
+and `aggregate` (the report's own statistics), with no web framework in it.
+
+- `studies`: the index: each study's cells, jobs by status, last activity, code versions.
+- `study`: one study's sections and cells, and every cell run (`jobs`, the grid as a
+  matrix: section x cell x seed) with its status, epochs done, retries and failures.
+- `summary`: the effects and claims tables with their verdicts (the report's code) and
+  the learning curves per section (mean and 95% interval across seeds, live epochs of
+  running jobs included), cached until the study's next recorded run.
+- `updates`: what changed after a cursor: cell runs whose job changed, new live epochs,
+  whether the summary moved; and the next cursor.
+- `job`: one job's config, state, runs (provenance, traceback) and curve.
+
+Reads only (the store it is given is a reader's); no torch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from datetime import datetime, timedelta
+
+import pandas as pd
+from scipy.special import stdtrit
+
+from . import aggregate, state
+from .provenance import code_version, host
+from .spec import JobStatus
+from .store import ResultStore, _pid_alive, now
+
+CLOCK_SLACK = timedelta(seconds=5)  # runners' clocks differ: changes re-sent, never missed
+
+
+def _iso(t: datetime | None) -> str | None:
+    return t.isoformat(timespec="milliseconds") + "Z" if t is not None else None
+
+
+def _num(x) -> float | None:
+    """A JSON number, or null for NaN/None/inf."""
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def studies(store: ResultStore) -> list[dict]:
+    code = code_version()
+    out = []
+    for row in store.studies_overview():
+        by_status: dict[str, int] = {}
+        versions = set()
+        cells = 0
+        for stored, cv, skipped, count in row["groups"]:
+            shown = JobStatus.SKIPPED if skipped else state.shown_status(stored, cv, code)
+            by_status[shown.value] = by_status.get(shown.value, 0) + count
+            cells += count
+            if cv and not skipped:
+                versions.add(cv)
+        out.append({"name": row["name"], "description": row["description"],
+                    "cell_runs": cells, "jobs_by_status": by_status,
+                    "last_activity": _iso(row["last_activity"]),
+                    "synced_at": _iso(row["synced_at"]),
+                    "code_versions": sorted(versions), "current_code_version": code})
+    return out
+
+
+def _job(row: dict, code: str, at: datetime, here: str) -> dict:
+    """One cell run, its status derived by `state.derive` (the one definition)."""
+    if row["skip_reason"]:
+        status, reclaimable = JobStatus.SKIPPED, False
+    else:
+        derived = state.derive(row["status"], row["code_version"], row["lease_expires"],
+                               row["runner_host"], row["runner_pid"], row["test_accuracy"],
+                               code, at=at, here=here, alive=_pid_alive)
+        status, reclaimable = derived.status, derived.reclaimable
+    running = status == JobStatus.RUNNING
+    done = row["live_epochs"] if running else row["epochs_done"]
+    return {"key": row["job_key"], "section": row["section"], "cell": row["cell"],
+            "seed": row["seed"], "status": status.value, "epochs_done": int(done or 0),
+            "epochs": row["epochs"], "attempts": row["attempts"], "runs": int(row["runs"] or 0),
+            "failures": int(row["failures"] or 0),
+            "test_accuracy": None if running else _num(row["test_accuracy"]),
+            "dead_runner": reclaimable, "skip_reason": row["skip_reason"],
+            "updated_at": _iso(row["updated_at"])}
+
+
+def _cursor(marks: dict) -> str:
+    t = marks["updated_at"]
+    return f"{marks['run_id']}.{marks['live_epoch_id']}.{t.isoformat() if t else ''}"
+
+
+def parse_cursor(text: str) -> tuple[int, int, datetime | None]:
+    """(run id, live epoch id, job-change time) of a cursor; ValueError when malformed."""
+    run_id, live_id, t = text.split(".", 2)
+    return int(run_id), int(live_id), datetime.fromisoformat(t) if t else None
+
+
+def study(store: ResultStore, name: str) -> dict | None:
+    info = store.study_info(name)
+    if info is None:
+        return None
+    code, at, here = code_version(), now(), host()
+    marks = store.marks(name)
+    rows = store.cell_runs(name)
+    jobs = [_job(r, code, at, here) for r in rows]
+    cells: dict[str, list[str]] = {}
+    for r in rows:
+        cells.setdefault(r["section"], [])
+        if r["cell"] not in cells[r["section"]]:
+            cells[r["section"]].append(r["cell"])
+    return {"name": name, "description": info["description"], "path": info["path"],
+            "margin_pp": info["margin_pp"], "sequential": info["design"] is not None,
+            "code_version": code,
+            "sections": [{**sec, "cells": cells.get(sec["name"], [])}
+                         for sec in info["sections"]],
+            "seeds": sorted({j["seed"] for j in jobs}),
+            "jobs": jobs, "cursor": _cursor(marks)}
+
+
+def updates(store: ResultStore, name: str, after: str) -> dict:
+    run_id, live_id, t = parse_cursor(after)
+    code, at, here = code_version(), now(), host()
+    marks = store.marks(name)
+    since = t - CLOCK_SLACK if t is not None else None
+    changed = [] if t is not None and marks["updated_at"] is not None and (
+        marks["updated_at"] <= t) else store.cell_runs(name, changed_after=since)
+    live = store.live_epochs(study=name, after=live_id)
+    live = live.drop_duplicates("live_epoch_id") if len(live) else live
+    epochs = [{"key": r.job_key, "epoch": int(r.epoch), "test_accuracy": _num(r.test_accuracy),
+               "train_loss": _num(r.train_loss)} for r in live.itertuples()] if len(live) else []
+    return {"jobs": [_job(r, code, at, here) for r in changed], "epochs": epochs,
+            "summary_changed": marks["run_id"] > run_id or bool(epochs),
+            "cursor": _cursor(marks)}
+
+
+class SummaryCache:
+    """Effects, claims and finished curves of each study, kept until its next recorded run
+    (at most `size` studies: memory stays bounded)."""
+
+    def __init__(self, size: int = 32):
+        self.size, self._items = size, OrderedDict()
+
+    def get(self, store: ResultStore, name: str) -> dict:
+        code = code_version()
+        mark = store.marks(name)["run_id"]
+        key = (store.url, name, code)
+        hit = self._items.get(key)
+        if hit is None or hit[0] != mark:
+            hit = (mark, _finished_summary(store, name, code))
+            self._items[key] = hit
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        self._items.move_to_end(key)
+        return hit[1]
+
+
+def summary(store: ResultStore, name: str, cache: SummaryCache) -> dict:
+    """Effects and claims of the recorded runs, and curves with the live epochs added."""
+    finished = cache.get(store, name)
+    live = store.live_epochs(study=name)
+    sums = finished["sums"]
+    if len(live):
+        live = live[live["test_accuracy"].notna()]
+        extra = (live.assign(n=1, sum=live["test_accuracy"], sumsq=live["test_accuracy"] ** 2)
+                 .groupby(["section", "cell", "position", "epoch"], as_index=False)
+                 [["n", "sum", "sumsq"]].sum())
+        if len(extra):
+            sums = (pd.concat([sums, extra], ignore_index=True)
+                    .groupby(["section", "cell", "position", "epoch"], as_index=False)
+                    [["n", "sum", "sumsq"]].sum()) if len(sums) else extra
+    return {"effects": finished["effects"], "claims": finished["claims"],
+            "margin_pp": finished["margin_pp"], "curves": _curves(sums)}
+
+
+def _curves(sums: pd.DataFrame) -> dict[str, list[dict]]:
+    """Section -> one series per cell: epochs with mean and 95% t interval across seeds."""
+    out: dict[str, list[dict]] = {}
+    if not len(sums):
+        return out
+    for (section, _, cell), g in sums.sort_values(["section", "position", "epoch"]).groupby(
+            ["section", "position", "cell"], sort=False):
+        points = []
+        for r in g.itertuples():
+            n, mean = int(r.n), r.sum / r.n
+            half = math.nan
+            if n > 1:
+                var = max((r.sumsq - n * mean * mean) / (n - 1), 0.0)
+                half = float(stdtrit(n - 1, 0.975)) * math.sqrt(var / n)
+            points.append({"epoch": int(r.epoch), "n": n, "mean": _num(mean),
+                           "low": _num(mean - half), "high": _num(mean + half)})
+        out.setdefault(section, []).append({"cell": cell, "points": points})
+    return out
+
+
+def _finished_summary(store: ResultStore, name: str, code: str) -> dict:
+    info = store.study_info(name) or {}
+    margin = info.get("margin_pp")
+    good = state.usable(store.results_frame(name), code)
+    effects, claims = [], []
+    if len(good):
+        eff = aggregate.effects(good, margin)
+        effects = [{"section": r["section"], "cell": r["cell"], "baseline": r["baseline"],
+                    "diff": _num(r["diff"]), "ci_low": _num(r["ci_low"]),
+                    "ci_high": _num(r["ci_high"]), "p": _num(r["p"]),
+                    "p_holm": _num(r["p_holm"]), "method": r["method"],
+                    "verdict": r["verdict"]} for _, r in eff.iterrows()]
+        if info.get("claims"):
+            design = info.get("design")
+            paired = [c for c in info["claims"] if c.kind in ("beats", "equivalent")]
+            table = (aggregate.sequential_claims(good, design, paired) if design and paired
+                     else aggregate.check_claims(good, info["claims"], margin))
+            claims = [{"claim": r["claim"], "section": r["section"], "verdict": r["verdict"],
+                       "evidence": r["evidence"]} for _, r in table.iterrows()]
+    return {"effects": effects, "claims": claims, "margin_pp": margin,
+            "sums": store.curve_sums(name, code)}
+
+
+def job(store: ResultStore, key: str) -> dict | None:
+    detail = store.job_detail(key)
+    if detail is None:
+        return None
+    jsonable = {k: _iso(v) if isinstance(v, datetime) else v for k, v in detail.items()}
+    jsonable["runs"] = [{k: _iso(v) if isinstance(v, datetime) else
+                         (_num(v) if isinstance(v, float) else v) for k, v in r.items()}
+                        for r in detail["runs"]]
+    for part in ("epochs", "live_epochs"):
+        jsonable[part] = [{k: _num(v) if isinstance(v, float) else v for k, v in e.items()}
+                          for e in detail[part]]
+    return jsonable
