@@ -195,3 +195,25 @@ def test_a_reader_store_reads_and_cannot_write_on_either_database(db_url, workdi
     finally:
         reader.close()
     assert _rows(db_url, "select description from studies") != [("x",)]
+
+
+def test_the_dashboard_on_postgresql_never_shows_the_password(postgres, workdir, stores):
+    """The server trusts loopback, so a password in the URL is accepted and ignored: the
+    pages and the API name the database without it."""
+    from starlette.testclient import TestClient
+
+    from benchmark.serve import make_app
+
+    url = postgres.url(f"d_{os.getpid()}").replace("cnnbench@", "cnnbench:s3cret-pw@")
+    _synced(url, workdir, stores)
+    reader = ResultStore(url, read_only=True)
+    try:
+        with TestClient(make_app(reader)) as client:
+            for path in ("/", "/study/tiny", "/api/studies", "/api/studies/tiny",
+                         "/api/studies/tiny/summary", "/compare?a=tiny&b=tiny"):
+                page = client.get(path)
+                assert page.status_code == 200, path
+                assert "s3cret-pw" not in page.text, path
+            assert "cnnbench:***@" in client.get("/api/studies").json()["database"]
+    finally:
+        reader.close()
