@@ -20,6 +20,7 @@ import math
 from collections import OrderedDict
 from datetime import datetime, timedelta
 
+import numpy as np
 import pandas as pd
 from scipy.special import stdtrit
 
@@ -173,22 +174,28 @@ def summary(store: ResultStore, name: str, cache: SummaryCache) -> dict:
 
 
 def _curves(sums: pd.DataFrame) -> dict[str, list[dict]]:
-    """Section -> one series per cell: epochs with mean and 95% t interval across seeds."""
+    """Section -> one series per cell: epochs with mean and 95% t interval across seeds
+    (clipped to 0-100 %), computed for every point at once."""
     out: dict[str, list[dict]] = {}
     if not len(sums):
         return out
-    for (section, _, cell), g in sums.sort_values(["section", "position", "epoch"]).groupby(
-            ["section", "position", "cell"], sort=False):
-        points = []
-        for r in g.itertuples():
-            n, mean = int(r.n), r.sum / r.n
-            half = math.nan
-            if n > 1:
-                var = max((r.sumsq - n * mean * mean) / (n - 1), 0.0)
-                half = float(stdtrit(n - 1, 0.975)) * math.sqrt(var / n)
-            points.append({"epoch": int(r.epoch), "n": n, "mean": _num(mean),
-                           "low": _num(mean - half), "high": _num(mean + half)})
-        out.setdefault(section, []).append({"cell": cell, "points": points})
+    sums = sums.sort_values(["section", "position", "epoch"], kind="stable")
+    n = sums["n"].to_numpy(dtype=float)
+    mean = sums["sum"].to_numpy(dtype=float) / n
+    with np.errstate(invalid="ignore", divide="ignore"):
+        var = np.maximum((sums["sumsq"].to_numpy(dtype=float) - n * mean * mean) / (n - 1), 0)
+        half = np.where(n > 1, stdtrit(np.maximum(n - 1, 1), 0.975) * np.sqrt(var / n), np.nan)
+    low = np.clip(mean - half, 0, 100)
+    high = np.clip(mean + half, 0, 100)
+    points = pd.DataFrame({"section": sums["section"].to_numpy(), "cell": sums["cell"].to_numpy(),
+                           "position": sums["position"].to_numpy(),
+                           "epoch": sums["epoch"].to_numpy(dtype=int), "n": n.astype(int),
+                           "mean": np.round(mean, 4), "low": np.round(low, 4),
+                           "high": np.round(high, 4)})
+    points = points.astype(object).where(points.notna(), None)
+    for (section, _, cell), g in points.groupby(["section", "position", "cell"], sort=False):
+        out.setdefault(section, []).append(
+            {"cell": cell, "points": g[["epoch", "n", "mean", "low", "high"]].to_dict("records")})
     return out
 
 

@@ -27,37 +27,78 @@ from scipy.special import nctdtr, stdtrit  # noncentral t CDF, Student t quantil
 MAX_SEEDS = 1000
 
 
+def _grid() -> np.ndarray:
+    """The seed counts the searches try: every n from 2 to 64, then 10% steps to
+    MAX_SEEDS (exact where it matters, fast beyond)."""
+    ns, n = [], 2
+    while n <= MAX_SEEDS:
+        ns.append(n)
+        n = n + 1 if n < 64 else int(n * 1.1)
+    return np.array(ns)
+
+
+GRID = _grid()
+
+
+def _paired_powers(effect: float, sd: float, n, alpha: float) -> np.ndarray:
+    """`paired_power` at every seed count in the array `n` at once (n >= 2)."""
+    n = np.asarray(n, dtype=float)
+    if sd <= 0:
+        return np.full(n.shape, 1.0 if effect else alpha)
+    df = n - 1
+    crit = stdtrit(df, 1 - alpha / 2)
+    nc = abs(effect) / (sd / np.sqrt(n))
+    with np.errstate(invalid="ignore"):
+        upper = 1 - nctdtr(df, nc, crit)
+        # The wrong-sign tail is below P(T < 0) = Phi(-nc); far out, nctdtr can be NaN.
+        lower = np.where(nc > 8, 0.0, nctdtr(df, nc, -crit))
+    bad = np.isnan(upper) | np.isnan(lower)
+    if bad.any():
+        from scipy.stats import nct  # slower to import, sturdier in the far tails
+
+        upper[bad] = nct.sf(crit[bad], df[bad], nc[bad])
+        lower[bad] = nct.cdf(-crit[bad], df[bad], nc[bad])
+    return upper + lower
+
+
 def paired_power(effect: float, sd: float, n: int, alpha: float = 0.05) -> float:
     """Power of a two-sided paired t test with `n` pairs for a true mean difference
     `effect` when the differences have standard deviation `sd`."""
     if n < 2:
         return math.nan
-    if sd <= 0:
-        return 1.0 if effect else alpha
-    df = n - 1
-    crit = float(stdtrit(df, 1 - alpha / 2))
-    nc = abs(effect) / (sd / math.sqrt(n))
-    upper = 1 - float(nctdtr(df, nc, crit))
-    # The wrong-sign tail is below P(T < 0) = Phi(-nc); far out, nctdtr can return NaN.
-    lower = 0.0 if nc > 8 else float(nctdtr(df, nc, -crit))
-    if math.isnan(upper) or math.isnan(lower):
-        from scipy.stats import nct  # slower to import, sturdier in the far tails
+    return float(_paired_powers(effect, sd, [n], alpha)[0])
 
-        upper, lower = float(nct.sf(crit, df, nc)), float(nct.cdf(-crit, df, nc))
-    return upper + lower
+
+def _first(powers: np.ndarray, power: float) -> int | None:
+    reached = np.flatnonzero(powers >= power)
+    return int(GRID[reached[0]]) if len(reached) else None
 
 
 def seeds_needed(effect: float, sd: float, power: float = 0.8, alpha: float = 0.05) -> int | None:
-    """Smallest n (>= 2) of paired seeds reaching `power`; None beyond MAX_SEEDS or for a
-    zero effect (no n detects nothing)."""
+    """Smallest n (>= 2, on `GRID`) of paired seeds reaching `power`; None beyond
+    MAX_SEEDS or for a zero effect (no n detects nothing). Every n in one vectorised
+    evaluation: a report with a thousand comparisons plans them in well under a second."""
     if effect == 0 or math.isnan(effect) or math.isnan(sd):
         return None
-    n = 2
-    while n <= MAX_SEEDS:
-        if paired_power(effect, sd, n, alpha) >= power:
-            return n
-        n = n + 1 if n < 64 else int(n * 1.1)  # exact where it matters, fast beyond
-    return None
+    return _first(_paired_powers(effect, sd, GRID, alpha), power)
+
+
+def _tost_powers(effect: float, sd: float, n, margin: float, alpha: float) -> np.ndarray:
+    n = np.asarray(n, dtype=float)
+    if sd <= 0:
+        return np.full(n.shape, 1.0 if abs(effect) < margin else 0.0)
+    df, se = n - 1, sd / np.sqrt(n)
+    crit = stdtrit(df, 1 - alpha)
+    with np.errstate(invalid="ignore"):
+        fail_low = nctdtr(df, (effect + margin) / se, crit)  # P(T_low <= crit)
+        fail_high = 1 - nctdtr(df, (effect - margin) / se, -crit)  # P(T_high >= -crit)
+    bad = np.isnan(fail_low) | np.isnan(fail_high)
+    if bad.any():
+        from scipy.stats import nct  # sturdier in the far tails
+
+        fail_low[bad] = nct.cdf(crit[bad], df[bad], ((effect + margin) / se)[bad])
+        fail_high[bad] = nct.sf(-crit[bad], df[bad], ((effect - margin) / se)[bad])
+    return np.maximum(0.0, 1 - fail_low - fail_high)
 
 
 def tost_power(effect: float, sd: float, n: int, margin: float, alpha: float = 0.05) -> float:
@@ -67,33 +108,17 @@ def tost_power(effect: float, sd: float, n: int, margin: float, alpha: float = 0
     power is high, since both tests share the sample's standard deviation)."""
     if n < 2:
         return math.nan
-    if sd <= 0:
-        return 1.0 if abs(effect) < margin else 0.0
-    df, se = n - 1, sd / math.sqrt(n)
-    crit = float(stdtrit(df, 1 - alpha))
-    fail_low = float(nctdtr(df, (effect + margin) / se, crit))  # P(T_low <= crit)
-    fail_high = 1 - float(nctdtr(df, (effect - margin) / se, -crit))  # P(T_high >= -crit)
-    if math.isnan(fail_low) or math.isnan(fail_high):
-        from scipy.stats import nct  # sturdier in the far tails
-
-        fail_low = float(nct.cdf(crit, df, (effect + margin) / se))
-        fail_high = float(nct.sf(-crit, df, (effect - margin) / se))
-    return max(0.0, 1 - fail_low - fail_high)
+    return float(_tost_powers(effect, sd, [n], margin, alpha)[0])
 
 
 def tost_seeds_needed(effect: float, sd: float, margin: float, power: float = 0.8,
                       alpha: float = 0.05) -> int | None:
-    """Smallest n (>= 2) of paired seeds for which TOST shows "within +/- margin" with
-    `power` when the true difference is `effect`; None beyond MAX_SEEDS, or when the
-    effect is not inside the margin (no n shows a false equivalence on purpose)."""
+    """Smallest n (>= 2, on `GRID`) of paired seeds for which TOST shows "within +/-
+    margin" with `power` when the true difference is `effect`; None beyond MAX_SEEDS, or
+    when the effect is not inside the margin (no n shows a false equivalence on purpose)."""
     if math.isnan(effect) or math.isnan(sd) or abs(effect) >= margin:
         return None
-    n = 2
-    while n <= MAX_SEEDS:
-        if tost_power(effect, sd, n, margin, alpha) >= power:
-            return n
-        n = n + 1 if n < 64 else int(n * 1.1)
-    return None
+    return _first(_tost_powers(effect, sd, GRID, margin, alpha), power)
 
 
 def probability_of_improvement(a, b) -> tuple[float, float, float]:

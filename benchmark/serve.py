@@ -262,7 +262,8 @@ def serve(store: ResultStore, host: str, port: int, token: str | None, reports: 
 
     app = make_app(store, token=token, reports=reports)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning",
-                            access_log=False, lifespan="off")
+                            access_log=False, lifespan="off",
+                            timeout_graceful_shutdown=3)  # a browser's keep-alive: no wait
     server = uvicorn.Server(config)
     original = server.startup
 

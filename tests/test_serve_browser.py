@@ -3,6 +3,7 @@ epoch and the job turning COMPLETE appear on the open study page without a reloa
 Needs Debian's chromium and chromium-driver (.ci/run installs them)."""
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -82,8 +83,13 @@ def test_the_study_page_follows_a_running_grid_live(workdir, browser):  # noqa: 
             gate.touch()
         for proc in (runner, server):
             if proc is not None:
-                if proc.poll() is None:
-                    proc.terminate()
-                proc.wait(30)
+                if proc.poll() is None:  # Ctrl-C: a runner stops its workers, hands jobs back
+                    proc.send_signal(signal.SIGINT)
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(30)
                 readers[proc].join(30)  # at the end of its output
-                proc.stdout.close()
+                if not readers[proc].is_alive():  # else an orphan holds the pipe: leave it
+                    proc.stdout.close()
