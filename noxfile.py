@@ -1,5 +1,6 @@
 """Developer sessions: `nox -s tests`, `nox -s lint`, `nox -s quick` (the quick study),
-`nox -s perf` (throughput), `nox -s sequential` (the sequential rule's simulation)."""
+`nox -s perf` (throughput), `nox -s sequential` (the sequential rule's simulation),
+`nox -s dashboard` (the dashboard at scale)."""
 
 import os
 
@@ -60,3 +61,11 @@ def sequential(session: nox.Session) -> None:
     scipy; no torch, no training)."""
     install(session)
     session.run("python", "perf/sequential.py", *session.posargs)
+
+
+@nox.session
+def dashboard(session: nox.Session) -> None:
+    """Server time of the dashboard's pages and updates on a synthetic database of 10,000
+    jobs and 200,000 epochs (figures + JSON)."""
+    install(session, "test")
+    session.run("python", "perf/dashboard.py", *session.posargs)

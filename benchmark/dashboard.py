@@ -65,24 +65,35 @@ def studies(store: ResultStore) -> list[dict]:
     return out
 
 
-def _job(row: dict, code: str, at: datetime, here: str) -> dict:
-    """One cell run, its status derived by `state.derive` (the one definition)."""
-    if row["skip_reason"]:
-        status, reclaimable = JobStatus.SKIPPED, False
-    else:
-        derived = state.derive(row["status"], row["code_version"], row["lease_expires"],
-                               row["runner_host"], row["runner_pid"], row["test_accuracy"],
-                               code, at=at, here=here, alive=_pid_alive)
-        status, reclaimable = derived.status, derived.reclaimable
-    running = status == JobStatus.RUNNING
-    done = row["live_epochs"] if running else row["epochs_done"]
-    return {"key": row["job_key"], "section": row["section"], "cell": row["cell"],
-            "seed": row["seed"], "status": status.value, "epochs_done": int(done or 0),
-            "epochs": row["epochs"], "attempts": row["attempts"], "runs": int(row["runs"] or 0),
-            "failures": int(row["failures"] or 0),
-            "test_accuracy": None if running else _num(row["test_accuracy"]),
-            "dead_runner": reclaimable, "skip_reason": row["skip_reason"],
-            "updated_at": _iso(row["updated_at"])}
+def _jobs(rows, code: str, at: datetime, here: str) -> list[dict]:
+    """Cell runs (rows of `ResultStore.cell_runs`) as the API's job entries, each status by
+    `state` (the one definition): `state.shown_status`, and `state.derive` for a RUNNING
+    job (whose runner may have died). Lean: a study page builds ten thousand of these."""
+    out = []
+    for (section, cell, _position, seed, skip, key, stored, cv, attempts, epochs, lease,
+         runner_host, pid, _updated, accuracy, epochs_done, _run, runs, failures, live) in rows:
+        dead = False
+        if skip:
+            status = _SKIPPED
+        elif stored == _RUNNING:
+            derived = state.derive(stored, cv, lease, runner_host, pid, None, code, at=at,
+                                   here=here, alive=_pid_alive)
+            status, dead = derived.status.value, derived.reclaimable
+        else:
+            status = state.shown_status(_STATUS[stored], cv, code).value
+        running = status == _RUNNING
+        out.append({"key": key, "section": section, "cell": cell, "seed": seed,
+                    "status": status, "epochs_done": (live if running else epochs_done) or 0,
+                    "epochs": epochs, "attempts": attempts, "runs": runs or 0,
+                    "failures": failures or 0,
+                    "test_accuracy": None if running or accuracy is None
+                    or accuracy != accuracy else accuracy,
+                    "dead_runner": dead, "skip_reason": skip})
+    return out
+
+
+_STATUS = {s.value: s for s in JobStatus}
+_RUNNING, _SKIPPED = JobStatus.RUNNING.value, JobStatus.SKIPPED.value
 
 
 def _cursor(marks: dict) -> str:
@@ -103,16 +114,14 @@ def study(store: ResultStore, name: str) -> dict | None:
     code, at, here = code_version(), now(), host()
     marks = store.marks(name)
     rows = store.cell_runs(name)
-    jobs = [_job(r, code, at, here) for r in rows]
-    cells: dict[str, list[str]] = {}
+    jobs = _jobs(rows, code, at, here)
+    cells: dict[str, dict[str, None]] = {}
     for r in rows:
-        cells.setdefault(r["section"], [])
-        if r["cell"] not in cells[r["section"]]:
-            cells[r["section"]].append(r["cell"])
+        cells.setdefault(r.section, {})[r.cell] = None
     return {"name": name, "description": info["description"], "path": info["path"],
             "margin_pp": info["margin_pp"], "sequential": info["design"] is not None,
             "code_version": code,
-            "sections": [{**sec, "cells": cells.get(sec["name"], [])}
+            "sections": [{**sec, "cells": list(cells.get(sec["name"], {}))}
                          for sec in info["sections"]],
             "seeds": sorted({j["seed"] for j in jobs}),
             "jobs": jobs, "cursor": _cursor(marks)}
@@ -129,7 +138,7 @@ def updates(store: ResultStore, name: str, after: str) -> dict:
     live = live.drop_duplicates("live_epoch_id") if len(live) else live
     epochs = [{"key": r.job_key, "epoch": int(r.epoch), "test_accuracy": _num(r.test_accuracy),
                "train_loss": _num(r.train_loss)} for r in live.itertuples()] if len(live) else []
-    return {"jobs": [_job(r, code, at, here) for r in changed], "epochs": epochs,
+    return {"jobs": _jobs(changed, code, at, here), "epochs": epochs,
             "summary_changed": marks["run_id"] > run_id or bool(epochs),
             "cursor": _cursor(marks)}
 
@@ -185,17 +194,20 @@ def _curves(sums: pd.DataFrame) -> dict[str, list[dict]]:
     with np.errstate(invalid="ignore", divide="ignore"):
         var = np.maximum((sums["sumsq"].to_numpy(dtype=float) - n * mean * mean) / (n - 1), 0)
         half = np.where(n > 1, stdtrit(np.maximum(n - 1, 1), 0.975) * np.sqrt(var / n), np.nan)
-    low = np.clip(mean - half, 0, 100)
-    high = np.clip(mean + half, 0, 100)
-    points = pd.DataFrame({"section": sums["section"].to_numpy(), "cell": sums["cell"].to_numpy(),
-                           "position": sums["position"].to_numpy(),
-                           "epoch": sums["epoch"].to_numpy(dtype=int), "n": n.astype(int),
-                           "mean": np.round(mean, 4), "low": np.round(low, 4),
-                           "high": np.round(high, 4)})
-    points = points.astype(object).where(points.notna(), None)
-    for (section, _, cell), g in points.groupby(["section", "position", "cell"], sort=False):
-        out.setdefault(section, []).append(
-            {"cell": cell, "points": g[["epoch", "n", "mean", "low", "high"]].to_dict("records")})
+    columns = [sums["epoch"].to_numpy(dtype=int).tolist(), n.astype(int).tolist(),
+               *(np.round(x, 4).tolist() for x in (mean, np.clip(mean - half, 0, 100),
+                                                  np.clip(mean + half, 0, 100)))]
+    names = ("epoch", "n", "mean", "low", "high")
+    rows = [{k: (None if isinstance(v, float) and math.isnan(v) else v)
+             for k, v in zip(names, values, strict=True)}
+            for values in zip(*columns, strict=True)]
+    section, cell = sums["section"].tolist(), sums["cell"].tolist()
+    start = 0
+    for i in range(1, len(rows) + 1):  # a cell's points are contiguous once sorted
+        if i == len(rows) or (section[i], cell[i]) != (section[start], cell[start]):
+            out.setdefault(section[start], []).append({"cell": cell[start],
+                                                       "points": rows[start:i]})
+            start = i
     return out
 
 

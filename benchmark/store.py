@@ -817,7 +817,8 @@ class ResultStore:
 
     def _cell_runs_query(self, study: str):
         """(section, cell, seed) rows of a study with their job's state, its latest run,
-        its run counts and the epochs its running attempt has written."""
+        its run counts and the epochs its running attempt has written (`dashboard._jobs`
+        unpacks the columns in this order)."""
         latest = _latest_runs()
         counts = (select(RunRow.job_id, func.count().label("runs"),
                          func.sum(case((RunRow.status == JobStatus.FAILED.value, 1),
@@ -846,7 +847,7 @@ class ResultStore:
                 .order_by(SectionRow.position, CellRow.position, JobRow.seed))
 
     def cell_runs(self, study: str, changed_after: datetime | None = None) -> list[dict]:
-        """The study's cell runs as plain rows (see `_cell_runs_query`); with
+        """The study's cell runs as rows with named fields (see `_cell_runs_query`); with
         `changed_after`, only those whose job changed since then."""
         if not self.exists:
             return []
@@ -854,7 +855,7 @@ class ResultStore:
         if changed_after is not None:
             query = query.where(JobRow.updated_at > changed_after)
         with self.session() as s:
-            return [dict(r._mapping) for r in s.execute(query)]
+            return s.execute(query).all()  # named tuples: row.job_key, row.status, ...
 
     def marks(self, study: str) -> dict:
         """Where a study's data stands now: the newest run, live epoch and job change of
