@@ -2,8 +2,8 @@
 (token, escaping, static paths, no writes) and its command-line errors."""
 
 import socket
-from collections import Counter
 import sqlite3
+from collections import Counter
 from urllib.parse import quote
 
 import pytest
