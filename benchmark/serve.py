@@ -136,8 +136,8 @@ def make_app(store: ResultStore, *, token: str | None = None,
             db=html.escape(store.url_redacted), body=body))
 
     def report_link(name: str) -> str | None:
-        index = reports / slug(name) / "report.html"
-        return f"/report/{quote(name, safe='')}/report.html" if index.is_file() else None
+        index = reports / slug(name) / "index.html"  # what `cnnbench report` writes
+        return f"/report/{quote(name, safe='')}/index.html" if index.is_file() else None
 
     def index(request: Request):
         return page("index", "Studies", '<div id="studies">loading...</div>'

@@ -148,13 +148,13 @@ def test_strings_from_the_database_never_become_markup(tmp_path):
 def test_static_and_report_routes_refuse_paths_outside_their_folder(db, tmp_path):
     reports = tmp_path / "reports"
     (reports / "s").mkdir(parents=True)
-    (reports / "s" / "report.html").write_text("<p>the report</p>")
+    (reports / "s" / "index.html").write_text("<p>the report</p>")
     (tmp_path / "secret.txt").write_text("secret")
     reader = ResultStore(f"sqlite:///{db[0]}", read_only=True)
     with TestClient(make_app(reader, reports=reports)) as c:
         assert c.get("/static/dashboard.js").status_code == 200
-        assert "/report/s/report.html" in c.get("/study/s").text
-        assert c.get("/report/s/report.html").text == "<p>the report</p>"
+        assert "/report/s/index.html" in c.get("/study/s").text
+        assert c.get("/report/s/index.html").text == "<p>the report</p>"
         for bad in ("/static/..%2F..%2Fpyproject.toml", "/static/serve.py",
                     "/report/s/..%2F..%2Fsecret.txt", "/report/s/%2E%2E/%2E%2E/secret.txt",
                     "/report/..%2Fsecret.txt/x"):

@@ -129,8 +129,10 @@
     function drawGrid() {
       const parts = [h("h2", {}, "Grid")];
       for (const sec of data.sections) {
-        const head = h("tr", {}, h("th", {}, "cell"), ...data.seeds.map(s => h("th", {}, `seed ${s}`)));
-        const rows = sec.cells.map(cell => h("tr", {}, h("th", {}, cell), ...data.seeds.map(seed => {
+        const seeds = [...new Set([...jobs.values()].filter(j => j.section === sec.name)
+          .map(j => j.seed))].sort((a, b) => a - b);  // the seeds this section holds
+        const head = h("tr", {}, h("th", {}, "cell"), ...seeds.map(s => h("th", {}, `seed ${s}`)));
+        const rows = sec.cells.map(cell => h("tr", {}, h("th", {}, cell), ...seeds.map(seed => {
           const j = jobs.get(`${sec.name}\u0000${cell}\u0000${seed}`);
           if (!j) return h("td", {});
           const td = h("td", {"data-key": j.key, onclick: () => showJob(j.key)});
