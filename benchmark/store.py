@@ -819,8 +819,8 @@ class ResultStore:
         """(section, cell, seed) rows of a study with their job's state, its latest run,
         its run counts and the epochs its running attempt has written (`dashboard._jobs`
         unpacks the columns in this order)."""
-        latest = _latest_runs()
-        counts = (select(RunRow.job_id, func.count().label("runs"),
+        counts = (select(RunRow.job_id, func.max(RunRow.run_id).label("run_id"),  # the latest
+                         func.count().label("runs"),
                          func.sum(case((RunRow.status == JobStatus.FAILED.value, 1),
                                        else_=0)).label("failures"))
                   .group_by(RunRow.job_id).subquery())
@@ -838,9 +838,8 @@ class ResultStore:
                 .join(StudyRow, StudyRow.study_id == CellRow.study_id)
                 .join(SectionRow, and_(SectionRow.study_id == StudyRow.study_id,
                                        SectionRow.name == CellRow.section))
-                .outerjoin(latest, latest.c.job_id == JobRow.job_id)
-                .outerjoin(RunRow, RunRow.run_id == latest.c.run_id)
                 .outerjoin(counts, counts.c.job_id == JobRow.job_id)
+                .outerjoin(RunRow, RunRow.run_id == counts.c.run_id)
                 .outerjoin(live, and_(live.c.job_id == JobRow.job_id,
                                       live.c.attempt == JobRow.attempts))
                 .where(StudyRow.name == study)
