@@ -817,8 +817,12 @@ def serve(db: str | None, host: str, port: int, token: str | None, reports: Path
                 raise UserError(f"{store.url_redacted} holds no cnnbench database yet: "
                                 "run a study first, or pass another --db")
             click.echo(f"serving {store.url_redacted} (read-only); Ctrl-C stops")
-            serving.serve(store, host, port, token, reports,
-                          lambda url: click.echo(f"dashboard at {url}", err=False))
+            try:
+                serving.serve(store, host, port, token, reports,
+                              lambda url: click.echo(f"dashboard at {url}"))
+            except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C once it has shut down
+                pass
+            click.echo("stopped")
 
 
 @main.command()

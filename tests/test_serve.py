@@ -199,3 +199,44 @@ def test_serve_refuses_a_port_in_use_and_a_missing_or_foreign_database(tmp_path,
     con.close()
     foreign = cli("serve", "--db", "foreign.sqlite", "--port", "0")
     assert foreign.exit_code == 2 and "not a cnnbench database" in foreign.output
+
+
+def test_off_loopback_a_token_is_generated_printed_once_and_required(tmp_path):
+    """`serve --host 0.0.0.0`: the token is made up and printed in the URL; requests
+    without it get 401, with it 200; Ctrl-C stops the server."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import urllib.error
+    import urllib.request
+
+    from benchmark.serve import needs_token
+
+    assert needs_token("0.0.0.0") and needs_token("192.168.1.5")
+    assert not needs_token("127.0.0.1") and not needs_token("localhost")
+    _database(tmp_path / "r.sqlite")[0].close()
+    server = subprocess.Popen([sys.executable, "-m", "benchmark", "serve", "--db", "r.sqlite",
+                               "--host", "0.0.0.0", "--port", "0"], cwd=tmp_path, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              env={k: v for k, v in os.environ.items() if k != "CNNBENCH_TOKEN"})
+    try:
+        lines = [server.stdout.readline(), server.stdout.readline()]
+        url = lines[-1].split()[-1]
+        assert url.startswith("http://0.0.0.0:") and "/?token=" in url, lines
+        base, token = url.split("/?token=")
+        local = base.replace("0.0.0.0", "127.0.0.1")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(local + "/api/studies", timeout=10)
+        assert refused.value.code == 401
+        refused.value.close()  # its socket
+        request = urllib.request.Request(local + "/api/studies",
+                                         headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            assert answer.status == 200 and b'"name":"s"' in answer.read()
+    finally:
+        server.send_signal(signal.SIGINT)
+        assert server.wait(30) == 0
+        rest = server.stdout.read()
+        server.stdout.close()
+    assert token not in rest and rest.strip() == "stopped", rest  # printed once

@@ -183,6 +183,8 @@
         .filter(e => e.test_accuracy !== null).map(e => ({x: e.epoch, y: e.test_accuracy}));
       const runs = j.runs.map(r => [r.run_id, r.status, fmt(r.test_accuracy), r.epochs_done,
         fmt(r.train_seconds, 1), r.device || "", r.host || "", r.code_version || "",
+        [r.python_version && "python " + r.python_version, r.torch_version && "torch " +
+         r.torch_version, r.cuda_version && "cuda " + r.cuda_version].filter(Boolean).join(", "),
         r.finished_at ? r.finished_at.replace("T", " ").slice(0, 19) : ""]);
       const errors = j.runs.filter(r => r.error).map(r => h("pre", {}, `run ${r.run_id}:\n${r.error}`));
       panel.replaceChildren(
@@ -194,7 +196,8 @@
         curve.length ? window.cnnbenchChart.lines([{name: j.live_epochs.length ? "running" : "latest run",
           points: curve}], {width: 420, height: 200, xLabel: "epoch", yLabel: "test acc (%)"}) : null,
         h("h3", {}, "Runs"), runs.length ? table(["run", "status", "test acc", "epochs",
-          "train s", "device", "host", "code", "finished (UTC)"], runs) : h("p", {}, "none yet"),
+          "train s", "device", "host", "code", "versions", "finished (UTC)"], runs)
+          : h("p", {}, "none yet"),
         ...errors,
         h("h3", {}, "Config"), table(["field", "value"],
           Object.entries(j.config).map(([k, v]) => [k, v === null ? "" : String(v)])));
