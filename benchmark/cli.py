@@ -12,6 +12,7 @@ stderr and exit code 2, with nothing written; a job that fails makes `run` exit 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import math
 import os
@@ -817,11 +818,9 @@ def serve(db: str | None, host: str, port: int, token: str | None, reports: Path
                 raise UserError(f"{store.url_redacted} holds no cnnbench database yet: "
                                 "run a study first, or pass another --db")
             click.echo(f"serving {store.url_redacted} (read-only); Ctrl-C stops")
-            try:
-                serving.serve(store, host, port, token, reports,
+            with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C once
+                serving.serve(store, host, port, token, reports,  # it has shut down
                               lambda url: click.echo(f"dashboard at {url}"))
-            except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C once it has shut down
-                pass
             click.echo("stopped")
 
 
