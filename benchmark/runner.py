@@ -4,8 +4,9 @@ Takes a `LoadedStudy`, a `ResultStore` and `RunOptions`; gives a `RunSummary`. T
 one place that wires the stages of a run together (as benchopt's `run_benchmark`):
 check the datasets and the Dask cluster, write the grid, reclaim jobs of dead runners,
 decide what is left to run (`state.left_to_run`, shared with `run --dry-run`, `status`
-and `list`), claim each job just before a worker takes it, record each result as it comes
-back, extend the leases while it works, and hand held jobs back when it stops early.
+and `list`), claim each job just before a worker takes it, write each poll's live epochs and
+record each result as it comes back, extend the leases while it works, and hand held jobs
+back when it stops early.
 It prints nothing: what a person should see goes to the `RunEvents` the caller gives.
 No torch here.
 """

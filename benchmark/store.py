@@ -10,8 +10,10 @@ Job life cycle: `sync_study` writes the whole grid (PENDING, or SKIPPED where ev
 membership excludes it); `claim` moves one job to RUNNING under a lease, atomically, so
 two runners never hold one job; `record` stores a finished attempt as a `runs` row and
 sets the job's status; `release` and `reclaim` return RUNNING jobs whose runner stopped
-or died to PENDING. Resume is "run what is not done under the current code version".
-No torch here.
+or died to PENDING. Resume is "run what is not done under the current code version"
+(`state` says where each job stands). `record_epochs` writes running jobs' epochs as they
+arrive, for every reader to see. A reader's store (`read_only=True`) never writes: no
+migration, no journal-mode change, read-only connections. No torch here.
 """
 
 from __future__ import annotations
