@@ -143,25 +143,108 @@ def updates(store: ResultStore, name: str, after: str) -> dict:
             "cursor": _cursor(marks)}
 
 
-class SummaryCache:
-    """Effects, claims and finished curves of each study, kept until its next recorded run
-    (at most `size` studies: memory stays bounded)."""
+class _Summary:
+    """One study's summary, kept per section so that a new run costs only its sections:
+    effects by section, claim rows by claim index, the curve sums, and the run of each job
+    they hold (so that a job's newer run can take its older one's place)."""
 
-    def __init__(self, size: int = 32):
+    def __init__(self):
+        self.mark = 0  # the newest run it includes
+        self.effects: dict[str, list[dict]] = {}
+        self.claims: dict[int, dict] = {}
+        self.sums = pd.DataFrame()
+        self.runs: dict[int, int] = {}  # job id -> the run its curve points come from
+
+
+class SummaryCache:
+    """Effects, claims and finished curves of each study (at most `size` studies: memory
+    stays bounded), brought up to date at each request from the runs recorded since:
+    only the sections and jobs those runs touch are computed again."""
+
+    def __init__(self, size: int = 8):
         self.size, self._items = size, OrderedDict()
 
     def get(self, store: ResultStore, name: str) -> dict:
         code = code_version()
-        mark = store.marks(name)["run_id"]
-        key = (store.url, name, code)
-        hit = self._items.get(key)
-        if hit is None or hit[0] != mark:
-            hit = (mark, _finished_summary(store, name, code))
-            self._items[key] = hit
+        info = store.study_info(name) or {}
+        mark = store.marks(name)["run_id"]  # read first: a run recorded meanwhile comes next time
+        design = info.get("design")
+        key = (store.url, name, code, info.get("margin_pp"), repr(design),
+               tuple(info.get("claims") or ()), tuple(s["name"] for s in info.get("sections", ())))
+        entry = self._items.get(key)
+        if entry is None:
+            entry = _Summary()
+            _refresh(store, name, code, info, entry, None, None)
+            entry.mark = mark
+            self._items[key] = entry
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
+        elif entry.mark != mark:
+            changed = store.changed_since(name, entry.mark)
+            _refresh(store, name, code, info, entry, {j for j, _ in changed},
+                     {s for _, s in changed})
+            entry.mark = mark
         self._items.move_to_end(key)
-        return hit[1]
+        order = [s["name"] for s in info.get("sections", ())]
+        return {"effects": [r for sec in order for r in entry.effects.get(sec, [])],
+                "claims": [entry.claims[i] for i in sorted(entry.claims)],
+                "margin_pp": info.get("margin_pp"), "sums": entry.sums}
+
+
+def _refresh(store: ResultStore, name: str, code: str, info: dict, entry: _Summary,
+             jobs: set[int] | None, sections: set[str] | None) -> None:
+    """Compute `entry` again for `sections` and `jobs` (None: all of them), by the
+    report's statistics (`aggregate.effects`, `check_claims`, `sequential_claims`), each
+    of which reads a section's own cells only."""
+    margin, design = info.get("margin_pp"), info.get("design")
+    if sections is None or sections:
+        frame = store.results_frame(name, sections=None if sections is None else sorted(sections))
+        good = state.usable(frame, code) if len(frame) else frame
+        eff = aggregate.effects(good, margin) if len(good) else pd.DataFrame()
+        for sec in ([s["name"] for s in info.get("sections", ())] if sections is None
+                    else sections):
+            rows = eff[eff["section"] == sec] if len(eff) else eff
+            entry.effects[sec] = [
+                {"section": r["section"], "cell": r["cell"], "baseline": r["baseline"],
+                 "diff": _num(r["diff"]), "ci_low": _num(r["ci_low"]),
+                 "ci_high": _num(r["ci_high"]), "p": _num(r["p"]),
+                 "p_holm": _num(r["p_holm"]), "method": r["method"],
+                 "verdict": r["verdict"]} for _, r in rows.iterrows()]
+        for i, claim in enumerate(info.get("claims") or ()):
+            if sections is not None and claim.section not in sections:
+                continue
+            if not len(good):
+                entry.claims.pop(i, None)
+                continue
+            table = (aggregate.sequential_claims(good, design, [claim])
+                     if design and claim.kind in ("beats", "equivalent")
+                     else aggregate.check_claims(good, [claim], margin))
+            r = table.iloc[0]
+            entry.claims[i] = {"claim": r["claim"], "section": r["section"],
+                               "verdict": r["verdict"], "evidence": r["evidence"]}
+    if jobs is None:
+        entry.sums, entry.runs = store.curve_sums(name, code)
+    elif jobs:  # take the changed jobs' old runs out of the sums, put their new ones in
+        old = [entry.runs.pop(j) for j in jobs if j in entry.runs]
+        new = store.latest_complete_runs(code, jobs)
+        entry.runs.update(new)
+        sums = (entry.sums.set_index(_CURVE_KEY)
+                .sub(_sums(store.curve_points(name, old)).set_index(_CURVE_KEY), fill_value=0)
+                .add(_sums(store.curve_points(name, new.values())).set_index(_CURVE_KEY),
+                     fill_value=0).reset_index())
+        sums = sums[sums["n"] > 0]
+        entry.sums = sums.assign(n=sums["n"].astype(int)).reset_index(drop=True)
+
+
+_CURVE_KEY = ["section", "cell", "position", "epoch"]
+
+
+def _sums(points: pd.DataFrame) -> pd.DataFrame:
+    """Per (section, cell, position, epoch): count, sum and sum of squares of `acc`."""
+    if not len(points):
+        return pd.DataFrame(columns=[*_CURVE_KEY, "n", "sum", "sumsq"])
+    return (points.assign(n=1, sum=points["acc"], sumsq=points["acc"] ** 2)
+            .groupby(_CURVE_KEY, as_index=False)[["n", "sum", "sumsq"]].sum())
 
 
 def summary(store: ResultStore, name: str, cache: SummaryCache) -> dict:
@@ -209,29 +292,6 @@ def _curves(sums: pd.DataFrame) -> dict[str, list[dict]]:
                                                        "points": rows[start:i]})
             start = i
     return out
-
-
-def _finished_summary(store: ResultStore, name: str, code: str) -> dict:
-    info = store.study_info(name) or {}
-    margin = info.get("margin_pp")
-    good = state.usable(store.results_frame(name), code)
-    effects, claims = [], []
-    if len(good):
-        eff = aggregate.effects(good, margin)
-        effects = [{"section": r["section"], "cell": r["cell"], "baseline": r["baseline"],
-                    "diff": _num(r["diff"]), "ci_low": _num(r["ci_low"]),
-                    "ci_high": _num(r["ci_high"]), "p": _num(r["p"]),
-                    "p_holm": _num(r["p_holm"]), "method": r["method"],
-                    "verdict": r["verdict"]} for _, r in eff.iterrows()]
-        if info.get("claims"):
-            design = info.get("design")
-            paired = [c for c in info["claims"] if c.kind in ("beats", "equivalent")]
-            table = (aggregate.sequential_claims(good, design, paired) if design and paired
-                     else aggregate.check_claims(good, info["claims"], margin))
-            claims = [{"claim": r["claim"], "section": r["section"], "verdict": r["verdict"],
-                       "evidence": r["evidence"]} for _, r in table.iterrows()]
-    return {"effects": effects, "claims": claims, "margin_pp": margin,
-            "sums": store.curve_sums(name, code)}
 
 
 def job(store: ResultStore, key: str) -> dict | None:

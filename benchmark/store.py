@@ -658,14 +658,18 @@ class ResultStore:
                      .join(StudyRow, StudyRow.study_id == CellRow.study_id)
                      .where(StudyRow.name == study, CellRow.skip_reason.is_(None)))
         frames = []
+
+        def frame(result):
+            return pd.DataFrame(result.all(), columns=list(result.keys()))
+
         with self.session() as s:
             if keys is None:
-                frames.append(pd.DataFrame([r._mapping for r in s.execute(query)]))
+                frames.append(frame(s.execute(query)))
             else:
                 keys = list(dict.fromkeys(keys))
                 for i in range(0, len(keys), 500):
-                    chunk = query.where(JobRow.job_key.in_(keys[i:i + 500]))
-                    frames.append(pd.DataFrame([r._mapping for r in s.execute(chunk)]))
+                    frames.append(frame(s.execute(query.where(
+                        JobRow.job_key.in_(keys[i:i + 500])))))
         frames = [f for f in frames if len(f)]
         return (pd.concat(frames, ignore_index=True).sort_values("live_epoch_id")
                 if frames else pd.DataFrame())
@@ -730,11 +734,11 @@ class ResultStore:
                                for c in claims]}
 
     def results_frame(self, study: str, seeds: Sequence[int] | None = None,
-                      code_version: str | None = None):
+                      code_version: str | None = None, sections: Sequence[str] | None = None):
         """Tidy pandas frame: one row per (section, cell, seed), config columns, job
         status, and the metrics and provenance of the job's latest finished run (under
         `code_version`, when given: how results of older code are compared with new).
-        `seeds` narrows to those seeds."""
+        `seeds` narrows to those seeds, `sections` to those sections."""
         import pandas as pd
 
         if not self.exists:
@@ -756,13 +760,14 @@ class ResultStore:
                                         SectionRow.name == CellRow.section))
                  .outerjoin(latest, latest.c.job_id == JobRow.job_id)
                  .outerjoin(RunRow, RunRow.run_id == latest.c.run_id)
-                 .where(StudyRow.name == study, *_seed_filter(seeds))
+                 .where(StudyRow.name == study, *_seed_filter(seeds),
+                        *([] if sections is None else [CellRow.section.in_(list(sections))]))
                  .order_by(SectionRow.position, CellRow.position, JobRow.seed))
         with self.session() as s:
-            rows = s.execute(query).all()
-        frame = pd.DataFrame([r._mapping for r in rows])
+            result = s.execute(query)
+            frame = pd.DataFrame(result.all(), columns=list(result.keys()))
         if frame.empty:
-            return frame
+            return pd.DataFrame()
         if code_version is not None:  # where that version stands, not the job's latest
             frame["status"] = frame["run_status"].fillna(JobStatus.PENDING.value)
         frame.loc[frame["skip_reason"].notna(), "status"] = JobStatus.SKIPPED.value
@@ -874,30 +879,88 @@ class ResultStore:
                                .where(JobRow.job_id.in_(members)))
         return {"run_id": run_id or 0, "live_epoch_id": live_id or 0, "updated_at": updated}
 
+    def _curve_query(self, study: str, acc_columns):
+        acc = EpochRow.test_accuracy
+        return (select(*acc_columns)
+                .join(JobRow, JobRow.job_id == CellRow.job_id)
+                .join(StudyRow, StudyRow.study_id == CellRow.study_id)
+                .join(RunRow, RunRow.job_id == JobRow.job_id)
+                .join(EpochRow, EpochRow.run_id == RunRow.run_id)
+                .where(StudyRow.name == study, CellRow.skip_reason.is_(None),
+                       acc.is_not(None)))
+
     def curve_sums(self, study: str, code_version: str):
-        """Per (section, cell, epoch): the count, sum and sum of squares of the test
-        accuracy of the latest COMPLETE runs under `code_version` (a learning curve's mean
-        and interval across seeds, aggregated in the database)."""
+        """Per (section, cell, position, epoch): the count, sum and sum of squares of the
+        test accuracy of each job's latest run under `code_version` where it is COMPLETE
+        (the learning curves' mean and interval across seeds), aggregated in the database;
+        and {job id: that run's id}, the runs these sums hold."""
         import pandas as pd
 
         if not self.exists:
-            return pd.DataFrame()
+            return pd.DataFrame(), {}
         latest = _latest_runs(code_version)
         acc = EpochRow.test_accuracy
-        query = (select(CellRow.section, CellRow.cell, CellRow.position, EpochRow.epoch,
-                        func.count(acc).label("n"), func.sum(acc).label("sum"),
-                        func.sum(acc * acc).label("sumsq"))
-                 .join(JobRow, JobRow.job_id == CellRow.job_id)
-                 .join(StudyRow, StudyRow.study_id == CellRow.study_id)
-                 .join(latest, latest.c.job_id == JobRow.job_id)
-                 .join(RunRow, RunRow.run_id == latest.c.run_id)
-                 .join(EpochRow, EpochRow.run_id == RunRow.run_id)
-                 .where(StudyRow.name == study, CellRow.skip_reason.is_(None),
-                        RunRow.status == JobStatus.COMPLETE.value, acc.is_not(None))
-                 .group_by(CellRow.section, CellRow.cell, CellRow.position, EpochRow.epoch)
-                 .order_by(CellRow.section, CellRow.position, EpochRow.epoch))
+        query = (self._curve_query(study, [CellRow.section, CellRow.cell, CellRow.position,
+                                           EpochRow.epoch, func.count(acc).label("n"),
+                                           func.sum(acc).label("sum"),
+                                           func.sum(acc * acc).label("sumsq")])
+                 .join(latest, latest.c.run_id == RunRow.run_id)
+                 .where(RunRow.status == JobStatus.COMPLETE.value)
+                 .group_by(CellRow.section, CellRow.cell, CellRow.position, EpochRow.epoch))
+        runs = (select(RunRow.job_id, RunRow.run_id)
+                .join(latest, latest.c.run_id == RunRow.run_id)
+                .join(CellRow, CellRow.job_id == RunRow.job_id)
+                .join(StudyRow, StudyRow.study_id == CellRow.study_id)
+                .where(StudyRow.name == study, RunRow.status == JobStatus.COMPLETE.value)
+                .distinct())
         with self.session() as s:
-            return pd.DataFrame([r._mapping for r in s.execute(query)])
+            result = s.execute(query)
+            sums = pd.DataFrame(result.all(), columns=list(result.keys()))
+            return sums, dict(s.execute(runs).all())
+
+    def curve_points(self, study: str, run_ids):
+        """The test accuracy at each epoch of the runs `run_ids`, once per cell of `study`
+        their job serves: a frame of run_id, job_id, section, cell, position, epoch, acc."""
+        import pandas as pd
+
+        columns = ["run_id", "job_id", "section", "cell", "position", "epoch", "acc"]
+        ids, rows = list(run_ids), []
+        if not self.exists or not ids:
+            return pd.DataFrame(columns=columns)
+        query = self._curve_query(study, [RunRow.run_id, JobRow.job_id, CellRow.section,
+                                          CellRow.cell, CellRow.position, EpochRow.epoch,
+                                          EpochRow.test_accuracy])
+        with self.session() as s:
+            for i in range(0, len(ids), 500):
+                rows += s.execute(query.where(RunRow.run_id.in_(ids[i:i + 500]))).all()
+        return pd.DataFrame(rows, columns=columns)
+
+    def latest_complete_runs(self, code_version: str, job_ids) -> dict[int, int]:
+        """{job id: its latest run under `code_version`} for `job_ids`, where that run is
+        COMPLETE (the run a learning curve holds)."""
+        ids, out = list(job_ids), {}
+        if not self.exists or not ids:
+            return out
+        latest = _latest_runs(code_version)
+        with self.session() as s:
+            for i in range(0, len(ids), 500):
+                out.update(s.execute(
+                    select(RunRow.job_id, RunRow.run_id)
+                    .join(latest, latest.c.run_id == RunRow.run_id)
+                    .where(RunRow.status == JobStatus.COMPLETE.value,
+                           RunRow.job_id.in_(ids[i:i + 500]))).all())
+        return out
+
+    def changed_since(self, study: str, run_id: int) -> list[tuple[int, str]]:
+        """(job id, section) of the study's cells whose job has a run newer than `run_id`."""
+        if not self.exists:
+            return []
+        newer = select(RunRow.job_id).where(RunRow.run_id > run_id)
+        with self.session() as s:
+            return [tuple(r) for r in s.execute(
+                select(CellRow.job_id, CellRow.section).distinct()
+                .join(StudyRow, StudyRow.study_id == CellRow.study_id)
+                .where(StudyRow.name == study, CellRow.job_id.in_(newer)))]
 
     def job_detail(self, key: str) -> dict | None:
         """One job: its config and state, every run (provenance, error), the epochs of its

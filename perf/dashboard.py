@@ -14,7 +14,8 @@ statistics, JSON), the median of `--repeat` requests of:
 
 - the index (`/api/studies`) and the index page shell (`/`);
 - the study page's data: `/api/studies/<name>` (every cell run) and `/summary` (effects,
-  claims, curves: cold, the first after a run was recorded, then warm);
+  claims, curves): its first request (the server computes the whole study once), warm,
+  and the first after a run was recorded (only that run's sections and job again);
 - an incremental update (`/updates?after=`) after one new live epoch and one finished
   run, as a page polling every second sees them;
 
@@ -140,8 +141,8 @@ def main(argv: list[str] | None = None) -> dict:
             figures["study page (/study/big)"] = timed(client, "/study/big", args.repeat)
             figures["study data (/api/studies/big)"] = timed(client, "/api/studies/big",
                                                              args.repeat)
-            figures["summary, cold"] = timed(client, "/api/studies/big/summary", 1)
-            figures["summary, cold"]["peak_mib"] = float("nan")  # the memory pass was warm
+            figures["summary, first request"] = timed(client, "/api/studies/big/summary", 1)
+            figures["summary, first request"]["peak_mib"] = float("nan")  # the memory pass was warm
             figures["summary, warm"] = timed(client, "/api/studies/big/summary", args.repeat)
             cursor = client.get("/api/studies/big").json()["cursor"]
             key = info["running"][0]
@@ -160,9 +161,9 @@ def main(argv: list[str] | None = None) -> dict:
                                     code_version=code_version()), info["runner"])
             figures["update: one job finished"] = timed(client, "/api/studies/big/updates",
                                                        args.repeat, after=answer["cursor"])
-            figures["summary after that run, cold"] = timed(client, "/api/studies/big/summary",
+            figures["summary after a new run"] = timed(client, "/api/studies/big/summary",
                                                             1)
-            figures["summary after that run, cold"]["peak_mib"] = float("nan")
+            figures["summary after a new run"]["peak_mib"] = float("nan")
         reader.close()
         writer.close()
     print(f"\nserver time per request, median of {args.repeat} (goal < {GOAL_MS:.0f} ms):")

@@ -12,7 +12,7 @@ from test_store import SPECS, STUDY, _result
 
 from benchmark.provenance import code_version
 from benchmark.serve import make_app
-from benchmark.spec import Cell, EpochMetrics, Section
+from benchmark.spec import Cell, EpochMetrics, JobStatus, Section
 from benchmark.store import ResultStore, Runner
 
 HOSTILE = "<script>alert('x')</script>"
@@ -240,3 +240,42 @@ def test_off_loopback_a_token_is_generated_printed_once_and_required(tmp_path):
         rest = server.stdout.read()
         server.stdout.close()
     assert token not in rest and rest.strip() == "stopped", rest  # printed once
+
+
+def test_the_summary_brought_up_to_date_equals_one_computed_afresh(db):
+    """The dashboard's summary cache recomputes only the sections and jobs that new runs
+    touch; after runs that finish a job, fail one and then retry it, it must equal a
+    summary computed from nothing."""
+    from benchmark import dashboard
+
+    path, writer, me = db
+    reader = ResultStore(f"sqlite:///{path}", read_only=True)
+    cache = dashboard.SummaryCache()
+
+    def same(a, b):
+        import pandas as pd
+
+        assert a["effects"] == b["effects"] and a["claims"] == b["claims"]
+        key = ["section", "cell", "position", "epoch"]
+        left, right = (x.sort_values(key).reset_index(drop=True) for x in (a["sums"], b["sums"]))
+        pd.testing.assert_frame_equal(left, right, check_dtype=False, rtol=1e-9)
+        assert len(left) and (left["n"] > 0).all()
+
+    before = cache.get(reader, "s")
+    writer.record(_result(KEYS[2], acc=91.0, cv=code_version()), me)  # the running job ends
+    assert writer.claim(KEYS[3], me, code_version())
+    writer.record(_result(KEYS[3], JobStatus.FAILED, cv=code_version()), me)
+    updated = cache.get(reader, "s")
+    same(updated, dashboard.SummaryCache().get(reader, "s"))
+    assert updated["sums"]["n"].sum() > before["sums"]["n"].sum()  # KEYS[2]'s epochs came in
+    assert writer.claim(KEYS[3], me, code_version(), retry_failed=True)
+    writer.record(_result(KEYS[3], acc=99.0, cv=code_version()), me)  # the retry replaces it
+    same(cache.get(reader, "s"), dashboard.SummaryCache().get(reader, "s"))
+    con = sqlite3.connect(path)  # a finished job trained again: its new run replaces its points
+    con.execute("update jobs set status = 'PENDING' where job_key = ?", (KEYS[0],))
+    con.commit()
+    con.close()
+    assert writer.claim(KEYS[0], me, code_version())
+    writer.record(_result(KEYS[0], acc=80.0, cv=code_version()), me)
+    same(cache.get(reader, "s"), dashboard.SummaryCache().get(reader, "s"))
+    reader.close()
