@@ -422,12 +422,6 @@ def _progress() -> Iterator[runner.RunEvents]:
 # --------------------------------------------------------------------------- status, list
 
 
-def _section_counts(loaded: LoadedStudy, specs: Sequence[JobSpec],
-                    store: ResultStore) -> dict[str, Counter]:
-    return state.counts(specs, state.of_jobs(store, specs),
-                        (s.name for s in loaded.study.sections))
-
-
 seeds_option = click.option(
     "--seeds", metavar="S1,S2,...",
     help="Only these replicate seeds (default: the study's and every seed stored for it).")
@@ -453,8 +447,9 @@ def status(study_file: Path, db: str | None, seeds: str | None, as_json: bool,
         while True:
             with _store(db, read_only=True) as store:
                 specs = runner.members(loaded, store, _parse_seeds(seeds))
-                counts = _section_counts(loaded, specs, store)
-                live = _running(specs, store) if counts and sum(
+                jobs = state.of_jobs(store, specs)
+                counts = state.counts(specs, jobs, (s.name for s in loaded.study.sections))
+                live = _running(specs, jobs, store) if any(
                     c[S.RUNNING] for c in counts.values()) else []
                 where = store.url_redacted
             total: Counter = sum(counts.values(), Counter())
@@ -471,9 +466,10 @@ def status(study_file: Path, db: str | None, seeds: str | None, as_json: bool,
                 sys.exit(130)
 
 
-def _running(specs: Sequence[JobSpec], store: ResultStore) -> list[dict]:
+def _running(specs: Sequence[JobSpec], jobs: dict[str, state.JobState],
+             store: ResultStore) -> list[dict]:
     """Each running job's curve so far, as its runner wrote it to the database."""
-    labels, jobs = runner.job_labels(specs), state.of_jobs(store, specs)
+    labels = runner.job_labels(specs)
     running = {s.key: s for s in specs if state.cell_status(s, jobs) == S.RUNNING}
     live = store.live_epochs(running)
     out = []

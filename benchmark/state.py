@@ -41,7 +41,6 @@ class JobState:
     status: JobStatus  # STALE: done under older training code
     test_accuracy: float | None  # final epoch of the latest finished run, percent
     reclaimable: bool = False  # RUNNING under a lease that expired or a runner here that died
-    epochs_done: int = 0  # of the running attempt (live) or the latest finished run
 
 
 def shown_status(stored: str | JobStatus, result_code: str | None, code: str) -> JobStatus:
@@ -63,13 +62,13 @@ def dead_runner(lease_expires: datetime | None, host: str | None, pid: int | Non
 
 def derive(stored: str, result_code: str | None, lease_expires: datetime | None,
            host: str | None, pid: int | None, accuracy: float | None, code: str, *,
-           at: datetime, here: str, alive, epochs_done: int = 0) -> JobState:
+           at: datetime, here: str, alive) -> JobState:
     """A job's `JobState` from its row as stored (see the module doc)."""
     status = shown_status(stored, result_code, code)
     dead = status == JobStatus.RUNNING and dead_runner(lease_expires, host, pid, at=at,
                                                        here=here, alive=alive)
     shown = status in (*DONE_STATUSES, JobStatus.STALE)
-    return JobState(status, accuracy if shown else None, dead, epochs_done)
+    return JobState(status, accuracy if shown else None, dead)
 
 
 def of_jobs(store, specs: Iterable[JobSpec]) -> dict[str, JobState]:
