@@ -745,24 +745,19 @@ class ResultStore:
             return pd.DataFrame()
         config_cols = [getattr(JobRow, f) for f in CONFIG_COLUMNS]
         latest = _latest_runs(code_version)
-        query = (select(CellRow.section, CellRow.cell, CellRow.position, CellRow.replicate,
-                        CellRow.published, CellRow.skip_reason, JobRow.job_key,
-                        JobRow.status, *config_cols, RunRow.run_id,
-                        RunRow.status.label("run_status"), RunRow.code_version, RunRow.error,
-                        RunRow.test_accuracy, RunRow.test_loss, RunRow.train_loss,
-                        RunRow.epochs_done, RunRow.param_count, RunRow.train_seconds,
-                        RunRow.wall_seconds, RunRow.device, RunRow.host,
-                        RunRow.torch_version, RunRow.cuda_version, RunRow.started_at,
-                        RunRow.finished_at)
-                 .join(JobRow, JobRow.job_id == CellRow.job_id)
-                 .join(StudyRow, StudyRow.study_id == CellRow.study_id)
-                 .join(SectionRow, and_(SectionRow.study_id == StudyRow.study_id,
-                                        SectionRow.name == CellRow.section))
+        query = (_study_cell_rows(
+                    study, CellRow.section, CellRow.cell, CellRow.position, CellRow.replicate,
+                    CellRow.published, CellRow.skip_reason, JobRow.job_key, JobRow.status,
+                    *config_cols, RunRow.run_id, RunRow.status.label("run_status"),
+                    RunRow.code_version, RunRow.error, RunRow.test_accuracy, RunRow.test_loss,
+                    RunRow.train_loss, RunRow.epochs_done, RunRow.param_count,
+                    RunRow.train_seconds, RunRow.wall_seconds, RunRow.device, RunRow.host,
+                    RunRow.torch_version, RunRow.cuda_version, RunRow.started_at,
+                    RunRow.finished_at)
                  .outerjoin(latest, latest.c.job_id == JobRow.job_id)
                  .outerjoin(RunRow, RunRow.run_id == latest.c.run_id)
-                 .where(StudyRow.name == study, *_seed_filter(seeds),
-                        *([] if sections is None else [CellRow.section.in_(list(sections))]))
-                 .order_by(SectionRow.position, CellRow.position, JobRow.seed))
+                 .where(*_seed_filter(seeds),
+                        *([] if sections is None else [CellRow.section.in_(list(sections))])))
         with self.session() as s:
             result = s.execute(query)
             frame = pd.DataFrame(result.all(), columns=list(result.keys()))
@@ -834,23 +829,17 @@ class ResultStore:
         live = (select(LiveEpochRow.job_id, LiveEpochRow.attempt,
                        func.max(LiveEpochRow.epoch).label("live_epochs"))
                 .group_by(LiveEpochRow.job_id, LiveEpochRow.attempt).subquery())
-        return (select(CellRow.section, CellRow.cell, CellRow.position, JobRow.seed,
-                       CellRow.skip_reason, JobRow.job_key, JobRow.status,
-                       JobRow.code_version, JobRow.attempts, JobRow.epochs,
-                       JobRow.lease_expires, JobRow.runner_host, JobRow.runner_pid,
-                       JobRow.updated_at, RunRow.test_accuracy, RunRow.epochs_done,
-                       RunRow.run_id, counts.c.runs, counts.c.failures,
-                       live.c.live_epochs)
-                .join(JobRow, JobRow.job_id == CellRow.job_id)
-                .join(StudyRow, StudyRow.study_id == CellRow.study_id)
-                .join(SectionRow, and_(SectionRow.study_id == StudyRow.study_id,
-                                       SectionRow.name == CellRow.section))
+        return (_study_cell_rows(study, CellRow.section, CellRow.cell, CellRow.position,
+                                 JobRow.seed, CellRow.skip_reason, JobRow.job_key,
+                                 JobRow.status, JobRow.code_version, JobRow.attempts,
+                                 JobRow.epochs, JobRow.lease_expires, JobRow.runner_host,
+                                 JobRow.runner_pid, JobRow.updated_at, RunRow.test_accuracy,
+                                 RunRow.epochs_done, RunRow.run_id, counts.c.runs,
+                                 counts.c.failures, live.c.live_epochs)
                 .outerjoin(counts, counts.c.job_id == JobRow.job_id)
                 .outerjoin(RunRow, RunRow.run_id == counts.c.run_id)
                 .outerjoin(live, and_(live.c.job_id == JobRow.job_id,
-                                      live.c.attempt == JobRow.attempts))
-                .where(StudyRow.name == study)
-                .order_by(SectionRow.position, CellRow.position, JobRow.seed))
+                                      live.c.attempt == JobRow.attempts)))
 
     def cell_runs(self, study: str, changed_after: datetime | None = None) -> list[dict]:
         """The study's cell runs as rows with named fields (see `_cell_runs_query`); with
@@ -998,6 +987,18 @@ class ResultStore:
                     "runner_pid": job.runner_pid, "updated_at": job.updated_at,
                     "runs": runs, "epochs": epochs, "live_epochs": live, "cells": cells}
 
+
+
+def _study_cell_rows(study: str, *columns):
+    """SELECT `columns` over the (section, cell, seed) rows of `study` joined to their jobs
+    and sections, in the study's order (sections, then cells, then seeds)."""
+    return (select(*columns)
+            .join(JobRow, JobRow.job_id == CellRow.job_id)
+            .join(StudyRow, StudyRow.study_id == CellRow.study_id)
+            .join(SectionRow, and_(SectionRow.study_id == StudyRow.study_id,
+                                   SectionRow.name == CellRow.section))
+            .where(StudyRow.name == study)
+            .order_by(SectionRow.position, CellRow.position, JobRow.seed))
 
 
 def _seed_filter(seeds: Sequence[int] | None) -> list:
