@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import html
 import json
-import math
 import secrets
 import socket
 from datetime import datetime
@@ -63,10 +62,10 @@ class _Json(JSONResponse):
 
 
 def _default(x):
+    """Datetimes as ISO text. (json calls this only for types it cannot write: a NaN is a
+    float and fails `allow_nan=False`, which is why `dashboard` turns NaN into null.)"""
     if isinstance(x, datetime):
         return x.isoformat()
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
     raise TypeError(f"not JSON: {type(x).__name__}")
 
 
