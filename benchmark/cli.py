@@ -26,8 +26,9 @@ from pathlib import Path
 
 import click
 
-from . import data, plan, runner, state
-from .execute import DeviceError, parse_devices, stop_helpers
+from . import backends, data, plan, runner, state
+from .backends import DeviceError
+from .execute import stop_helpers
 from .provenance import code_version
 from .spec import DONE_STATUSES, EpochMetrics, JobResult, JobSpec, JobStatus, SpecError
 from .store import ResultStore, StoreError, open_store
@@ -120,18 +121,41 @@ def _describe_result(r: JobResult, label: str) -> str:
 @study_argument
 @db_option
 @click.option("--jobs", "-j", type=click.IntRange(min=1),
-              help="Worker processes on CPU (default: one single-thread worker per core).")
+              help="Worker processes on CPU (default: one single-thread worker per core); "
+                   "with --backend slurm, the Slurm jobs to keep up (default 1).")
 @click.option("--devices", default="cpu", show_default=True,
               help="Device slots: cpu, cuda (every GPU), cuda:0,cuda:1, cuda:0x4 (4 jobs on "
                    "GPU 0 at once).")
 @click.option("--retry-failed", is_flag=True, help="Also rerun jobs that FAILED before.")
 @click.option("--seeds", metavar="S1,S2,...", help="Replicate seeds, replacing the study's.")
-@click.option("--backend", type=click.Choice(["loky", "dask"]), default="loky",
+@click.option("--backend", type=click.Choice(list(backends.NAMES)), default="loky",
               show_default=True,
               help="loky: worker processes on this machine. dask: a Dask cluster, local "
-                   "(--jobs single-thread workers) or the one at --scheduler.")
+                   "(--jobs single-thread workers) or the one at --scheduler. slurm: Dask "
+                   "workers in --jobs Slurm jobs (see the README's cluster section).")
 @click.option("--scheduler", metavar="tcp://HOST:PORT",
               help="Dask scheduler to send jobs to (with --backend dask).")
+@click.option("--partition", help="Slurm partition of the worker jobs (--backend slurm).")
+@click.option("--account", help="Slurm account to charge (--backend slurm).")
+@click.option("--walltime", metavar="TIME",
+              help="Wall time of each Slurm job, e.g. 02:00:00 (--backend slurm; default "
+                   "from the dask-jobqueue configuration, 00:30:00). Workers retire a "
+                   "margin before it and are replaced.")
+@click.option("--memory", metavar="SIZE",
+              help="Memory of each Slurm job, e.g. 8GB (--backend slurm; default 4GB).")
+@click.option("--cpus-per-job", type=click.IntRange(min=1), metavar="N",
+              help="CPUs of each Slurm job; on --devices cpu, its slots (--backend slurm).")
+@click.option("--gpus-per-job", type=click.IntRange(min=0), metavar="N",
+              help="GPUs of each Slurm job (#SBATCH --gres=gpu:N; default 1 with --devices "
+                   "cuda, else 0). Its jobs train on the first (--backend slurm).")
+@click.option("--sbatch", multiple=True, metavar="ARGS",
+              help="An extra #SBATCH line for the worker jobs, e.g. --sbatch "
+                   "'--qos=short' (repeatable; --backend slurm).")
+@click.option("--cluster-config", type=click.Path(exists=True, dir_okay=False),
+              metavar="FILE",
+              help="A dask-jobqueue configuration file for site defaults (its `jobqueue: "
+                   "slurm:` keys; --backend slurm). ~/.config/dask/jobqueue.yaml is read "
+                   "anyway.")
 @click.option("--fuse", type=click.IntRange(min=1), default=1, show_default=True,
               metavar="N",
               help="Train up to N jobs that differ only in seed or training slice as one "
@@ -144,6 +168,11 @@ def _describe_result(r: JobResult, label: str) -> str:
               help="Save each job's state after every epoch in DIR, so a job cut short "
                    "(kill, crash, power) resumes after its last epoch when the run is "
                    "repeated. Off by default; fused groups are not checkpointed.")
+@click.option("--db-retry", type=click.FloatRange(min=0), metavar="SECONDS",
+              help="How long a write waits out a locked database or a lost server (a "
+                   "restart, a failover) before the run stops; results that finish "
+                   "meanwhile are kept and written when it is back [env "
+                   "CNNBENCH_DB_RETRY_SECONDS; default 60].")
 @click.option("--dry-run", is_flag=True,
               help="Show what would run and estimate its wall time from a short calibration "
                    "of each network on these slots; train nothing.")
@@ -156,8 +185,11 @@ def _describe_result(r: JobResult, label: str) -> str:
 @click.option("--batch", type=click.IntRange(min=1), default=2, show_default=True,
               metavar="K", help="With --until-decided: seeds added at each look.")
 def run(study_file: Path, db: str | None, jobs: int | None, devices: str, retry_failed: bool,
-        seeds: str | None, backend: str, scheduler: str | None, fuse: int, eval_every: int,
-        checkpoints: str | None, dry_run: bool, until_decided: bool, max_seeds: int,
+        seeds: str | None, backend: str, scheduler: str | None, partition: str | None,
+        account: str | None, walltime: str | None, memory: str | None,
+        cpus_per_job: int | None, gpus_per_job: int | None, sbatch: tuple[str, ...],
+        cluster_config: str | None, fuse: int, eval_every: int, checkpoints: str | None,
+        db_retry: float | None, dry_run: bool, until_decided: bool, max_seeds: int,
         batch: int) -> None:
     """Run the jobs of STUDY that are not yet done.
 
@@ -168,12 +200,14 @@ def run(study_file: Path, db: str | None, jobs: int | None, devices: str, retry_
     """
     with user_errors():
         loaded = _load(study_file, seeds)
-        if scheduler and backend != "dask":
-            raise UserError("--scheduler needs --backend dask")
-        slots = parse_devices(devices, jobs)
+        where = backends.create(backend, devices, jobs, scheduler=scheduler,
+                                partition=partition, account=account, walltime=walltime,
+                                memory=memory, cpus_per_job=cpus_per_job,
+                                gpus_per_job=gpus_per_job, sbatch=sbatch,
+                                cluster_config=cluster_config)
         options = runner.RunOptions(
-            slots=tuple(slots), retry_failed=retry_failed, eval_every=eval_every, fuse=fuse,
-            backend=backend, scheduler=scheduler,
+            slots=tuple(where.slots()), retry_failed=retry_failed, eval_every=eval_every,
+            fuse=fuse, backend=where,
             checkpoints=str(Path(checkpoints).resolve()) if checkpoints else None)
         if dry_run:
             _dry_run(loaded, db, options)
@@ -183,7 +217,7 @@ def run(study_file: Path, db: str | None, jobs: int | None, devices: str, retry_
         until = runner.UntilDecided(max_seeds=max_seeds, batch=batch)
         if until_decided:
             runner.check_until(loaded, until)  # before the database is opened
-        with _store(db) as store, _progress() as progress:
+        with _store(db, retry_seconds=db_retry) as store, _progress() as progress:
             design = (store.study_info(loaded.study.name) or {}).get("design")
             if design and not until_decided:
                 raise UserError(

@@ -1,35 +1,26 @@
-"""Execute stage: run jobs in parallel worker processes and stream their results back.
+"""Execute stage: run jobs in parallel workers and stream their results back.
 
-Takes `Task`s (job key, config, dataset directory) and a list of device slots; gives a
-stream of `JobResult`s in completion order. Knows nothing of the database: the caller
-passes a `claim` callback, asked just before each task is dispatched, and records the
-results it receives.
+Takes `Task`s (job key, config, dataset directory) and a backend's pool (`backends`);
+gives a stream of `JobResult`s in completion order. Knows nothing of the database: the
+caller passes a `claim` callback, asked just before each task is dispatched, and records
+the results it receives.
 
-Backends are pools behind one small interface (`LocalPool`, `DaskPool`). The local pool
-gives every slot its own single-worker loky executor, which persists for the whole grid,
-so the dataset is loaded and moved to the device once per worker, not once per job, and
-`cuda:0x4` puts at most four jobs on that GPU at any time. A worker that dies (a signal,
-a segfault, the kernel's OOM killer) breaks only its own slot's executor: the job it held
-is retried once on a fresh worker, then recorded FAILED with the cause, while the other
-slots go on (loky breaks a whole shared pool when one worker dies, hence one per slot).
-On Dask, the scheduler retries a task whose worker died (`allowed-failures`, set to 1 for
-the local cluster) and then reports it as a killed worker, recorded FAILED the same way.
-A job that raises comes back FAILED with its traceback; the other jobs go on. Jobs that
-differ only in seed and training slice can be fused into one vectorised training step
-(`fuse`), which pays off on a GPU.
+Every slot of the pool runs one job (or one fused group) at a time; a worker keeps its
+dataset resident on its device across jobs, and `cuda:0x4` puts at most four jobs on
+that GPU at any time. A worker that dies (a signal, a segfault, the kernel's OOM killer,
+a Slurm job cancelled) costs only its own job: the pool's `retries` say how often it is
+retried on a fresh worker (a Dask scheduler retries by itself), then it is recorded FAILED
+with the cause while the other slots go on. A job that raises comes back FAILED with its
+traceback; the other jobs go on. Jobs that differ only in seed and training slice can be
+fused into one vectorised training step (`fuse`), which pays off on a GPU.
 """
-
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import logging
 import os
 import queue
-import re
-import shutil
 import sys
-import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -37,13 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import provenance
-from .feed import FileFeed, TopicFeed
+from .backends import Backend
+from .backends.local import LocalBackend
 from .plan import fusion_key
 from .spec import EpochMetrics, JobResult, JobStatus, TrainConfig
-
-
-class DeviceError(ValueError):
-    """A --devices specification that cannot be satisfied here."""
 
 
 @dataclass(frozen=True)
@@ -52,51 +40,6 @@ class Task:
     config: TrainConfig
     data_dir: str  # resolved directory of the config's dataset
     import_dirs: tuple[str, ...] = ()  # where a "module:function" net is imported from
-
-
-_DEVICE_RE = re.compile(r"^(cpu|cuda(?::(\d+))?)(?:x(\d+))?$")
-
-
-def parse_devices(spec: str, jobs: int | None = None,
-                  cuda_count: Callable[[], int] | None = None) -> list[str]:
-    """Device slots from a --devices string: one entry per job that may run at once.
-
-    "cpu" gives `jobs` slots (default: one per CPU core); "cuda" one slot per visible GPU;
-    "cuda:1" one slot on GPU 1; "cuda:0x4" four slots on GPU 0; items join with commas.
-    """
-    slots: list[str] = []
-    for item in (s.strip() for s in spec.split(",")):
-        match = _DEVICE_RE.match(item)
-        if not match:
-            raise DeviceError(f"bad device {item!r} in --devices {spec!r}: use cpu, cuda, "
-                              "cuda:N, or any of these followed by xSLOTS (e.g. cuda:0x4)")
-        name, index, per = match.group(1), match.group(2), match.group(3)
-        if name == "cpu":
-            # "cpu" alone: --jobs workers, default one per core; "cpuxN": N workers.
-            per = per or jobs or os.cpu_count() or 1
-        per = int(per or 1)
-        if per < 1:
-            raise DeviceError(f"device {item!r} needs at least one slot")
-        if name == "cpu":
-            slots += ["cpu"] * per
-            continue
-        available = (cuda_count or _cuda_count)()
-        if available == 0:
-            raise DeviceError(f"--devices {spec!r} asks for CUDA, but no GPU is visible here: "
-                              "use --devices cpu")
-        gpus = range(available) if index is None else [int(index)]
-        for gpu in gpus:
-            if gpu >= available:
-                raise DeviceError(f"device cuda:{gpu} does not exist: {available} GPU(s) "
-                                  f"visible (cuda:0 to cuda:{available - 1})")
-            slots += [f"cuda:{gpu}"] * per
-    return slots
-
-
-def _cuda_count() -> int:
-    import torch  # only a CUDA spec pays for the import
-
-    return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 # --------------------------------------------------------------------------- worker side
@@ -253,7 +196,8 @@ def run_group(tasks: Sequence[Task], device: str, lock_dir: str | None,
             key=task.key, status=status, error=error, epochs=epochs, param_count=params,
             train_seconds=train_s, wall_seconds=wall / len(tasks), started_at=started,
             finished_at=finished, device=device, host=provenance.host(),
-            code_version=provenance.code_version(), versions=versions,
+            slurm_job_id=os.environ.get("SLURM_JOB_ID"), code_version=provenance.code_version(),
+            versions=versions,
         )
         for task, (status, error, epochs, params, train_s) in zip(tasks, done, strict=True)
     ]
@@ -306,108 +250,9 @@ def fuse(tasks: Sequence[Task], size: int) -> list[list[Task]]:
     return groups
 
 
-_EXIT_CODES = re.compile(r"exit codes of the workers are \{([^}]*)\}")
-
-
-class LocalPool:
-    """Worker processes on this machine: one single-worker loky executor per slot.
-
-    `retries` 1: a job whose worker died runs once more on a fresh worker of its slot.
-    """
-
-    retries = 1
-
-    def __init__(self, slots: Sequence[str]):
-        self.devices = list(slots)
-        self.lock_dir = tempfile.mkdtemp(prefix="cnnbench-locks-")  # GPU out-of-memory gates
-        self.feed = FileFeed(Path(self.lock_dir) / "epochs")  # live progress
-        self._executors: list = [None] * len(self.devices)
-
-    @property
-    def size(self) -> int:
-        return len(self.devices)
-
-    def device(self, slot: int) -> str:
-        return self.devices[slot]
-
-    def submit(self, slot: int, fn: Callable, *args):
-        from joblib.externals.loky.process_executor import ProcessPoolExecutor
-
-        if self._executors[slot] is None:
-            self._executors[slot] = ProcessPoolExecutor(max_workers=1)
-        return self._executors[slot].submit(fn, *args)
-
-    @staticmethod
-    def death(exc: BaseException) -> str | None:
-        """The cause if `exc` says the worker process died, else None."""
-        from joblib.externals.loky.process_executor import BrokenProcessPool
-
-        if not isinstance(exc, BrokenProcessPool):
-            return None
-        codes = _EXIT_CODES.search(str(exc))
-        if codes:  # "SIGKILL(-9)" or "EXIT(1)": the signal or exit status
-            return codes.group(1).split("(")[0].strip() or "unknown cause"
-        return str(exc).splitlines()[0]
-
-    def restart(self, slot: int) -> None:
-        """Drop a broken executor; the next submit starts a fresh worker."""
-        executor, self._executors[slot] = self._executors[slot], None
-        if executor is not None:
-            executor.shutdown(wait=False, kill_workers=True)
-
-    def close(self, kill: bool) -> None:
-        """Shut every worker down (`kill`: at once, mid-job) and wait for it to exit."""
-        for slot in range(self.size):
-            executor, self._executors[slot] = self._executors[slot], None
-            if executor is not None:
-                executor.shutdown(wait=True, kill_workers=kill)
-        shutil.rmtree(self.lock_dir, ignore_errors=True)
-
-
-class DaskPool:
-    """The Dask cluster of the current `distributed.Client`: every worker thread is a slot
-    on `device`'s kind (cpu, or cuda:0 = the GPU that worker sees). The scheduler itself
-    retries a task whose worker died (`allowed-failures`), so `retries` is 0 here."""
-
-    retries = 0
-    lock_dir = None
-
-    def __init__(self, device: str):
-        from distributed import get_client
-
-        self.client = get_client()
-        self._device = device
-        self.size = max(1, sum(self.client.nthreads().values()))
-        self._futures: set = set()
-        self.feed = TopicFeed(self.client)
-
-    def device(self, slot: int) -> str:
-        return self._device
-
-    def submit(self, slot: int, fn: Callable, *args):
-        future = self.client.submit(fn, *args, pure=False)
-        self._futures.add(future)
-        future.add_done_callback(self._futures.discard)
-        return future
-
-    @staticmethod
-    def death(exc: BaseException) -> str | None:
-        from distributed import KilledWorker
-
-        return f"Dask reported a killed worker ({exc})" if isinstance(exc, KilledWorker) else None
-
-    def restart(self, slot: int) -> None:
-        pass  # the scheduler replaces dead workers (its nanny restarts them)
-
-    def close(self, kill: bool) -> None:
-        self.feed.close()
-        if kill and self._futures:
-            self.client.cancel(list(self._futures))
-
-
 def execute(groups: Iterable[Sequence[Task]], slots: list[str], *, threads: int = 1,
             cores: int | None = None, claim: Callable[[Task], bool] | None = None,
-            backend: str = "loky", eval_every: int = 1, checkpoints: str | None = None,
+            backend: Backend | None = None, eval_every: int = 1, checkpoints: str | None = None,
             notify: Callable[[str], None] | None = None,
             on_epochs: Callable[[list[tuple[str, EpochMetrics]]], None] | None = None,
             work: Callable[..., list[JobResult]] = run_group) -> Iterator[JobResult]:
@@ -417,11 +262,10 @@ def execute(groups: Iterable[Sequence[Task]], slots: list[str], *, threads: int 
     `claim(task)` is called just before a group is handed to a free slot; a task it
     refuses is not run. `notify(line)` hears of dead workers and retries.
 
-    backend "loky": worker processes on this machine, one per slot. Backend "dask": the
-    Dask cluster of the current `distributed.Client` (see `dask_client`); the dataset
-    directory must be readable there.
+    `backend` (default: local worker processes) gives the pool of `slots`; a cluster backend
+    runs inside its `started()` block, and the dataset directory must be readable there.
 
-    `threads`: torch's intra-op threads per job. `cores` (loky only): the CPU cores that
+    `threads`: torch's intra-op threads per job. `cores` (local backend only): the CPU cores that
     the jobs running on "cpu" slots share instead; each has its share (`shares`), one
     thread each while the slots are full, more when fewer jobs than slots run (a single
     job, a grid's tail), taken up by a running job after its current epoch.
@@ -432,7 +276,7 @@ def execute(groups: Iterable[Sequence[Task]], slots: list[str], *, threads: int 
     batch to the database in one transaction). `work` is the worker function (tests substitute
     one that dies).
     """
-    pool = DaskPool(slots[0]) if backend == "dask" else LocalPool(slots)
+    pool = (backend or LocalBackend()).pool(slots)
     finished: queue.Queue = queue.Queue()
     free, busy = list(range(pool.size))[::-1], set()
     pending = iter(groups)
@@ -528,35 +372,3 @@ def _results(pool, slot: int, group: tuple[Task, ...], attempt: int, future,
     if notify:
         notify(f"worker died ({cause}) while training {keys}: recorded FAILED")
     return failed_results(group, error, pool.device(slot))
-
-
-@contextlib.contextmanager
-def dask_client(scheduler: str | None, workers: int) -> Iterator[object]:
-    """A Dask client: connected to `scheduler` (tcp://HOST:PORT), or to a local cluster of
-    `workers` single-thread worker processes on loopback, closed on exit. The local
-    cluster retries a task once when its worker dies (allowed-failures 1)."""
-    try:
-        import dask
-        from distributed import Client, LocalCluster
-    except ImportError:
-        raise DeviceError("--backend dask needs Dask's distributed scheduler: "
-                          "pip install 'cnnbench[dask]'") from None
-    if scheduler:
-        try:
-            client = Client(scheduler, timeout="10s")
-        except (OSError, TimeoutError) as exc:
-            raise DeviceError(f"cannot reach the Dask scheduler at {scheduler}: {exc}; start "
-                              "it with `dask scheduler` or leave out --scheduler for a "
-                              "local cluster") from None
-        with client:
-            yield client
-        return
-    # No dashboard; the scheduler's HTTP routes (health, metrics) it always serves go to a
-    # free loopback port, not 8787, which a user's Jupyter Dask dashboard may hold.
-    with dask.config.set({"distributed.scheduler.allowed-failures": 1}), \
-            LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                         host="127.0.0.1", dashboard_address=None,
-                         scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
-                         silence_logs=logging.ERROR) as cluster, \
-            Client(cluster) as client:
-        yield client

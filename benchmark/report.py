@@ -249,11 +249,21 @@ def _provenance(store: ResultStore, info: dict, frame: pd.DataFrame,
         ["torch", ", ".join(sorted(done["torch_version"].dropna().unique()))],
         ["devices", ", ".join(sorted(done["device"].dropna().unique()))],
         ["hosts", ", ".join(sorted(done["host"].dropna().unique()))],
+        *([["Slurm jobs", _slurm_jobs(done["slurm_job_id"])]]
+          if "slurm_job_id" in done and done["slurm_job_id"].notna().any() else []),
         ["cells by status", ", ".join(f"{k} {v}" for k, v in counts.items())],
         ["runs", f"{done['started_at'].min()} to {done['finished_at'].max()} UTC"
          if len(done) else "none"],
         ["report made", datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")],
     ]
+
+
+def _slurm_jobs(ids: pd.Series) -> str:
+    """The Slurm jobs that trained the results, with how many runs each."""
+    counts = ids.dropna().astype(str).value_counts()
+    return ", ".join(f"{job} ({n} run{'s' * (n > 1)})"
+                     for job, n in sorted(counts.items(), key=lambda kv: int(kv[0])
+                                          if kv[0].isdigit() else 0))
 
 
 SPENDING_NAMES = {"obrien-fleming": "O'Brien-Fleming", "pocock": "Pocock"}

@@ -2,7 +2,7 @@
 
 Takes a `LoadedStudy`, a `ResultStore` and `RunOptions`; gives a `RunSummary`. The
 one place that wires the stages of a run together (as benchopt's `run_benchmark`):
-check the datasets and the Dask cluster, write the grid, reclaim jobs of dead runners,
+check the datasets, start the backend's cluster, write the grid, reclaim jobs of dead runners,
 decide what is left to run (`state.left_to_run`, shared with `run --dry-run`, `status`
 and `list`), claim each job just before a worker takes it, write each poll's live epochs and
 record each result as it comes back, extend the leases while it works, and hand held jobs
@@ -18,13 +18,15 @@ import dataclasses
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy.exc import DatabaseError
 
 from . import data, decisions, plan, state
-from .execute import Task, dask_client, execute, fuse, shares
+from .backends import Backend
+from .backends.local import LocalBackend
+from .execute import Task, execute, fuse, shares
 from .provenance import code_version
 from .spec import EpochMetrics, JobResult, JobSpec, JobStatus, SpecError
 from .state import cell_status, left_to_run
@@ -50,8 +52,7 @@ class RunOptions:
     retry_failed: bool = False  # also rerun jobs that FAILED before
     eval_every: int = 1  # test-set evaluation every N epochs (and after the last)
     fuse: int = 1  # jobs differing only in seed/slice trained as one vectorised model
-    backend: str = "loky"  # "loky" (processes here) or "dask"
-    scheduler: str | None = None  # Dask scheduler address; None = a local cluster
+    backend: Backend = LocalBackend()  # where the jobs train (`backends.create`)
     checkpoints: str | None = None  # directory for per-epoch checkpoints, or None
 
 
@@ -179,32 +180,46 @@ def threads_per_worker(slots: Sequence[str]) -> int:
 # --------------------------------------------------------------------------- the run
 
 
-@contextlib.contextmanager
-def cluster(options: RunOptions, events: RunEvents) -> Iterator[None]:
-    """The Dask client of a --backend dask run, for as long as it trains (entered before
-    the grid is written, so an unreachable scheduler changes nothing)."""
-    if options.backend != "dask":
-        yield
-        return
-    with dask_client(options.scheduler, len(options.slots)) as client:
-        where = options.scheduler or f"a local cluster of {len(options.slots)} worker(s)"
-        events.message(f"Dask: {where}, {sum(client.nthreads().values())} worker thread(s)")
-        yield
+class Cluster:
+    """A backend's cluster (`Backend.started`), started by the first `start` and stopped
+    at the end of the `with` block: one for a run, or for all the looks of a sequential
+    run (a Slurm cluster is not resubmitted at every look)."""
+
+    def __init__(self, backend: Backend, slots: Sequence[str]):
+        self.backend, self.slots = backend, slots
+        self._stack = contextlib.ExitStack()
+        self.up = False
+
+    def start(self, message: Callable[[str], None]) -> None:
+        if not self.up:
+            self._stack.enter_context(self.backend.started(self.slots, message))
+            self.up = True
+
+    def __enter__(self) -> Cluster:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stack.close()
 
 
 def run_study(loaded: LoadedStudy, store: ResultStore, options: RunOptions,
-              events: RunEvents | None = None) -> RunSummary:
+              events: RunEvents | None = None,
+              cluster: Cluster | None = None) -> RunSummary:
     """Train what is left of `loaded` and record it in `store`.
 
     Raises DataError/SpecError/StoreError/DeviceError for bad input before anything is
     written; `Interrupted` on Ctrl-C and `RunError` when the database fails mid-run, in
-    both cases after handing the held jobs back to PENDING.
+    both cases after handing the held jobs back to PENDING. `cluster`: the backend's
+    cluster kept up after this call (the looks of a sequential run share one).
     """
     events = events or RunEvents()
     dirs, sizes = datasets(loaded.specs, fetch=True, log=events.message)
     check_user_nets(loaded, dirs)
     summary = RunSummary()
-    with cluster(options, events):
+    with contextlib.ExitStack() as stack:
+        if cluster is None:
+            cluster = stack.enter_context(Cluster(options.backend, options.slots))
+        cluster.start(events.message)
         study = loaded.study
         summary.sync = store.sync_study(study.name, str(loaded.path), loaded.file_hash,
                                         study.description, study.sections, loaded.specs,
@@ -242,12 +257,11 @@ def _train(store: ResultStore, specs: Sequence[JobSpec], keys: set[str], dirs: d
              for k in plan.longest_first(costs)]
     groups = fuse(tasks, options.fuse)
     labels = job_labels(specs)
-    local = options.backend == "loky"
+    local = options.backend.local
     threads = threads_per_worker(options.slots) if local else 1
     shared = cores() if local and "cpu" in options.slots else None  # for the last jobs
     fused = f" in {len(groups)} fused group(s)" if len(groups) < len(tasks) else ""
-    where = ("the Dask cluster" if not local else
-             f"{len(options.slots)} slot(s) ({', '.join(sorted(set(options.slots)))})")
+    where = options.backend.where(options.slots)
     first = (min(shares(shared, min(len(groups), len(options.slots)))) if shared
              else threads)  # the threads the first jobs start with; the last get more
     spread = " (the last jobs take the cores others free)" if shared and len(groups) > 1 else ""
@@ -261,19 +275,26 @@ def _train(store: ResultStore, specs: Sequence[JobSpec], keys: set[str], dirs: d
             events.running(task.key, labels[task.key], task.config.epochs)
         return claimed
 
+    failing: list[BaseException] = []
+
     def live(items: list[tuple[str, EpochMetrics]]) -> None:
         """Each poll's epochs: to the database in one transaction, so that any reader sees
         a running job's curve, then to the caller. For watchers only: a failed write is
-        a warning, the next poll writes its own."""
+        a warning (one until a write succeeds again), the next poll writes its own."""
         try:
             store.record_epochs(runner, items)
+            failing.clear()
         except (StoreError, DatabaseError) as exc:
-            events.warning(f"live epochs not written ({getattr(exc, 'orig', None) or exc}); "
-                           "the results are unaffected")
+            if not failing:
+                events.warning(f"live epochs not written "
+                               f"({str(getattr(exc, 'orig', None) or exc).strip()}); the "
+                               "results are unaffected")
+            failing.append(exc)
         for key, metrics in items:
             events.epoch(key, metrics)
 
     t0 = time.monotonic()
+    notify, store.notify = store.notify, events.warning  # a lost server, and its return
     try:
         with store.keep_alive(runner, lambda e: events.warning(f"heartbeat failed: {e}")):
             for result in execute(groups, list(options.slots), threads=threads, cores=shared,
@@ -295,6 +316,7 @@ def _train(store: ResultStore, specs: Sequence[JobSpec], keys: set[str], dirs: d
     finally:
         with contextlib.suppress(StoreError, DatabaseError):  # the database may be the problem
             store.release(runner)  # anything claimed but not finished (aborted pool, error)
+        store.notify = notify
         summary.wall_seconds = time.monotonic() - t0
 
 
@@ -424,36 +446,37 @@ def run_until_decided(loaded: LoadedStudy, store: ResultStore, options: RunOptio
     full = dataclasses.replace(full, specs=_resolved_like(loaded, full.specs))
     total = RunSummary()
     cv = code_version()
-    while True:
-        frame = store.results_frame(loaded.study.name) if store.exists else None
-        good = (state.usable(frame, cv) if frame is not None and len(frame)
-                else _empty_frame())
-        progress = aggregate.claim_progress(good, record, claims)
-        wanted = _wanted_seeds(claims, progress, record)
-        subset = dataclasses.replace(loaded, specs=tuple(
-            s for s in full.specs if s.config.seed in wanted.get((s.section, s.cell),
-                                                                 record["seeds"][:first])))
-        left = (len(left_to_run(subset.specs, state.of_jobs(store, subset.specs)))
-                if store.exists else len(subset.specs))
-        on_look(LookSummary(max((p.seeds for p in progress.values()), default=0), progress,
-                            sum(total.counts.values()), left))
-        if all(p.finished for p in progress.values()) and total.sync is not None:
-            break
-        summary = run_study(subset, store, options, events)
-        if total.sync is None:
-            store.set_design(loaded.study.name, record)
-        total.sync = total.sync or summary.sync
-        total.counts.update(summary.counts)
-        total.to_run += summary.to_run
-        total.wall_seconds += summary.wall_seconds
-        total.failed_before = summary.failed_before
-        if summary.to_run == 0 and all(p.finished for p in progress.values()):
-            break
-        if summary.to_run == 0:  # nothing this runner can train blocks a look: stop
-            events.warning("the next look needs results this run cannot train: jobs that "
-                           "FAILED (rerun with --retry-failed once the cause is fixed) or "
-                           "that another runner holds (rerun when it is done)")
-            break
+    with Cluster(options.backend, options.slots) as cluster:
+        while True:
+            frame = store.results_frame(loaded.study.name) if store.exists else None
+            good = (state.usable(frame, cv) if frame is not None and len(frame)
+                    else _empty_frame())
+            progress = aggregate.claim_progress(good, record, claims)
+            wanted = _wanted_seeds(claims, progress, record)
+            subset = dataclasses.replace(loaded, specs=tuple(
+                s for s in full.specs if s.config.seed in wanted.get((s.section, s.cell),
+                                                                     record["seeds"][:first])))
+            left = (len(left_to_run(subset.specs, state.of_jobs(store, subset.specs)))
+                    if store.exists else len(subset.specs))
+            on_look(LookSummary(max((p.seeds for p in progress.values()), default=0), progress,
+                                sum(total.counts.values()), left))
+            if all(p.finished for p in progress.values()) and total.sync is not None:
+                break
+            summary = run_study(subset, store, options, events, cluster)
+            if total.sync is None:
+                store.set_design(loaded.study.name, record)
+            total.sync = total.sync or summary.sync
+            total.counts.update(summary.counts)
+            total.to_run += summary.to_run
+            total.wall_seconds += summary.wall_seconds
+            total.failed_before = summary.failed_before
+            if summary.to_run == 0 and all(p.finished for p in progress.values()):
+                break
+            if summary.to_run == 0:  # nothing this runner can train blocks a look: stop
+                events.warning("the next look needs results this run cannot train: jobs that "
+                               "FAILED (rerun with --retry-failed once the cause is fixed) or "
+                               "that another runner holds (rerun when it is done)")
+                break
     return total
 
 

@@ -609,6 +609,7 @@ class JobResult:
     finished_at: float | None = None
     device: str | None = None
     host: str | None = None
+    slurm_job_id: str | None = None  # SLURM_JOB_ID of the worker's Slurm job, if any
     code_version: str | None = None
     versions: Mapping[str, str] = field(default_factory=dict)  # python, torch, cuda, ...
 

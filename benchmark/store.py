@@ -26,7 +26,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -48,7 +48,13 @@ from sqlalchemy import (
     insert as sa_insert,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError, OperationalError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DatabaseError,
+    DBAPIError,
+    IntegrityError,
+    OperationalError,
+)
 from sqlalchemy.orm import Session
 
 from . import provenance, state
@@ -113,7 +119,7 @@ def _sqlite_path(url: str) -> Path | None:
     return Path(parsed.database)
 
 
-RETRY_SECONDS = 60.0  # how long a write waits out a locked or contended database
+RETRY_SECONDS = 60.0  # how long a write waits out a locked, contended or unreachable database
 BUSY_TIMEOUT_MS = 10_000  # SQLite: how long one statement waits for another writer's lock
 
 
@@ -134,26 +140,58 @@ def _transient(exc: BaseException) -> bool:
         word in text for word in ("locked", "busy", "deadlock", "could not serialize"))
 
 
-def _retried(method):
-    """Retry a store operation, whole, with exponential backoff while the database is
-    locked or another runner races it for the same rows; then a clear StoreError.
+_LOST = ("terminating connection", "server closed the connection", "connection refused",
+         "could not connect", "connection failed", "connection timed out", "is starting up",
+         "is shutting down", "in recovery mode", "connection reset", "connection is closed",
+         "no connection to the server", "consuming input failed", "ssl syscall error",
+         "read-only transaction")  # a failover's old primary, now a replica
 
-    Every retried operation is one transaction, so a failed attempt left nothing behind.
-    """
+
+def _lost(exc: BaseException) -> bool:
+    """The database server went away (a restart, a failover, the network): worth waiting
+    for. SQLAlchemy flags a connection it had to drop; the texts are PostgreSQL's (libpq)."""
+    if not isinstance(exc, DBAPIError) or isinstance(exc, IntegrityError):
+        return False
+    text = str(getattr(exc, "orig", exc)).lower()
+    return exc.connection_invalidated or any(word in text for word in _LOST)
+
+
+def _retried(method=None, *, outage: bool = True):
+    """Retry a store operation, whole, with exponential backoff while the database is
+    locked, another runner races it for the same rows, or (`outage`) the server is
+    unreachable, for `self.retry_seconds` in all; then a clear StoreError. An outage is
+    told to `self.notify` when it starts and when it ends.
+
+    Every retried operation is one transaction, so a failed attempt left nothing behind;
+    one whose commit may have reached the server before the connection died checks for
+    its own rows first (`record`)."""
+    if method is None:
+        return functools.partial(_retried, outage=outage)
+
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
-        deadline, delay = time.monotonic() + RETRY_SECONDS, 0.05
+        start, delay, lost = time.monotonic(), 0.05, None
         while True:
             try:
-                return method(self, *args, **kwargs)
+                result = method(self, *args, **kwargs)
+                if lost is not None:
+                    self._told("back")
+                return result
             except Exception as exc:
-                if not _transient(exc):
+                down = outage and _lost(exc)
+                if not (down or _transient(exc)):
                     raise
-                if time.monotonic() > deadline:
+                cause = getattr(exc, "orig", None) or exc
+                if time.monotonic() - start > self.retry_seconds:
+                    what = "unreachable" if down else "locked or contended"
+                    fix = ("check the server, then run again: the run resumes" if down else
+                           "another process holds it; retry when it finishes")
                     raise StoreError(
-                        f"{redact(self.url)} stayed locked or contended for "
-                        f"{RETRY_SECONDS:.0f} s ({getattr(exc, 'orig', exc)}): another process "
-                        "holds it; retry when it finishes (nothing was written)") from None
+                        f"{redact(self.url)} stayed {what} for {self.retry_seconds:.0f} s "
+                        f"({' '.join(str(cause).split())}): {fix} (nothing was written)") from None
+                if down and lost is None:
+                    lost = time.monotonic()
+                    self._told("lost", cause)
                 time.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, 2.0)
     return wrapper
@@ -190,7 +228,8 @@ class ResultStore:
     heartbeat_seconds = HEARTBEAT_SECONDS  # how often `keep_alive` extends leases
 
     def __init__(self, url: str, *, create: bool = True, required: bool = True,
-                 read_only: bool = False):
+                 read_only: bool = False, retry_seconds: float | None = None,
+                 notify: Callable[[str], None] | None = None):
         """Open the database behind `url`. `create`: make it (file and schema) when it is
         not there; otherwise a missing SQLite file is an error when `required`, or an
         empty store (`missing`) when not. Nothing is written to a database before it is
@@ -199,9 +238,17 @@ class ResultStore:
         `read_only`: a reader's store (status, list, report, compare, export, serve,
         load_results), which never writes: no schema creation or migration (an older
         schema is refused, naming `cnnbench upgrade`), no journal-mode change, and every
-        connection read-only (see `_reader_engine`)."""
+        connection read-only (see `_reader_engine`).
+
+        `retry_seconds`: how long a write waits out a locked or contended database or a
+        lost server (default $CNNBENCH_DB_RETRY_SECONDS, else a minute); `notify(line)`
+        hears when the server is lost and when it is back."""
         self.url = url
         self.read_only = read_only
+        self.retry_seconds = retry_seconds if retry_seconds is not None else float(
+            os.environ.get("CNNBENCH_DB_RETRY_SECONDS") or RETRY_SECONDS)
+        self.notify = notify
+        self._down_since: float | None = None  # when the server was lost, for one notice
         self.upgraded_from: int | None = None  # the schema version `_migrate` found
         create = create and not read_only
         self._lock = threading.RLock()
@@ -216,7 +263,8 @@ class ResultStore:
             raise StoreError(f"cannot create database {path}: directory {path.parent} "
                              "does not exist")
         try:
-            self.engine = _reader_engine(url, path) if read_only else create_engine(url)
+            self.engine = (_reader_engine(url, path) if read_only else
+                           create_engine(url, pool_pre_ping=path is None))
         except ArgumentError as exc:
             raise StoreError(f"bad database URL {redact(url)!r}: {exc}") from None
         except ImportError as exc:
@@ -357,6 +405,24 @@ class ResultStore:
     def close(self) -> None:
         if not self.missing:
             self.engine.dispose()
+
+    def _told(self, event: str, cause: BaseException | None = None) -> None:
+        """One notice when the server is lost and one when it is back, whichever threads
+        (the runner, its heartbeat) meet the outage."""
+        with self._lock:
+            if (event == "lost") == (self._down_since is not None):
+                return
+            if event == "lost":
+                self._down_since = time.monotonic()
+                line = (f"lost the database {self.url_redacted} ({' '.join(str(cause).split())}); "
+                        f"waiting up to {self.retry_seconds:.0f} s for it to come back, "
+                        "keeping the results that finish meanwhile")
+            else:
+                line = (f"the database is back after "
+                        f"{time.monotonic() - self._down_since:.0f} s")
+                self._down_since = None
+        if self.notify is not None:
+            self.notify(line)
 
     # ----------------------------------------------------------------- grid
 
@@ -567,13 +633,20 @@ class ResultStore:
     def record(self, result: JobResult, runner: Runner) -> bool:
         """Store a finished attempt and set the job's status; False if the lease was lost.
 
-        The run row is written either way: a result is never thrown away.
+        The run row is written either way: a result is never thrown away. Written once:
+        when a lost connection leaves it unknown whether an attempt's commit reached the
+        server, the retry finds that attempt's run row (same job, runner and start) and
+        writes nothing more.
         """
         final = result.final
         with self.session() as s:
             job_id = s.scalar(select(JobRow.job_id).where(JobRow.job_key == result.key))
             if job_id is None:
                 raise StoreError(f"result for unknown job {result.key}")
+            if s.scalar(select(RunRow.run_id).where(
+                    RunRow.job_id == job_id, RunRow.runner == runner.runner_id,
+                    RunRow.started_at == _utc(result.started_at)).limit(1)) is not None:
+                return True  # an earlier attempt of this call committed it
             run = RunRow(
                 job_id=job_id, status=result.status.value, error=result.error,
                 code_version=result.code_version,
@@ -582,7 +655,8 @@ class ResultStore:
                 train_loss=_finite(final.train_loss) if final else None,
                 epochs_done=len(result.epochs), param_count=result.param_count,
                 train_seconds=result.train_seconds, wall_seconds=result.wall_seconds,
-                device=result.device, host=result.host, runner=runner.runner_id,
+                device=result.device, host=result.host, slurm_job_id=result.slurm_job_id,
+                runner=runner.runner_id,
                 python_version=result.versions.get("python"),
                 torch_version=result.versions.get("torch"),
                 cuda_version=result.versions.get("cuda"),
@@ -605,7 +679,7 @@ class ResultStore:
             ).rowcount
             return owned == 1
 
-    @_retried
+    @_retried(outage=False)  # for watchers: not worth holding the run up while it is down
     def record_epochs(self, runner: Runner, items: Sequence[tuple[str, EpochMetrics]]) -> int:
         """Write epochs of running jobs as the feed brought them, in one transaction: each
         under the job's current attempt, for jobs this runner still holds (a job whose
@@ -752,8 +826,8 @@ class ResultStore:
                     RunRow.code_version, RunRow.error, RunRow.test_accuracy, RunRow.test_loss,
                     RunRow.train_loss, RunRow.epochs_done, RunRow.param_count,
                     RunRow.train_seconds, RunRow.wall_seconds, RunRow.device, RunRow.host,
-                    RunRow.torch_version, RunRow.cuda_version, RunRow.started_at,
-                    RunRow.finished_at)
+                    RunRow.slurm_job_id, RunRow.torch_version, RunRow.cuda_version,
+                    RunRow.started_at, RunRow.finished_at)
                  .outerjoin(latest, latest.c.job_id == JobRow.job_id)
                  .outerjoin(RunRow, RunRow.run_id == latest.c.run_id)
                  .where(*_seed_filter(seeds),
@@ -1076,16 +1150,16 @@ def _sqlite_reader(path: Path):
 
 
 def open_store(db: str | None, *, create: bool = True, required: bool = True,
-               read_only: bool = False) -> ResultStore:
+               read_only: bool = False, retry_seconds: float | None = None) -> ResultStore:
     """The store behind --db; the default SQLite file's directory is made when needed.
 
     `create` False: a missing SQLite file is a StoreError ("no such database") when
     `required`, else an empty store. `read_only`: a reader's store (never writes, never
-    creates; see `ResultStore`)."""
+    creates; see `ResultStore`). `retry_seconds`: see `ResultStore`."""
     if db is None and create and not read_only:
         Path(DEFAULT_DB).parent.mkdir(parents=True, exist_ok=True)
     return ResultStore(database_url(db), create=create, required=required,
-                       read_only=read_only)
+                       read_only=read_only, retry_seconds=retry_seconds)
 
 
 __all__ = ["JobState", "DEFAULT_DB", "HEARTBEAT_SECONDS", "ResultStore", "Runner",

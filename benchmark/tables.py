@@ -27,10 +27,10 @@ from datetime import datetime
 from sqlalchemy import Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-SCHEMA_VERSION = 6  # 2: study_claims; 3: jobs.schedule, .warmup_epochs, .arch_hash;
+SCHEMA_VERSION = 7  # 2: study_claims; 3: jobs.schedule, .warmup_epochs, .arch_hash;
 #                    4: jobs.data_hash (directory datasets keyed by content);
 #                    5: studies.margin_pp, .design; study_claims.margin (equivalence,
-#                       sequential seeds); 6: live_epochs
+#                       sequential seeds); 6: live_epochs; 7: runs.slurm_job_id
 
 # Columns added to existing tables, by the schema version that added them: the migration
 # adds them with their server default, so older rows read as the old behaviour.
@@ -41,6 +41,7 @@ ADDED_COLUMNS: dict[int, list[tuple[str, str, str]]] = {
     4: [("jobs", "data_hash", "VARCHAR(64) NOT NULL DEFAULT ''")],
     5: [("studies", "margin_pp", "FLOAT"), ("studies", "design", "TEXT"),
         ("study_claims", "margin", "FLOAT")],
+    7: [("runs", "slurm_job_id", "VARCHAR(32)")],
 }
 
 
@@ -165,7 +166,8 @@ class RunRow(Base):
     train_seconds: Mapped[float | None] = mapped_column(Float)
     wall_seconds: Mapped[float | None] = mapped_column(Float)
     device: Mapped[str | None] = mapped_column(String(64))
-    host: Mapped[str | None] = mapped_column(String(255))
+    host: Mapped[str | None] = mapped_column(String(255))  # where it trained: a Slurm node
+    slurm_job_id: Mapped[str | None] = mapped_column(String(32))  # the Slurm job it ran in
     runner: Mapped[str | None] = mapped_column(String(64))
     python_version: Mapped[str | None] = mapped_column(String(32))
     torch_version: Mapped[str | None] = mapped_column(String(64))

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from benchmark import TrainConfig
-from benchmark.execute import DeviceError, Task, execute, fuse, parse_devices
+from benchmark.backends import DeviceError, parse_devices
+from benchmark.execute import Task, execute, fuse
 from benchmark.spec import JobResult, JobStatus
 
 
@@ -104,11 +105,11 @@ def test_a_job_whose_worker_died_once_completes_on_its_retry(tmp_path):
 
 def test_a_dask_worker_that_dies_fails_its_job_while_the_others_finish(tmp_path):
     pytest.importorskip("distributed")
-    from benchmark.execute import dask_client
+    from benchmark.backends.dask import DaskBackend, dask_client
 
     tasks = [Task(f"k{i}", TrainConfig(seed=i), "d") for i in range(4)]
     with dask_client(None, 2):
-        results = list(execute([[t] for t in tasks], ["cpu"], backend="dask",
+        results = list(execute([[t] for t in tasks], ["cpu"], backend=DaskBackend(),
                                work=_dies_on({"k2"}, str(tmp_path))))
     by_key = {r.key: r for r in results}
     assert sorted(by_key) == ["k0", "k1", "k2", "k3"] and len(results) == 4
@@ -288,7 +289,8 @@ def _reports_then_waits(marker_dir: str):
 def test_epochs_reach_the_runner_while_their_job_runs(tmp_path, backend):
     import contextlib
 
-    from benchmark.execute import dask_client
+    from benchmark import backends
+    from benchmark.backends.dask import dask_client
 
     seen = []
 
@@ -301,7 +303,8 @@ def test_epochs_reach_the_runner_while_their_job_runs(tmp_path, backend):
     tasks = [Task(f"k{i}", TrainConfig(seed=i), "d") for i in range(3)]
     cluster = dask_client(None, 2) if backend == "dask" else contextlib.nullcontext()
     with cluster:
-        results = list(execute([[t] for t in tasks], ["cpu", "cpu"], backend=backend,
+        results = list(execute([[t] for t in tasks], ["cpu", "cpu"],
+                               backend=backends.create(backend),
                                on_epochs=on_epochs, work=_reports_then_waits(str(tmp_path))))
     assert {r.status for r in results} == {JobStatus.COMPLETE}, [r.error for r in results]
     for task in tasks:  # epoch 1 of every job came in while the job ran (it waited for it)

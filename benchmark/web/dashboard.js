@@ -182,7 +182,9 @@
       const curve = (j.live_epochs.length ? j.live_epochs : j.epochs)
         .filter(e => e.test_accuracy !== null).map(e => ({x: e.epoch, y: e.test_accuracy}));
       const runs = j.runs.map(r => [r.run_id, r.status, fmt(r.test_accuracy), r.epochs_done,
-        fmt(r.train_seconds, 1), r.device || "", r.host || "", r.code_version || "",
+        fmt(r.train_seconds, 1), r.device || "",
+        (r.host || "") + (r.slurm_job_id ? ` (Slurm job ${r.slurm_job_id})` : ""),
+        r.code_version || "",
         [r.python_version && "python " + r.python_version, r.torch_version && "torch " +
          r.torch_version, r.cuda_version && "cuda " + r.cuda_version].filter(Boolean).join(", "),
         r.finished_at ? r.finished_at.replace("T", " ").slice(0, 19) : ""]);

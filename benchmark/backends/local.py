@@ -1,0 +1,86 @@
+"""Backend `loky`: worker processes on this machine, one single-worker loky executor per
+device slot, kept for the whole grid (so each worker loads its dataset once). A worker
+that dies breaks only its own slot's executor (loky breaks a whole shared pool when one
+worker dies, hence one per slot); its job is retried once on a fresh worker."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from ..feed import FileFeed
+from .base import Backend
+
+_EXIT_CODES = re.compile(r"exit codes of the workers are \{([^}]*)\}")
+
+
+class LocalPool:
+    """Worker processes on this machine: one single-worker loky executor per slot.
+
+    `retries` 1: a job whose worker died runs once more on a fresh worker of its slot.
+    """
+
+    retries = 1
+
+    def __init__(self, slots: Sequence[str]):
+        self.devices = list(slots)
+        self.lock_dir = tempfile.mkdtemp(prefix="cnnbench-locks-")  # GPU out-of-memory gates
+        self.feed = FileFeed(Path(self.lock_dir) / "epochs")  # live progress
+        self._executors: list = [None] * len(self.devices)
+
+    @property
+    def size(self) -> int:
+        return len(self.devices)
+
+    def device(self, slot: int) -> str:
+        return self.devices[slot]
+
+    def submit(self, slot: int, fn: Callable, *args):
+        from joblib.externals.loky.process_executor import ProcessPoolExecutor
+
+        if self._executors[slot] is None:
+            self._executors[slot] = ProcessPoolExecutor(max_workers=1)
+        return self._executors[slot].submit(fn, *args)
+
+    @staticmethod
+    def death(exc: BaseException) -> str | None:
+        """The cause if `exc` says the worker process died, else None."""
+        from joblib.externals.loky.process_executor import BrokenProcessPool
+
+        if not isinstance(exc, BrokenProcessPool):
+            return None
+        codes = _EXIT_CODES.search(str(exc))
+        if codes:  # "SIGKILL(-9)" or "EXIT(1)": the signal or exit status
+            return codes.group(1).split("(")[0].strip() or "unknown cause"
+        return str(exc).splitlines()[0]
+
+    def restart(self, slot: int) -> None:
+        """Drop a broken executor; the next submit starts a fresh worker."""
+        executor, self._executors[slot] = self._executors[slot], None
+        if executor is not None:
+            executor.shutdown(wait=False, kill_workers=True)
+
+    def close(self, kill: bool) -> None:
+        """Shut every worker down (`kill`: at once, mid-job) and wait for it to exit."""
+        for slot in range(self.size):
+            executor, self._executors[slot] = self._executors[slot], None
+            if executor is not None:
+                executor.shutdown(wait=True, kill_workers=kill)
+        shutil.rmtree(self.lock_dir, ignore_errors=True)
+
+
+
+@dataclass(frozen=True)
+class LocalBackend(Backend):
+    """Processes here: `--jobs` and `--devices` give the slots; CPU jobs share the cores."""
+
+    name: ClassVar[str] = "loky"
+    local: ClassVar[bool] = True
+
+    def pool(self, slots: Sequence[str]) -> LocalPool:
+        return LocalPool(slots)
