@@ -116,6 +116,16 @@ CASES = {
     "--fuse 0": ({}, ["run", "tiny.py", "--fuse", "0"], "0 is not in the range x>=1"),
     "--scheduler without dask": ({}, ["run", "tiny.py", "--scheduler", "tcp://127.0.0.1:9"],
                                  "--scheduler needs --backend dask"),
+    "--partition without slurm": ({}, ["run", "tiny.py", "--partition", "gpu"],
+                                  "--partition needs --backend slurm"),
+    "--sbatch without slurm": ({}, ["run", "tiny.py", "--backend", "dask", "--sbatch", "-q x"],
+                               "--sbatch needs --backend slurm"),
+    "bad --walltime": ({}, ["run", "tiny.py", "--backend", "slurm", "--walltime", "2h"],
+                       "bad wall time '2h': use Slurm's format, e.g. 90 (minutes), 01:30:00"),
+    "a GPU index on slurm": ({}, ["run", "tiny.py", "--backend", "slurm", "--devices",
+                                 "cuda:1"],
+                             "its GPUs are numbered from 0 inside it, so ask for GPUs with "
+                             "--gpus-per-job"),
     "report of an unknown study": ({}, ["report", "nosuch.py"], "nosuch.py: study file not "
                                                                 "found"),
     "NaN learning rate": (_study('''

@@ -80,6 +80,11 @@ class SlurmBackend(Backend):
                                            "cpus_per_job", "gpus_per_job", "sbatch",
                                            "cluster_config")
 
+    def __post_init__(self) -> None:  # bad options fail at once, before any database work
+        self.per_job()
+        if self.walltime is not None:
+            walltime_seconds(self.walltime)
+
     def per_job(self) -> list[str]:
         """The slots of one Slurm job. Inside a job its GPUs are numbered from 0."""
         match = _SLOTS_RE.match(self.devices.strip())
@@ -144,7 +149,7 @@ class SlurmBackend(Backend):
                                      *(f"--gres=gpu:{gpus}",) * bool(gpus), *self.sbatch],
             "python": conf("python") or sys.executable,
             "log_directory": conf("log-directory") or str(log_directory()),
-            "scheduler_options": {"dashboard_address": None,
+            "scheduler_options": {"dashboard_address": ":0",  # never a user's 8787
                                   **(conf("scheduler-options") or {})},
         }
         for key, value in (("queue", self.partition), ("account", self.account),

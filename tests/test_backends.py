@@ -1,0 +1,77 @@
+"""The backend interface: choosing a backend by name, the options each owns, and the Slurm
+backend's settings as they reach the worker job script (no Slurm needed here: the job
+script is dask-jobqueue's own; test_slurm.py runs it on a real Slurm)."""
+
+import pytest
+
+from benchmark import backends
+from benchmark.backends import DeviceError
+from benchmark.backends.slurm import SlurmBackend, retirement, walltime_seconds
+
+
+def test_each_backend_takes_its_own_options_and_names_the_owner_of_the_others():
+    assert backends.create("loky", "cpu", 3).slots() == ["cpu"] * 3
+    assert backends.create("dask", "cpu", 2, scheduler=None).slots() == ["cpu"] * 2
+    assert backends.create("dask", scheduler="tcp://h:1").scheduler == "tcp://h:1"
+    with pytest.raises(DeviceError, match="--scheduler needs --backend dask"):
+        backends.create("slurm", scheduler="tcp://h:1")
+    with pytest.raises(DeviceError, match="--cpus-per-job needs --backend slurm"):
+        backends.create("loky", cpus_per_job=4)
+    with pytest.raises(DeviceError, match="unknown backend 'pbs'"):
+        backends.create("pbs")
+    # unset options (None, empty) are no one's
+    assert backends.create("loky", partition=None, sbatch=()).name == "loky"
+    assert {b.name for b in map(backends.create, backends.NAMES)} == set(backends.NAMES)
+    assert [backends.create(n).local for n in backends.NAMES] == [True, False, False]
+
+
+def test_slurm_slots_are_per_job_times_jobs():
+    assert SlurmBackend().slots() == ["cpu"]
+    assert SlurmBackend("cpu", 3, cpus_per_job=2).slots() == ["cpu"] * 6
+    assert SlurmBackend("cpux4", 2).slots() == ["cpu"] * 8
+    assert SlurmBackend("cuda:0x4", 2).slots() == ["cuda:0"] * 8
+    assert SlurmBackend("cuda", 1).slots() == ["cuda:0"]  # no GPU needed on the login node
+    for bad in ("cuda:1", "cpu,cuda", "tpu"):
+        with pytest.raises(DeviceError, match="with --backend slurm"):
+            SlurmBackend(bad)
+
+
+@pytest.mark.parametrize("text, seconds", [
+    ("90", 5400), ("30:15", 1815), ("01:30:00", 5400), ("2-00", 172800),
+    ("1-12:30", 131400), ("1-00:00:10", 86410)])
+def test_slurm_time_limits(text, seconds):
+    assert walltime_seconds(text) == seconds
+
+
+def test_a_bad_time_limit_is_refused_when_the_backend_is_made():
+    with pytest.raises(DeviceError, match="bad wall time '2h'"):
+        SlurmBackend(walltime="2h")
+
+
+def test_workers_retire_a_margin_before_the_wall_time_staggered():
+    for walltime in (120, 1800, 4 * 3600, 48 * 3600):
+        lifetime, stagger = retirement(walltime)
+        assert lifetime + stagger < walltime  # the latest leaves before Slurm kills it
+        assert walltime - (lifetime + stagger) >= min(60, walltime // 4)
+        assert stagger > 0
+    assert retirement(1800) == (1800 - 90 - 90, 90)
+
+
+def test_the_slurm_options_reach_the_job_script():
+    pytest.importorskip("dask_jobqueue")
+    from dask_jobqueue.slurm import SLURMJob
+
+    backend = SlurmBackend("cuda:0x2", 3, partition="gpu", account="lab", walltime="02:00:00",
+                           memory="16GB", cpus_per_job=4, gpus_per_job=1,
+                           sbatch=("--qos=short", "--constraint=a100"))
+    kwargs = backend.cluster_kwargs("02:00:00")
+    script = SLURMJob(scheduler="tcp://127.0.0.1:1", name="w", **{
+        k: v for k, v in kwargs.items() if k != "scheduler_options"}).job_script()
+    for line in ("#SBATCH -p gpu", "#SBATCH -A lab", "#SBATCH -t 02:00:00",
+                 "#SBATCH --cpus-per-task=4", "#SBATCH --gres=gpu:1", "#SBATCH --qos=short",
+                 "#SBATCH --constraint=a100"):
+        assert line in script, script
+    lifetime, stagger = retirement(7200)
+    assert f"--lifetime {lifetime}s --lifetime-stagger {stagger}s" in script, script
+    assert "--nthreads 2" in script, script  # one thread per slot of the job
+    assert "#SBATCH --mem=15G" in script or "#SBATCH --mem=16G" in script, script

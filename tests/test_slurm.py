@@ -1,0 +1,138 @@
+"""`--backend slurm` on a real one-node Slurm (Debian's slurm-wlm and munge, brought up by
+tests/slurm/up.sh): a study trains in Slurm jobs through dask-jobqueue, every run row
+carries its Slurm job id, and a worker's Slurm job cancelled mid-grid (`scancel`, as a
+preemption or a lost node) costs nothing: its job resumes from its checkpoint on another
+worker and every job ends COMPLETE exactly once.
+
+Needs root (Slurm's daemons); on a machine without Slurm these tests skip, under CI they
+fail."""
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+REQUIRED = bool(os.environ.get("CI"))
+
+
+@pytest.fixture(scope="module")
+def slurm():
+    missing = [c for c in ("slurmctld", "slurmd", "munged", "sbatch") if not shutil.which(c)]
+    why = (f"Slurm is not installed ({', '.join(missing)}): apt-get install slurm-wlm munge"
+           if missing else "Slurm's daemons need root" if os.geteuid() != 0 else None)
+    if why:
+        if REQUIRED:
+            pytest.fail(why)
+        pytest.skip(why)
+    pytest.importorskip("dask_jobqueue")
+    was_up = subprocess.run(["sinfo", "-h"], capture_output=True).returncode == 0
+    up = subprocess.run(["bash", str(ROOT / "tests/slurm/up.sh")], capture_output=True,
+                        text=True, timeout=300)
+    assert up.returncode == 0, up.stdout + up.stderr
+    yield
+    if not was_up:  # leave a Slurm that was running before as it was
+        subprocess.run(["bash", str(ROOT / "tests/slurm/down.sh")], capture_output=True,
+                       timeout=300)
+
+
+def _queue() -> list[tuple[str, str]]:
+    """(job id, state) of the cnnbench workers' Slurm jobs in the queue."""
+    out = subprocess.run(["squeue", "--noheader", "--me", "--name=dask-worker",
+                          "--format=%i %t"], capture_output=True, text=True, check=True).stdout
+    return [tuple(line.split()) for line in out.splitlines()]
+
+
+def _lines(proc, lines: list[str], ready: threading.Event):
+    for line in proc.stdout:
+        lines.append(line)
+        if sum(": epoch 1/3" in line for line in lines) >= 2:
+            ready.set()
+
+
+def test_a_study_on_slurm_survives_a_cancelled_worker(slurm, workdir, tmp_path):
+    import torch
+
+    db, checkpoints, gate = tmp_path / "slurm.sqlite", tmp_path / "ck", tmp_path / "gate"
+    env = {**os.environ, "CNNBENCH_TEST_GATE": str(gate), "CNNBENCH_EPOCH_LINES_AFTER": "0"}
+    # Three gated jobs on two Slurm jobs of one slot: the first two hold after epoch 1.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "benchmark", "run", "gated.py", "--seeds", "0,1,2",
+         "--backend", "slurm", "--jobs", "2", "--walltime", "00:15:00", "--memory", "2GB",
+         "--checkpoints", str(checkpoints), "--db", str(db)],
+        cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    ready = threading.Event()
+    reader = threading.Thread(target=_lines, args=(proc, lines, ready), daemon=True)
+    reader.start()
+    try:
+        assert ready.wait(240), "".join(lines)
+        saved = {p.name.split("-")[0]: torch.load(p, weights_only=True)["epochs"]
+                 for p in checkpoints.glob("*.pt")}
+        assert len(saved) == 2 and all(len(e) == 1 for e in saved.values()), saved
+        running = [job for job, state in _queue() if state == "R"]
+        assert len(running) == 2, _queue()
+        cancelled = running[0]
+        subprocess.run(["scancel", cancelled], check=True)
+        deadline = time.monotonic() + 60
+        while cancelled in dict(_queue()) and time.monotonic() < deadline:
+            time.sleep(0.2)  # wait for Slurm to end it: the worker is gone mid-job
+        while not set(dict(_queue())) - set(running) and time.monotonic() < deadline:
+            time.sleep(0.2)  # and for the run to replace it with a new Slurm job
+        assert len(_queue()) == 2 and cancelled not in dict(_queue()), _queue()
+        gate.touch()
+        assert proc.wait(timeout=300) == 0, "".join(lines)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        reader.join(10)
+        proc.stdout.close()
+    out = "".join(lines)
+    assert "Slurm: 2 job(s) of 00:15:00" in out and "finished: 3 complete" in out, out
+    con = sqlite3.connect(db)
+    runs = con.execute("select j.job_key, r.status, r.slurm_job_id, r.host from runs r "
+                       "join jobs j using (job_id)").fetchall()
+    assert sorted(status for _, status, _, _ in runs) == ["COMPLETE"] * 3, runs  # once each
+    assert len({key for key, *_ in runs}) == 3, runs
+    assert all(job and job.isdigit() for _, _, job, _ in runs), runs
+    assert all(host for *_, host in runs), runs
+    assert cancelled not in {job for _, _, job, _ in runs}, (cancelled, runs)
+    # Both held jobs resumed or went on from their checkpoint: epoch 1 is the saved one,
+    # to the bit (a job started over would have trained it again), for the cut one too.
+    for key, epochs in saved.items():
+        first = con.execute("select e.seconds from epochs e join runs r using (run_id) "
+                            "join jobs j using (job_id) where j.job_key like ? and "
+                            "e.epoch = 1", (key + "%",)).fetchall()
+        assert first == [(epochs[0]["seconds"],)], (key, first, epochs)
+    assert list(checkpoints.glob("*")) == []
+    con.close()
+    # The report and load_results show where each run trained.
+    from benchmark import load_results
+
+    jobs, _ = load_results(db, "gated")
+    assert jobs["slurm_job_id"].notna().all(), jobs
+    report = subprocess.run([sys.executable, "-m", "benchmark", "report", "gated.py",
+                             "--db", str(db), "--out", str(tmp_path / "rep")], cwd=workdir,
+                            capture_output=True, text=True, timeout=300)
+    assert report.returncode == 0, report.stdout + report.stderr
+    html = next((tmp_path / "rep").rglob("index.html")).read_text()
+    assert "Slurm jobs" in html, html[:2000]
+
+
+def test_a_partition_slurm_refuses_is_an_error_before_the_grid_is_written(slurm, workdir,
+                                                                          cli):
+    result = cli("run", "tiny.py", "--backend", "slurm", "--partition", "nosuchpartition",
+                 "--db", "never.sqlite")
+    assert result.exit_code == 2, result.output
+    assert "Slurm refuses the worker job" in result.output, result.output
+    assert "nosuchpartition" in result.output.lower() or "partition" in result.output.lower()
+    con = sqlite3.connect(workdir / "never.sqlite")  # opened, but no grid was written
+    assert con.execute("select count(*) from studies").fetchone() == (0,)
+    assert con.execute("select count(*) from jobs").fetchone() == (0,)
+    con.close()
