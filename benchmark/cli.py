@@ -301,6 +301,10 @@ def _estimate(loaded: LoadedStudy, pending: set[str], slots: list[str], eval_eve
 
     if not pending:
         return
+    if any(s.startswith("cuda") for s in slots) and not backends.base.visible_gpus():
+        click.echo("no time estimate: the slots are on GPUs, and this machine has none to "
+                   "time them on (a cluster's login node)")
+        return
     try:
         _, sizes = runner.datasets([s for s in loaded.specs if s.key in pending], fetch=False)
     except (data.DataError, SpecError) as exc:

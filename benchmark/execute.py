@@ -142,6 +142,43 @@ def shares(cores: int, running: int) -> list[int]:
     return [max(1, base + (i < extra)) for i in range(running)]
 
 
+class Retiring(Exception):  # noqa: N818 (a signal, not an error)
+    """Raised at an epoch's end when the worker retires before another epoch would end."""
+
+
+class Retirement:
+    """A job's view of its worker's retirement (a Dask worker's --lifetime, set by the
+    Slurm backend before the wall time): after each epoch, if the next one would not end
+    before the worker leaves, the job stops there, its checkpoint just written, and goes
+    back to the scheduler to resume on another worker, instead of being cut mid-epoch.
+
+    `deadline`: unix time the worker leaves; `margin`: seconds kept in hand."""
+
+    margin = 10.0
+
+    def __init__(self, deadline: float, clock: Callable[[], float] = time.time):
+        self.deadline, self.clock = deadline, clock
+        self.last = clock()
+
+    def check(self) -> None:
+        now = self.clock()
+        epoch, self.last = now - self.last, now
+        if now + 1.5 * epoch + self.margin > self.deadline:
+            raise Retiring(f"the worker retires in {self.deadline - now:.0f} s; an epoch "
+                           f"takes {epoch:.0f} s")
+
+    @classmethod
+    def of_worker(cls, tasks: Sequence[Task], checkpoints: str | None) -> Retirement | None:
+        """For a checkpointed single job on a Dask worker with a lifetime, else None (a
+        job that cannot resume gains nothing from stopping early)."""
+        if not checkpoints or len(tasks) > 1 or "distributed" not in sys.modules:
+            return None
+        from .backends.dask import retirement_deadline
+
+        deadline = retirement_deadline()
+        return None if deadline is None else cls(deadline)
+
+
 def run_group(tasks: Sequence[Task], device: str, lock_dir: str | None,
               threads: int | Threads, eval_every: int = 1, checkpoints: str | None = None,
               feed=None) -> list[JobResult]:
@@ -152,6 +189,7 @@ def run_group(tasks: Sequence[Task], device: str, lock_dir: str | None,
     intra-op threads, fixed, or a `Threads` the parent may raise while the job runs.
     """
     share = threads if isinstance(threads, Threads) else Threads(threads)
+    retirement = Retirement.of_worker(tasks, checkpoints)
 
     def on_epoch(index: int, metrics) -> None:
         if share.path is not None:
@@ -160,6 +198,8 @@ def run_group(tasks: Sequence[Task], device: str, lock_dir: str | None,
         if feed is not None:
             with contextlib.suppress(Exception):  # progress is never worth a failed job
                 feed.put(tasks[index].key, metrics)
+        if retirement is not None:
+            retirement.check()
 
     started, t0 = time.time(), time.perf_counter()
     versions = {"python": provenance.python_version()}
@@ -188,6 +228,10 @@ def run_group(tasks: Sequence[Task], device: str, lock_dir: str | None,
 
         outcomes = with_oom_retry(attempt, device, lock_dir)
         done = [(o.status, o.error, o.epochs, o.param_count, o.train_seconds) for o in outcomes]
+    except Retiring as exc:
+        from .backends.dask import hand_back
+
+        hand_back(str(exc))  # raises: the scheduler runs it again elsewhere
     except Exception:
         done = [(JobStatus.FAILED, traceback.format_exc(), (), None, None)] * len(tasks)
     finished, wall = time.time(), time.perf_counter() - t0

@@ -643,9 +643,10 @@ class ResultStore:
             job_id = s.scalar(select(JobRow.job_id).where(JobRow.job_key == result.key))
             if job_id is None:
                 raise StoreError(f"result for unknown job {result.key}")
-            if s.scalar(select(RunRow.run_id).where(
+            if result.started_at is not None and s.scalar(select(RunRow.run_id).where(
                     RunRow.job_id == job_id, RunRow.runner == runner.runner_id,
-                    RunRow.started_at == _utc(result.started_at)).limit(1)) is not None:
+                    RunRow.started_at == _utc(result.started_at),
+                    RunRow.code_version == result.code_version).limit(1)) is not None:
                 return True  # an earlier attempt of this call committed it
             run = RunRow(
                 job_id=job_id, status=result.status.value, error=result.error,

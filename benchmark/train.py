@@ -284,9 +284,9 @@ def _epochs(config: TrainConfig, data: DeviceData, net: torch.nn.Module,
         test_loss, test_acc = (evaluate(net, data, config, device)
                                if _due(epoch, config, eval_every) else (math.nan, math.nan))
         epochs.append(EpochMetrics(epoch, train_loss, test_loss, test_acc, seconds))
-        on_epoch(0, epochs[-1])
         if checkpoint is not None and epoch < config.epochs:
             _save(checkpoint, net, optimizer, order_gen, epochs, train_seconds)
+        on_epoch(0, epochs[-1])  # after the checkpoint: it may stop the job here (Retiring)
 
     return TrainOutcome(JobStatus.COMPLETE, tuple(epochs), param_count(net), train_seconds)
 

@@ -75,3 +75,12 @@ def test_the_slurm_options_reach_the_job_script():
     assert f"--lifetime {lifetime}s --lifetime-stagger {stagger}s" in script, script
     assert "--nthreads 2" in script, script  # one thread per slot of the job
     assert "#SBATCH --mem=15G" in script or "#SBATCH --mem=16G" in script, script
+
+
+def test_a_dry_run_for_slurm_gpus_from_a_login_node_without_one(workdir, cli, monkeypatch):
+    monkeypatch.setattr(backends.base, "visible_gpus", lambda: 0)
+    result = cli("run", "tiny.py", "--backend", "slurm", "--devices", "cuda", "--jobs", "2",
+                 "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "would train on 2 slot(s): cuda:0, cuda:0" in result.output
+    assert "no time estimate: the slots are on GPUs, and this machine has none" in result.output

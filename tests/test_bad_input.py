@@ -122,6 +122,11 @@ CASES = {
                                "--sbatch needs --backend slurm"),
     "bad --walltime": ({}, ["run", "tiny.py", "--backend", "slurm", "--walltime", "2h"],
                        "bad wall time '2h': use Slurm's format, e.g. 90 (minutes), 01:30:00"),
+    "not a dask-jobqueue file": ({"site.yaml": "slurm:\n  queue: gpu\n"},
+                                 ["run", "tiny.py", "--backend", "slurm", "--cluster-config",
+                                  "site.yaml"],
+                                 "site.yaml is no dask-jobqueue configuration: it needs a "
+                                 "top-level `jobqueue:` mapping"),
     "a GPU index on slurm": ({}, ["run", "tiny.py", "--backend", "slurm", "--devices",
                                  "cuda:1"],
                              "its GPUs are numbered from 0 inside it, so ask for GPUs with "

@@ -388,3 +388,24 @@ def test_a_running_job_takes_up_a_new_thread_count_after_its_epoch(tmp_path):
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_job_stops_after_the_epoch_when_the_next_would_outlast_its_worker():
+    from benchmark.execute import Retirement, Retiring
+
+    now = [1000.0]
+    retirement = Retirement(deadline=1100.0, clock=lambda: now[0])
+    now[0] += 20  # epoch 1 took 20 s; the next would end by 1020 + 30 + 10 margin < 1100
+    retirement.check()
+    now[0] += 30  # epoch 2 took 30 s: 1050 + 45 + 10 > 1100, stop here
+    with pytest.raises(Retiring, match="the worker retires in 50 s; an epoch takes 30 s"):
+        retirement.check()
+
+
+def test_only_a_checkpointed_single_job_on_a_dask_worker_can_stop_early(tmp_path):
+    from benchmark.execute import Retirement
+
+    one, two = [Task("k1", TrainConfig(), "d")], [Task(k, TrainConfig(), "d") for k in "ab"]
+    assert Retirement.of_worker(one, None) is None  # nothing to resume from
+    assert Retirement.of_worker(two, str(tmp_path)) is None  # fused groups: no checkpoints
+    assert Retirement.of_worker(one, str(tmp_path)) is None  # not on a Dask worker

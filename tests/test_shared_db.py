@@ -166,7 +166,7 @@ def test_a_locked_database_is_waited_out_then_refused_clearly(tmp_path, workdir,
     holder.join()
 
     # held until the claim has given up: refused, with what to do
-    monkeypatch.setattr(store_module, "RETRY_SECONDS", 0.5)
+    monkeypatch.setattr(store, "retry_seconds", 0.5)
     locked, release = threading.Event(), threading.Event()
     holder = threading.Thread(target=_hold_write_lock,
                               args=(tmp_path / "locked.sqlite", locked, release))

@@ -49,10 +49,11 @@ def _queue() -> list[tuple[str, str]]:
     return [tuple(line.split()) for line in out.splitlines()]
 
 
-def _lines(proc, lines: list[str], ready: threading.Event):
+def _lines(proc, lines: list[str], ready: threading.Event, jobs: int = 2):
+    """Read the run's output; `ready` once `jobs` jobs have reported epoch 1."""
     for line in proc.stdout:
         lines.append(line)
-        if sum(": epoch 1/3" in line for line in lines) >= 2:
+        if sum(": epoch 1/3" in line for line in lines) >= jobs:
             ready.set()
 
 
@@ -135,4 +136,48 @@ def test_a_partition_slurm_refuses_is_an_error_before_the_grid_is_written(slurm,
     con = sqlite3.connect(workdir / "never.sqlite")  # opened, but no grid was written
     assert con.execute("select count(*) from studies").fetchone() == (0,)
     assert con.execute("select count(*) from jobs").fetchone() == (0,)
+    con.close()
+
+
+def test_a_job_stops_at_an_epoch_end_when_its_worker_retires_first(slurm, workdir, tmp_path):
+    """Slurm jobs of 2 minutes: workers retire after 84 s (± 6). The job's second epoch is
+    held at the gate for 35 s, so at its end the next epoch (reckoned 1.5 times as long)
+    would outlast the worker: the job stops there, checkpointed, and finishes on the
+    Slurm job that replaces the retiring one. Without the stop it would finish at once
+    on the first worker."""
+    import torch
+
+    db, checkpoints, gate = tmp_path / "r.sqlite", tmp_path / "ck", tmp_path / "gate"
+    env = {**os.environ, "CNNBENCH_TEST_GATE": str(gate), "CNNBENCH_EPOCH_LINES_AFTER": "0"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "benchmark", "run", "gated.py", "--backend", "slurm",
+         "--walltime", "2", "--memory", "2GB", "--checkpoints", str(checkpoints),
+         "--db", str(db)],
+        cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    started = threading.Event()
+    reader = threading.Thread(target=_lines, args=(proc, lines, started, 1), daemon=True)
+    reader.start()
+    try:
+        assert started.wait(240), "".join(lines)
+        first = [job for job, state in _queue() if state == "R"]
+        assert len(first) == 1, _queue()
+        time.sleep(35)  # the length of epoch 2 in this scenario, not a wait for a state
+        saved = [torch.load(p, weights_only=True)["epochs"] for p in checkpoints.glob("*.pt")]
+        gate.touch()
+        assert proc.wait(timeout=300) == 0, "".join(lines)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        reader.join(10)
+        proc.stdout.close()
+    out = "".join(lines)
+    con = sqlite3.connect(db)
+    runs = con.execute("select run_id, status, slurm_job_id from runs").fetchall()
+    assert len(runs) == 1 and runs[0][1] == "COMPLETE", runs
+    assert runs[0][2] != first[0], (first, runs, out)  # finished on the replacement
+    epochs = con.execute("select epoch, seconds from epochs order by epoch").fetchall()
+    assert [e for e, _ in epochs] == [1, 2, 3], epochs
+    assert epochs[0][1] == saved[0][0]["seconds"], (epochs, saved)  # resumed, not retrained
+    assert epochs[1][1] > 30, epochs  # epoch 2 (held at the gate) kept, not trained again
     con.close()

@@ -331,3 +331,48 @@ def test_a_job_stored_before_unused_settings_were_normalised_keeps_its_results(t
     rows = con.execute("select job_key, momentum from jobs where optimizer = 'adam'").fetchall()
     assert sorted(rows) == sorted((s.key, 0.5) for s in adam)
     assert con.execute("select count(*) from study_cells where cell = 'Adam'").fetchone() == (2,)
+
+
+def test_a_result_written_again_after_a_lost_connection_is_stored_once(tmp_path):
+    """A retry of `record` whose first commit reached the server (the connection died
+    before the answer) finds that attempt's run row and writes nothing more."""
+    store, key, me = _one_done(tmp_path)
+    assert store.record(_result(key), me)  # the same attempt again: same runner and start
+    con = sqlite3.connect(tmp_path / "r.sqlite")
+    assert con.execute("select count(*) from runs").fetchone() == (1,)
+    assert con.execute("select count(*) from epochs").fetchone() == (2,)
+    later = JobResult(**{**_result(key).__dict__, "started_at": 5.0})  # another attempt
+    store.record(later, me)
+    assert con.execute("select count(*) from runs").fetchone() == (2,)
+
+
+def test_a_lost_server_is_told_once_and_waited_for(tmp_path):
+    """`_lost` errors (PostgreSQL's words) are waited out for `retry_seconds`, with one
+    notice when the server goes and one when it is back; other errors are not retried."""
+    from sqlalchemy.exc import OperationalError
+
+    from benchmark import store as store_module
+
+    store, heard, calls = _store(tmp_path), [], []
+    store.notify = heard.append
+
+    class Flaky:
+        url = store.url
+        retry_seconds = 30.0
+        _told = store._told
+
+        @store_module._retried
+        def write(self):
+            calls.append(1)
+            if len(calls) < 3:
+                raise OperationalError("INSERT", {}, Exception(
+                    "terminating connection due to administrator command"))
+            return "written"
+
+    assert Flaky().write() == "written" and len(calls) == 3
+    assert len(heard) == 2 and heard[0].startswith("lost the database") and \
+        "administrator command" in heard[0] and "is back after" in heard[1], heard
+    Flaky.retry_seconds = 0.0
+    calls.clear()
+    with pytest.raises(StoreError, match="stayed unreachable for 0 s .* check the server"):
+        Flaky().write()

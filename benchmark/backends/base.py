@@ -40,7 +40,7 @@ def parse_devices(spec: str, jobs: int | None = None,
         if name == "cpu":
             slots += ["cpu"] * per
             continue
-        available = (cuda_count or _cuda_count)()
+        available = (cuda_count or visible_gpus)()
         if available == 0:
             raise DeviceError(f"--devices {spec!r} asks for CUDA, but no GPU is visible here: "
                               "use --devices cpu")
@@ -53,7 +53,8 @@ def parse_devices(spec: str, jobs: int | None = None,
     return slots
 
 
-def _cuda_count() -> int:
+def visible_gpus() -> int:
+    """GPUs visible to this process."""
     import torch  # only a CUDA spec pays for the import
 
     return torch.cuda.device_count() if torch.cuda.is_available() else 0

@@ -111,3 +111,33 @@ class DaskBackend(Backend):
 
     def where(self, slots: Sequence[str]) -> str:
         return "the Dask cluster"
+
+
+# --------------------------------------------------------------------------- worker side
+
+
+def retirement_deadline() -> float | None:
+    """Unix time this Dask worker leaves by its --lifetime (stagger included), or None
+    when it has none or this is no Dask worker. The lifetime counts from the worker's
+    start, taken as its process's: a little early, never late."""
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+    except (ImportError, ValueError):
+        return None
+    if not worker.lifetime:
+        return None
+    import psutil
+
+    return psutil.Process().create_time() + worker.lifetime
+
+
+def hand_back(reason: str) -> None:
+    """Give the running task back to the scheduler and retire this worker now, so that the
+    task runs again on another worker (from its checkpoint). Raises `Reschedule`."""
+    from distributed import Reschedule, get_worker
+
+    worker = get_worker()
+    worker.loop.add_callback(worker.close_gracefully, reason=f"cnnbench: {reason}")
+    raise Reschedule()

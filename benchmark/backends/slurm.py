@@ -84,6 +84,7 @@ class SlurmBackend(Backend):
         self.per_job()
         if self.walltime is not None:
             walltime_seconds(self.walltime)
+        self._config()
 
     def per_job(self) -> list[str]:
         """The slots of one Slurm job. Inside a job its GPUs are numbered from 0."""
@@ -177,14 +178,13 @@ class SlurmBackend(Backend):
             with SLURMCluster(**kwargs) as cluster:
                 test_only(cluster.job_script())
                 cluster.scale(jobs=jobs)
-                with Client(cluster) as client, _Replacer(cluster, jobs):
+                with Client(cluster), _Replacer(cluster, jobs):  # the client DaskPool finds
                     lifetime, stagger = retirement(walltime_seconds(walltime))
                     message(f"Slurm: {jobs} job(s) of {walltime} "
                             f"({', '.join(kwargs['job_extra_directives']) or 'no extra lines'}), "
                             f"{len(self.per_job())} slot(s) each; workers retire after "
                             f"{lifetime} s (± {stagger} s); logs in "
                             f"{kwargs['log_directory']}")
-                    del client
                     yield
 
 
