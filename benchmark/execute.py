@@ -326,12 +326,22 @@ def execute(groups: Iterable[Sequence[Task]], slots: list[str], *, threads: int 
     pending = iter(groups)
     given: dict[int, int] = {}  # slot -> the intra-op threads its job was last given
 
+    exhausted = False
+
     def next_group() -> tuple[Task, ...] | None:
+        nonlocal exhausted
         for group in pending:
             claimed = tuple(t for t in group if claim is None or claim(t))
             if claimed:
                 return claimed
+        exhausted = True
         return None
+
+    def room() -> int:
+        """Jobs that may start now: free slots that a worker can take at once (a cluster's
+        workers may still wait in a queue: a job is claimed when it can start, not
+        before)."""
+        return 0 if exhausted else min(len(free), pool.capacity() - len(busy))
 
     def share_out() -> None:
         on_cpu = sorted(s for s in busy if pool.device(s) == "cpu")
@@ -360,15 +370,20 @@ def execute(groups: Iterable[Sequence[Task]], slots: list[str], *, threads: int 
     try:
         while True:
             starting = []
-            while free and (group := next_group()) is not None:
+            for _ in range(room()):
+                if (group := next_group()) is None:
+                    break
                 starting.append((free.pop(), group))
             busy.update(slot for slot, _ in starting)
             share_out()  # before the new jobs start: they start on their share
             for slot, group in starting:
                 dispatch(slot, group, 0)
-            if not busy:
+            if not busy and exhausted:
                 break
-            slot, group, attempt, future = _next(finished, poll)
+            done = _next(finished, poll, lambda: room() > 0)
+            if done is None:  # workers came: start more jobs
+                continue
+            slot, group, attempt, future = done
             results = _results(pool, slot, group, attempt, future, notify)
             if results is None:  # the worker died: run the group again on a fresh one
                 dispatch(slot, group, attempt + 1)
@@ -386,11 +401,14 @@ def _threads_path(lock_dir: str, slot: int) -> str:
     return os.path.join(lock_dir, f"threads-{slot}")
 
 
-def _next(finished: queue.Queue, poll: Callable[[], None]):
+def _next(finished: queue.Queue, poll: Callable[[], None], wake: Callable[[], bool]):
+    """The next finished future, or None as soon as `wake()` says more jobs can start."""
     while True:  # a timeout keeps the main thread responsive to Ctrl-C, and the feed read
         poll()
         with contextlib.suppress(queue.Empty):
             return finished.get(timeout=0.5)
+        if wake():
+            return None
 
 
 def _results(pool, slot: int, group: tuple[Task, ...], attempt: int, future,

@@ -249,7 +249,7 @@ def _provenance(store: ResultStore, info: dict, frame: pd.DataFrame,
         ["torch", ", ".join(sorted(done["torch_version"].dropna().unique()))],
         ["devices", ", ".join(sorted(done["device"].dropna().unique()))],
         ["hosts", ", ".join(sorted(done["host"].dropna().unique()))],
-        *([["Slurm jobs", _slurm_jobs(done["slurm_job_id"])]]
+        *([["Slurm jobs", _slurm_jobs(done.drop_duplicates("run_id")["slurm_job_id"])]]
           if "slurm_job_id" in done and done["slurm_job_id"].notna().any() else []),
         ["cells by status", ", ".join(f"{k} {v}" for k, v in counts.items())],
         ["runs", f"{done['started_at'].min()} to {done['finished_at'].max()} UTC"

@@ -181,3 +181,35 @@ def test_a_job_stops_at_an_epoch_end_when_its_worker_retires_first(slurm, workdi
     assert epochs[0][1] == saved[0][0]["seconds"], (epochs, saved)  # resumed, not retrained
     assert epochs[1][1] > 30, epochs  # epoch 2 (held at the gate) kept, not trained again
     con.close()
+
+
+def test_jobs_are_claimed_only_when_a_slurm_worker_can_start_them(slurm, workdir, tmp_path):
+    """Two Slurm jobs of 2 CPUs on a 2-CPU node: one runs, one waits in the queue. The run
+    claims (marks RUNNING) only the jobs the running worker's 2 slots take, not 4: the
+    others stay PENDING for any runner, and `status` shows what really trains."""
+    db, gate = tmp_path / "q.sqlite", tmp_path / "gate"
+    env = {**os.environ, "CNNBENCH_TEST_GATE": str(gate), "CNNBENCH_EPOCH_LINES_AFTER": "0"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "benchmark", "run", "gated.py", "--seeds", "0,1,2,3,4,5",
+         "--backend", "slurm", "--jobs", "2", "--cpus-per-job", "2", "--memory", "2GB",
+         "--db", str(db)],
+        cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    ready = threading.Event()
+    reader = threading.Thread(target=_lines, args=(proc, lines, ready), daemon=True)
+    reader.start()
+    try:
+        assert ready.wait(240), "".join(lines)  # two jobs hold at the gate
+        assert sorted(state for _, state in _queue()) == ["PD", "R"], _queue()
+        con = sqlite3.connect(db)
+        states = dict(con.execute("select status, count(*) from jobs group by status"))
+        con.close()
+        assert states == {"RUNNING": 2, "PENDING": 4}, states
+        gate.touch()
+        assert proc.wait(timeout=300) == 0, "".join(lines)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        reader.join(10)
+        proc.stdout.close()
+    assert "finished: 6 complete" in "".join(lines)

@@ -63,13 +63,16 @@ def visible_gpus() -> int:
 class Pool(Protocol):
     """What the execute stage drives: `size` slots, each on `device(slot)`.
 
-    `submit(slot, fn, *args)` gives a concurrent.futures-like future; `feed` carries the
-    live epochs of running jobs (`feed.sender` goes to the worker, `feed.receive()` and
-    `feed.done(keys)` stay here); `death(exc)` says whether a future's exception means its
-    worker died (the cause) or not (None); `restart(slot)` replaces a dead slot's worker;
-    `retries` is how often execute itself retries a job whose worker died (a Dask
-    scheduler retries on its own); `lock_dir` is a directory shared by the slots on this
-    machine (GPU out-of-memory gates, thread counts), or None; `close(kill)` ends it."""
+    - `submit(slot, fn, *args)` gives a concurrent.futures-like future;
+    - `capacity()`: how many slots can start a job now (a cluster's workers may still
+      wait in a queue);
+    - `feed` carries the live epochs of running jobs (`feed.sender` goes to the worker,
+      `feed.receive()` and `feed.done(keys)` stay here);
+    - `death(exc)`: the cause if a future's exception means its worker died, else None;
+      `restart(slot)` replaces a dead slot's worker; `retries`: how often execute itself
+      retries a job whose worker died (a Dask scheduler retries on its own);
+    - `lock_dir`: a directory the slots on this machine share (GPU out-of-memory gates,
+      thread counts), or None; `close(kill)` ends it all."""
 
     retries: int
     lock_dir: str | None
@@ -77,6 +80,7 @@ class Pool(Protocol):
     size: int
 
     def device(self, slot: int) -> str: ...
+    def capacity(self) -> int: ...
     def submit(self, slot: int, fn: Callable, *args): ...
     def death(self, exc: BaseException) -> str | None: ...
     def restart(self, slot: int) -> None: ...

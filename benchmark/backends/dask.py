@@ -34,6 +34,11 @@ class DaskPool:
         self._futures: set = set()
         self.feed = TopicFeed(self.client)
 
+    def capacity(self) -> int:
+        """Slots the connected workers can run now (Slurm jobs still in the queue add
+        none), at most `size`."""
+        return min(self.size, sum(self.client.nthreads().values()))
+
     def device(self, slot: int) -> str:
         return self._device
 

@@ -37,6 +37,9 @@ class LocalPool:
     def size(self) -> int:
         return len(self.devices)
 
+    def capacity(self) -> int:
+        return self.size  # a worker is started for each slot on demand
+
     def device(self, slot: int) -> str:
         return self.devices[slot]
 
