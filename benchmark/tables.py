@@ -27,10 +27,11 @@ from datetime import datetime
 from sqlalchemy import Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-SCHEMA_VERSION = 7  # 2: study_claims; 3: jobs.schedule, .warmup_epochs, .arch_hash;
+SCHEMA_VERSION = 8  # 2: study_claims; 3: jobs.schedule, .warmup_epochs, .arch_hash;
 #                    4: jobs.data_hash (directory datasets keyed by content);
 #                    5: studies.margin_pp, .design; study_claims.margin (equivalence,
-#                       sequential seeds); 6: live_epochs; 7: runs.slurm_job_id
+#                       sequential seeds); 6: live_epochs; 7: runs.slurm_job_id;
+#                    8: jobs.augment
 
 # Columns added to existing tables, by the schema version that added them: the migration
 # adds them with their server default, so older rows read as the old behaviour.
@@ -42,6 +43,7 @@ ADDED_COLUMNS: dict[int, list[tuple[str, str, str]]] = {
     5: [("studies", "margin_pp", "FLOAT"), ("studies", "design", "TEXT"),
         ("study_claims", "margin", "FLOAT")],
     7: [("runs", "slurm_job_id", "VARCHAR(32)")],
+    8: [("jobs", "augment", "VARCHAR(16) NOT NULL DEFAULT 'none'")],
 }
 
 
@@ -121,6 +123,7 @@ class JobRow(Base):
     precision: Mapped[str] = mapped_column(String(16))
     schedule: Mapped[str] = mapped_column(String(16), server_default="constant")  # schema 3
     warmup_epochs: Mapped[int] = mapped_column(server_default="0")  # schema 3
+    augment: Mapped[str] = mapped_column(String(16), server_default="none")  # schema 8
     arch_hash: Mapped[str] = mapped_column(String(64), server_default="")  # schema 3
     dataset: Mapped[str] = mapped_column(Text)  # a name, or the directory last run from
     data_hash: Mapped[str] = mapped_column(String(64), server_default="")  # schema 4

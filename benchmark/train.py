@@ -38,6 +38,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import augment
 from .nets import build_net, channels, param_count
 from .plan import fusion_key
 from .spec import EpochMetrics, JobStatus, TrainConfig
@@ -50,7 +51,7 @@ EVAL_BATCH = 500  # test samples per forward pass; larger batches fall out of ca
 class DeviceData:
     """A dataset normalised and resident on one device."""
 
-    train_x: torch.Tensor  # float32 (N, 1, H, W)
+    train_x: torch.Tensor  # float32 (N, C, H, W)
     train_y: torch.Tensor  # int64 (N,)
     test_x: torch.Tensor
     test_y: torch.Tensor
@@ -71,13 +72,22 @@ class TrainOutcome:
 
 
 def to_device(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
-              test_y: np.ndarray, device: str | torch.device, mean: float = MNIST_MEAN,
-              std: float = MNIST_STD) -> DeviceData:
-    """uint8 images -> float tensors normalised by the dataset's `mean` and `std` (of
-    pixels in [0, 1]; MNIST's published values by default) on `device`."""
+              test_y: np.ndarray, device: str | torch.device, mean=MNIST_MEAN,
+              std=MNIST_STD) -> DeviceData:
+    """uint8 images, (N, H, W) or (N, C, H, W), -> float tensors (N, C, H, W) normalised by
+    the dataset's `mean` and `std` (of pixels in [0, 1]; one each, or a tuple of one per
+    channel; MNIST's published values by default) on `device`."""
     def images(a: np.ndarray) -> torch.Tensor:
-        x = torch.from_numpy(np.array(a, dtype=np.float32)).to(device).unsqueeze(1)
-        x = x.div_(255.0).sub_(mean).div_(std)
+        x = torch.from_numpy(np.array(a, dtype=np.float32)).to(device)
+        if x.ndim == 3:
+            x = x.unsqueeze(1)
+        if isinstance(mean, tuple):
+            shape = (1, len(mean), 1, 1)
+            x = x.div_(255.0).sub_(torch.tensor(mean, dtype=torch.float32, device=device)
+                                   .reshape(shape))
+            x = x.div_(torch.tensor(std, dtype=torch.float32, device=device).reshape(shape))
+        else:
+            x = x.div_(255.0).sub_(mean).div_(std)
         return x.contiguous(memory_format=torch.channels_last)
 
     def labels(a: np.ndarray) -> torch.Tensor:
@@ -194,22 +204,28 @@ def _rng_state(device: torch.device) -> dict:
 
 
 def _save(path: Path, net: torch.nn.Module, optimizer: torch.optim.Optimizer,
-          order_gen: torch.Generator, epochs: list[EpochMetrics], train_seconds: float) -> None:
+          order_gen: torch.Generator, epochs: list[EpochMetrics], train_seconds: float,
+          aug_gen: torch.Generator | None = None) -> None:
     """Everything the next epoch depends on, written atomically (temp file, then rename)."""
     state = {"net": net.state_dict(), "optimizer": optimizer.state_dict(),
              "order_rng": order_gen.get_state(), "rng": _rng_state(order_gen.device),
              "epochs": [asdict(e) for e in epochs], "train_seconds": train_seconds}
+    if aug_gen is not None:
+        state["augment_rng"] = aug_gen.get_state()
     tmp = path.with_name(path.name + ".tmp")
     torch.save(state, tmp)
     os.replace(tmp, path)
 
 
 def _resume(path: Path, net: torch.nn.Module, optimizer: torch.optim.Optimizer,
-            order_gen: torch.Generator) -> tuple[list[EpochMetrics], float]:
+            order_gen: torch.Generator, aug_gen: torch.Generator | None = None,
+            ) -> tuple[list[EpochMetrics], float]:
     state = torch.load(path, map_location=order_gen.device, weights_only=True)
     net.load_state_dict(state["net"])
     optimizer.load_state_dict(state["optimizer"])
     order_gen.set_state(state["order_rng"].cpu())
+    if aug_gen is not None:
+        aug_gen.set_state(state["augment_rng"].cpu())
     torch.set_rng_state(state["rng"]["cpu"].cpu())
     if "cuda" in state["rng"]:
         torch.cuda.set_rng_state(state["rng"]["cuda"].cpu(), order_gen.device)
@@ -235,13 +251,14 @@ def train(config: TrainConfig, data: DeviceData, eval_every: int = 1,
     train_x, train_y = data.train_x[start:stop], data.train_y[start:stop]
 
     net, order_gen = _init(config, device, data, import_dirs)
+    aug_gen = augment.generator(config.augment, config.seed, device)
     optimizer = optimizer_for(config, net.parameters())
     epochs: list[EpochMetrics] = []
     train_seconds = 0.0
     if checkpoint is not None and checkpoint.exists():
-        epochs, train_seconds = _resume(checkpoint, net, optimizer, order_gen)
+        epochs, train_seconds = _resume(checkpoint, net, optimizer, order_gen, aug_gen)
     outcome = _epochs(config, data, net, optimizer, order_gen, train_x, train_y, epochs,
-                      train_seconds, eval_every, checkpoint, on_epoch or _quiet)
+                      train_seconds, eval_every, checkpoint, on_epoch or _quiet, aug_gen)
     if checkpoint is not None:
         checkpoint.unlink(missing_ok=True)
     return outcome
@@ -251,7 +268,7 @@ def _epochs(config: TrainConfig, data: DeviceData, net: torch.nn.Module,
             optimizer: torch.optim.Optimizer, order_gen: torch.Generator,
             train_x: torch.Tensor, train_y: torch.Tensor, epochs: list[EpochMetrics],
             train_seconds: float, eval_every: int, checkpoint: Path | None,
-            on_epoch: OnEpoch) -> TrainOutcome:
+            on_epoch: OnEpoch, aug_gen: torch.Generator | None = None) -> TrainOutcome:
     """The training loop, from the epoch after `epochs` to the last."""
     device, n = train_x.device, len(train_y)
     steps, scheduled = math.ceil(n / config.batch_size), _scheduled(config)
@@ -266,8 +283,10 @@ def _epochs(config: TrainConfig, data: DeviceData, net: torch.nn.Module,
             if scheduled:  # the rate follows the step count, so a resumed job needs no state
                 _set_lr(optimizer, config, (epoch - 1) * steps + step, steps)
             idx = order[i:i + config.batch_size]
+            x = train_x[idx] if aug_gen is None else augment.apply(train_x[idx],
+                                                                    config.augment, aug_gen)
             with _autocast(config, device):
-                loss = F.nll_loss(net(train_x[idx]).float(), train_y[idx])
+                loss = F.nll_loss(net(x).float(), train_y[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -285,7 +304,7 @@ def _epochs(config: TrainConfig, data: DeviceData, net: torch.nn.Module,
                                if _due(epoch, config, eval_every) else (math.nan, math.nan))
         epochs.append(EpochMetrics(epoch, train_loss, test_loss, test_acc, seconds))
         if checkpoint is not None and epoch < config.epochs:
-            _save(checkpoint, net, optimizer, order_gen, epochs, train_seconds)
+            _save(checkpoint, net, optimizer, order_gen, epochs, train_seconds, aug_gen)
         on_epoch(0, epochs[-1])  # after the checkpoint: it may stop the job here (Retiring)
 
     return TrainOutcome(JobStatus.COMPLETE, tuple(epochs), param_count(net), train_seconds)
@@ -321,6 +340,7 @@ def train_fused(configs: Sequence[TrainConfig], data: DeviceData, eval_every: in
 
     inits = [_init(c, device, data, import_dirs) for c in configs]
     nets, gens = [net for net, _ in inits], [g for _, g in inits]
+    aug_gens = [augment.generator(c.augment, c.seed, device) for c in configs]
     params, buffers = stack_module_state(nets)  # leaves of shape (k, ...)
     skeleton = copy.deepcopy(nets[0]).to("meta")
     optimizer = optimizer_for(config, params.values())  # elementwise, so per-model state
@@ -351,8 +371,12 @@ def train_fused(configs: Sequence[TrainConfig], data: DeviceData, eval_every: in
             if scheduled:
                 _set_lr(optimizer, config, (epoch - 1) * steps + step, steps)
             idx = order[:, i:i + config.batch_size]  # (k, b) indices into the full set
+            x = data.train_x[idx]
+            if aug_gens[0] is not None:  # each model's own stream, as it would train alone
+                x = torch.stack([augment.apply(x[j], config.augment, aug_gens[j])
+                                 for j in range(k)])
             with _autocast(config, device):
-                losses = batched_loss(params, buffers, data.train_x[idx], data.train_y[idx])
+                losses = batched_loss(params, buffers, x, data.train_y[idx])
             optimizer.zero_grad(set_to_none=True)
             losses.sum().backward()
             optimizer.step()

@@ -61,6 +61,50 @@ def make_idx_dir(directory: Path, n_train: int = 320, n_test: int = 200,
     return directory
 
 
+def synthetic_colour(n: int, seed: int, classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Learnable 32x32 colour images, (N, 3, 32, 32): label k tints channel k % 3 of row
+    band k, plus noise."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, classes, n).astype(np.int64)
+    images = rng.integers(0, 60, (n, 3, 32, 32)).astype(np.uint8)
+    for i, k in enumerate(labels):
+        band = 2 + 2 * (k % 14)
+        images[i, k % 3, band:band + 2, 4:28] = 255
+    return images, labels
+
+
+def write_cifar_dir(directory: Path, n_train: int = 250, n_test: int = 100,
+                    hundred: bool = False) -> tuple:
+    """Batches in CIFAR's own format (pickled dicts: 'data' N x 3072 uint8, colour planes
+    row-major; 'labels', or CIFAR-100's 'fine_labels'), as the archives unpack them; the
+    arrays (x_train, y_train, x_test, y_test) they hold."""
+    import pickle
+
+    directory.mkdir(parents=True, exist_ok=True)
+    tx, ty = synthetic_colour(n_train, 0, 100 if hundred else 10)
+    vx, vy = synthetic_colour(n_test, 1, 100 if hundred else 10)
+    key = b"fine_labels" if hundred else b"labels"
+
+    def dump(name, x, y):
+        batch = {b"batch_label": name.encode(), key: [int(v) for v in y],
+                 b"data": x.reshape(len(x), 3072), b"filenames": [b"x.png"] * len(x)}
+        with open(directory / name, "wb") as fh:
+            pickle.dump(batch, fh, protocol=2)
+
+    if hundred:
+        dump("train", tx, ty)
+        dump("test", vx, vy)
+        meta = {b"fine_label_names": [b"c%d" % i for i in range(100)]}
+        (directory / "meta").write_bytes(pickle.dumps(meta, protocol=2))
+    else:
+        for i, part in enumerate(np.array_split(np.arange(n_train), 5), 1):
+            dump(f"data_batch_{i}", tx[part], ty[part])
+        dump("test_batch", vx, vy)
+        meta = {b"label_names": [b"c%d" % i for i in range(10)], b"num_vis": 3072}
+        (directory / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
+    return tx, ty, vx, vy
+
+
 def load_perf():
     """The perf harness (perf/throughput.py, outside the package) as a module."""
     import importlib
