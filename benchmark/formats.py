@@ -49,7 +49,7 @@ def check_arrays(x_train, y_train, x_test, y_test, where: str):
         if x.ndim not in (3, 4) or min(x.shape) < 1:
             raise FormatError(f"{where}: {name} has shape {x.shape}, expected (N, height, "
                               "width) or (N, channels, height, width)")
-        if x.ndim == 4 and x.shape[1] > 16 and x.shape[3] <= 4:
+        if x.ndim == 4 and x.shape[1] > 4 and x.shape[3] <= 4:  # (N, H, W, C), surely
             raise FormatError(f"{where}: {name} has shape {x.shape}, which looks channels-last "
                               "(N, H, W, C): give (N, C, H, W), e.g. x.transpose(0, 3, 1, 2)")
     for name, y, x in (("y_train", y_train, x_train), ("y_test", y_test, x_test)):

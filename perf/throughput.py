@@ -308,8 +308,35 @@ def single_job(repeats: int = 3) -> dict:
             "ratio": median(classic_s) / median(ours_s)}
 
 
-SECTIONS = ("throughput", "single-job", "small-jobs", "quick-study", "study-estimates")
+SECTIONS = ("throughput", "augment", "single-job", "small-jobs", "quick-study",
+            "study-estimates")
 ESTIMATED_STUDIES = ("studies/mnist_ablation.py", "studies/mnist_ablation_bf16.py")
+
+
+def augment_overhead(samples: int = 3200, repeats: int = 5) -> dict:
+    """Training time of an epoch with each `augment` kind against none, for the base and
+    SK0.2 nets on MNIST, one thread (as a worker has): the median over `repeats` of each
+    kind's second epoch, the kinds alternated so that the machine's drift hits all alike."""
+    import statistics
+
+    import torch
+
+    torch.set_num_threads(1)
+    a = data.load_arrays(str(data.resolve(data.MNIST, fetch=True)))
+    d = to_device(a.train_x[:samples], a.train_y[:samples], a.test_x[:200], a.test_y[:200],
+                  "cpu", a.mean, a.std)
+    out = {}
+    for net in ("base", "SK0.2"):
+        kinds = {"none": [], "flip": [], "crop": [], "flip+crop": []}
+        for _ in range(repeats):
+            for kind, seconds in kinds.items():
+                config = TrainConfig(**NETS[net], epochs=2, augment=kind)
+                seconds.append(train(config, d).epochs[1].seconds)
+        none = statistics.median(kinds["none"])
+        out[net] = {kind: {"epoch_s": statistics.median(s),
+                           "overhead": statistics.median(s) / none - 1}
+                    for kind, s in kinds.items()}
+    return out
 
 
 def _sections(text: str) -> list[str]:
@@ -358,6 +385,14 @@ def main(argv: list[str] | None = None) -> dict:
                 row["ratio"] = row["samples_per_s"] / reference
                 print(f"{net:<7}{variant:<34}{row['samples_per_s']:>11.0f}{row['ratio']:>10.2f}x")
             results["nets"][net] = rows
+    if "augment" in args.sections:
+        over = augment_overhead()
+        results["augment"] = over
+        print(f"\naugmentation, epoch of 3,200 MNIST samples, 1 thread, on {machine['model']} "
+              "(median of 5, kinds alternated):")
+        for net, kinds in over.items():
+            print(f"  {net:<6}" + "  ".join(f"{k} {v['epoch_s']:.2f} s ({v['overhead']:+.1%})"
+                                          for k, v in kinds.items()))
     if "single-job" in args.sections:
         one = single_job()
         results["single_job"] = one

@@ -34,8 +34,34 @@ ONE_CELL = ('return Study(name="t", baseline=base, '
             'sections=[Section("A", [Cell("x", dataset="{dataset}")])])')
 
 
+def _data_function(returns: str) -> dict[str, str]:
+    """A study whose dataset is baddata:make, returning `returns` (numpy as np)."""
+    module = ("import numpy as np\n\n\ndef make():\n"
+              "    x = np.zeros((8, 12, 12), np.uint8)\n    y = np.zeros(8, np.int64)\n"
+              f"    return {returns}\n")
+    return {"baddata.py": module,
+            "case.py": _study(ONE_CELL.format(dataset="baddata:make"))}
+
+
 # name -> (files to write {path: text}, extra CLI args (None: `run case.py`), message)
 CASES = {
+    "dataset function of floats": (_data_function("x / 255.0, y, x, y"), None,
+                                   "case.py, line 7: dataset 'baddata:make': x_train has "
+                                   "dtype float64, expected uint8 pixels"),
+    "dataset function channels-last": (_data_function("np.zeros((8, 12, 12, 3), np.uint8), y, "
+                                                      "np.zeros((8, 12, 12, 3), np.uint8), y"),
+                                       None, "which looks channels-last (N, H, W, C)"),
+    "dataset function negative label": (_data_function("x, y - 1, x, y"), None,
+                                        "case.py, line 7: dataset 'baddata:make': y_train "
+                                        "holds label -1"),
+    "dataset function short labels": (_data_function("x, y[:5], x, y"), None,
+                                      "8 images but 5 labels in train"),
+    "dataset function raising": (_data_function("x, y, x, y[99]"), None,
+                                 "dataset 'baddata:make': make() raised IndexError: index 99 "
+                                 "is out of bounds"),
+    "dataset function missing": ({"baddata.py": "def other():\n    pass\n",
+                                  "case.py": _study(ONE_CELL.format(dataset="baddata:make"))},
+                                 None, "dataset 'baddata:make': module 'baddata'"),
     "missing study file": ({}, ["run", "nowhere.py"], "nowhere.py: study file not found"),
     "field typo": ("typo.py", None, "line 5: unknown field 'arhc' in TrainConfig; did you mean "
                                     "'arch'?"),

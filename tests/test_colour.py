@@ -180,3 +180,27 @@ def test_flip_and_crop_move_pixels_as_they_say():
     for i in range(2):  # each image is a window of its reflected-padded self
         windows = [padded[i, :, a:a + 8, b:b + 8] for a in range(3) for b in range(3)]
         assert any(torch.equal(cropped[i], w) for w in windows)
+
+
+def test_the_cifar_study_dry_runs_where_cifar10_is_cached(monkeypatch, cli):
+    """studies/cifar_ablation.py on CIFAR-10's format at full size (50k training images,
+    synthetic): its grid expands, every slice fits, every net is timed on the colour
+    images."""
+    from pathlib import Path
+
+    cache = data.cache_dir("cifar10")
+    write_cifar_dir(cache, n_train=50_000, n_test=1_000)
+    published = {f: data.md5(cache / f) for f in data.CIFAR10_MD5}  # synthetic stand-ins
+    monkeypatch.setitem(data.DATASETS, "cifar10", data.DATASETS["cifar10"].__class__(
+        **{**data.DATASETS["cifar10"].__dict__, "md5": published}))
+    study = Path(__file__).parent.parent / "studies" / "cifar_ablation.py"
+    result = cli("run", str(study), "--dry-run", "--jobs", "2")
+    assert result.exit_code == 0, result.output
+    assert "distinct jobs to train" in result.output, result.output
+    assert "estimated wall time" in result.output, result.output
+    from benchmark.studyfile import load_study
+
+    loaded = load_study(study)
+    assert {s.section for s in loaded.specs} == set("BCDEFGJK")
+    assert max(s.config.train_size or 50_000 for s in loaded.specs) == 50_000
+    assert {s.config.dataset for s in loaded.specs} == {"cifar10"}
