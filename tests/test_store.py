@@ -249,6 +249,8 @@ def test_a_database_written_by_schema_2_code_opens_migrated_with_every_result(tm
     rows = store.results_frame("tiny")
     assert len(rows) == 6 and set(rows["status"]) == {"COMPLETE"}
     assert set(rows["schedule"]) == {"constant"} and set(rows["warmup_epochs"]) == {0}
+    assert set(rows["augment"]) == {"none"}  # schema 8: the jobs of before, unaugmented
+    assert rows["slurm_job_id"].isna().all()  # schema 7: no run was a Slurm job's
     for _, row in rows.iterrows():  # a job's key is still its config's key
         config = TrainConfig(**{f: row[f] if f != "train_size" else int(row[f])
                                 for f in CONFIG_FIELDS})
