@@ -12,6 +12,8 @@ the device from the job's seed.
   undertrained; the comparison is within each size, at equal epochs.
 - Section B, augmentation x BN: none vs flip+crop for the base net with and without BN, on
   10k samples, 8 epochs.
+- Section C, longer training: A's 15k and 60k cells at three times the epochs (24 and
+  12): does augmentation's cost shrink, or turn into a gain, as the nets fit further?
 
 Base net (5x5 convs, 20 and 50 channels, fc 500), SGD lr 0.01 momentum 0.5 as in the
 homework, batch 64, three paired seeds. bf16 autocast, as accurate as fp32 here (see
@@ -40,13 +42,22 @@ def study() -> Study:
                                train_size=10_000, epochs=8, augment=kind)
                           for bn in (False, True) for kind in KINDS],
                     title="Augmentation x batch norm (10k samples, 8 epochs)")
+    longer = Section("C", [Cell(f"{_n(n)} x{3 * epochs} {kind}",
+                                train_size=n if n < 60_000 else None, epochs=3 * epochs,
+                                augment=kind)
+                           for n, epochs in SIZES[2:] for kind in KINDS],
+                     title="Longer training: 15k and 60k samples at 3x the epochs of A")
     claims = [Claim.beats(f"flip+crop helps on {_n(n)} samples", "A", f"{_n(n)} flip+crop",
                           f"{_n(n)} none") for n, _ in SIZES]
     claims += [Claim.beats("flip+crop helps the base net", "B", "base flip+crop", "base none"),
                Claim.beats("flip+crop helps the BN net", "B", "BN flip+crop", "BN none"),
                Claim.beats("BN helps without augmentation", "B", "BN none", "base none")]
+    claims += [Claim.beats(f"flip+crop helps on {_n(n)} samples at {3 * e} epochs", "C",
+                           f"{_n(n)} x{3 * e} flip+crop", f"{_n(n)} x{3 * e} none")
+               for n, e in SIZES[2:]]
     return Study(
         name="augmentation",
-        description="flip+crop vs none against training-set size (1k-60k) and against BN; "
+        description="flip+crop vs none against training-set size (1k-60k), against BN and "
+                    "with 3x the epochs; "
                     "Fashion-MNIST, base net, SGD, bf16, seeds 0-2",
-        baseline=BASE, seeds=range(3), sections=[by_size, by_bn], claims=claims)
+        baseline=BASE, seeds=range(3), sections=[by_size, by_bn, longer], claims=claims)
