@@ -105,6 +105,56 @@ def write_cifar_dir(directory: Path, n_train: int = 250, n_test: int = 100,
     return tx, ty, vx, vy
 
 
+class Background:
+    """A command in a subprocess, its output read line by line in a thread, for a test
+    that acts on what it says: `wait_for(test)` waits until `test(lines)` holds (an
+    observable state, not a sleep). Killed on exit if still running."""
+
+    def __init__(self, cmd: list[str], **popen):
+        import subprocess
+        import threading
+
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True, **popen)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            with self._changed:
+                self.lines.append(line)
+                self._changed.notify_all()
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for(self, test, timeout: float) -> bool:
+        with self._changed:
+            return self._changed.wait_for(lambda: test(self.lines), timeout)
+
+    def said(self, text: str, timeout: float) -> bool:
+        """Whether a line holding `text` came within `timeout` seconds."""
+        return self.wait_for(lambda lines: any(text in line for line in lines), timeout)
+
+    def __enter__(self) -> Background:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self._reader.join(10)
+        self.proc.stdout.close()
+
+
+def epochs_reported(jobs: int, epoch: int = 1, of: int = 3):
+    """A `Background.wait_for` test: `jobs` jobs have reported epoch `epoch` of `of`."""
+    return lambda lines: sum(f": epoch {epoch}/{of}" in line for line in lines) >= jobs
+
+
 def load_perf():
     """The perf harness (perf/throughput.py, outside the package) as a module."""
     import importlib

@@ -24,6 +24,35 @@ def bindir() -> Path | None:
     return Path(found).parent if found else None
 
 
+def require() -> PostgresServer:
+    """A new (not yet started) server, or a skip where PostgreSQL or psycopg is missing;
+    under CI (the CI environment variable set) their absence fails instead."""
+    import pytest
+
+    required = bool(os.environ.get("CI"))
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        if required:
+            raise
+        pytest.skip("psycopg is not installed")
+    if bindir() is None and not required:
+        pytest.skip("PostgreSQL server binaries not installed")
+    return PostgresServer()
+
+
+def query(url: str, sql: str) -> list:
+    """The rows of `sql` on the database at `url`, on a connection of its own."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as con:
+            return con.execute(text(sql)).all()
+    finally:
+        engine.dispose()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

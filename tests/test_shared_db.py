@@ -13,29 +13,19 @@ import time
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import create_engine, text
+from pgserver import query
 from sqlalchemy.exc import DatabaseError
 
 from benchmark import store as store_module
 from benchmark.store import ResultStore, Runner, StoreError
 from benchmark.studyfile import load_study
 
-REQUIRED = bool(os.environ.get("CI"))
-
 
 @pytest.fixture(scope="session")
 def postgres():
-    from pgserver import PostgresServer, bindir
+    import pgserver
 
-    try:
-        import psycopg  # noqa: F401
-    except ImportError:
-        if REQUIRED:
-            raise
-        pytest.skip("psycopg is not installed")
-    if bindir() is None and not REQUIRED:
-        pytest.skip("PostgreSQL server binaries not installed")
-    server = PostgresServer().start()
+    server = pgserver.require().start()
     yield server
     server.stop()
 
@@ -47,13 +37,7 @@ def db_url(request, tmp_path):
     return request.getfixturevalue("postgres").url(f"t_{os.getpid()}_{id(request)}")
 
 
-def _rows(url, sql):
-    engine = create_engine(url)
-    try:
-        with engine.connect() as con:
-            return con.execute(text(sql)).all()
-    finally:
-        engine.dispose()
+_rows = query
 
 
 @pytest.fixture

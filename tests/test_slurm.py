@@ -12,11 +12,11 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
+from conftest import Background, epochs_reported
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUIRED = bool(os.environ.get("CI"))
@@ -49,31 +49,25 @@ def _queue() -> list[tuple[str, str]]:
     return [tuple(line.split()) for line in out.splitlines()]
 
 
-def _lines(proc, lines: list[str], ready: threading.Event, jobs: int = 2):
-    """Read the run's output; `ready` once `jobs` jobs have reported epoch 1."""
-    for line in proc.stdout:
-        lines.append(line)
-        if sum(": epoch 1/3" in line for line in lines) >= jobs:
-            ready.set()
+def _gated(workdir: Path, tmp_path: Path, *args: str) -> tuple[Background, Path]:
+    """`cnnbench run gated.py ARGS` in the background, and the gate file that holds its
+    jobs after epoch 1 until it exists."""
+    gate = tmp_path / "gate"
+    env = {**os.environ, "CNNBENCH_TEST_GATE": str(gate), "CNNBENCH_EPOCH_LINES_AFTER": "0"}
+    return Background([sys.executable, "-m", "benchmark", "run", "gated.py", *args],
+                      cwd=workdir, env=env), gate
 
 
 def test_a_study_on_slurm_survives_a_cancelled_worker(slurm, workdir, tmp_path):
     import torch
 
-    db, checkpoints, gate = tmp_path / "slurm.sqlite", tmp_path / "ck", tmp_path / "gate"
-    env = {**os.environ, "CNNBENCH_TEST_GATE": str(gate), "CNNBENCH_EPOCH_LINES_AFTER": "0"}
+    db, checkpoints = tmp_path / "slurm.sqlite", tmp_path / "ck"
     # Three gated jobs on two Slurm jobs of one slot: the first two hold after epoch 1.
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "benchmark", "run", "gated.py", "--seeds", "0,1,2",
-         "--backend", "slurm", "--jobs", "2", "--walltime", "00:15:00", "--memory", "2GB",
-         "--checkpoints", str(checkpoints), "--db", str(db)],
-        cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines: list[str] = []
-    ready = threading.Event()
-    reader = threading.Thread(target=_lines, args=(proc, lines, ready), daemon=True)
-    reader.start()
-    try:
-        assert ready.wait(240), "".join(lines)
+    run, gate = _gated(workdir, tmp_path, "--seeds", "0,1,2", "--backend", "slurm", "--jobs",
+                       "2", "--walltime", "00:15:00", "--memory", "2GB", "--checkpoints",
+                       str(checkpoints), "--db", str(db))
+    with run:
+        assert run.wait_for(epochs_reported(2), 240), run.output
         saved = {p.name.split("-")[0]: torch.load(p, weights_only=True)["epochs"]
                  for p in checkpoints.glob("*.pt")}
         assert len(saved) == 2 and all(len(e) == 1 for e in saved.values()), saved
@@ -88,13 +82,8 @@ def test_a_study_on_slurm_survives_a_cancelled_worker(slurm, workdir, tmp_path):
             time.sleep(0.2)  # and for the run to replace it with a new Slurm job
         assert len(_queue()) == 2 and cancelled not in dict(_queue()), _queue()
         gate.touch()
-        assert proc.wait(timeout=300) == 0, "".join(lines)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        reader.join(10)
-        proc.stdout.close()
-    out = "".join(lines)
+        assert run.proc.wait(timeout=300) == 0, run.output
+    out = run.output
     assert "Slurm: 2 job(s) of 00:15:00" in out and "finished: 3 complete" in out, out
     con = sqlite3.connect(db)
     runs = con.execute("select j.job_key, r.status, r.slurm_job_id, r.host from runs r "
@@ -147,31 +136,18 @@ def test_a_job_stops_at_an_epoch_end_when_its_worker_retires_first(slurm, workdi
     on the first worker."""
     import torch
 
-    db, checkpoints, gate = tmp_path / "r.sqlite", tmp_path / "ck", tmp_path / "gate"
-    env = {**os.environ, "CNNBENCH_TEST_GATE": str(gate), "CNNBENCH_EPOCH_LINES_AFTER": "0"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "benchmark", "run", "gated.py", "--backend", "slurm",
-         "--walltime", "2", "--memory", "2GB", "--checkpoints", str(checkpoints),
-         "--db", str(db)],
-        cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines: list[str] = []
-    started = threading.Event()
-    reader = threading.Thread(target=_lines, args=(proc, lines, started, 1), daemon=True)
-    reader.start()
-    try:
-        assert started.wait(240), "".join(lines)
+    db, checkpoints = tmp_path / "r.sqlite", tmp_path / "ck"
+    run, gate = _gated(workdir, tmp_path, "--backend", "slurm", "--walltime", "2", "--memory",
+                       "2GB", "--checkpoints", str(checkpoints), "--db", str(db))
+    with run:
+        assert run.wait_for(epochs_reported(1), 240), run.output
         first = [job for job, state in _queue() if state == "R"]
         assert len(first) == 1, _queue()
         time.sleep(35)  # the length of epoch 2 in this scenario, not a wait for a state
         saved = [torch.load(p, weights_only=True)["epochs"] for p in checkpoints.glob("*.pt")]
         gate.touch()
-        assert proc.wait(timeout=300) == 0, "".join(lines)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        reader.join(10)
-        proc.stdout.close()
-    out = "".join(lines)
+        assert run.proc.wait(timeout=300) == 0, run.output
+    out = run.output
     con = sqlite3.connect(db)
     runs = con.execute("select run_id, status, slurm_job_id from runs").fetchall()
     assert len(runs) == 1 and runs[0][1] == "COMPLETE", runs
@@ -187,29 +163,16 @@ def test_jobs_are_claimed_only_when_a_slurm_worker_can_start_them(slurm, workdir
     """Two Slurm jobs of 2 CPUs on a 2-CPU node: one runs, one waits in the queue. The run
     claims (marks RUNNING) only the jobs the running worker's 2 slots take, not 4: the
     others stay PENDING for any runner, and `status` shows what really trains."""
-    db, gate = tmp_path / "q.sqlite", tmp_path / "gate"
-    env = {**os.environ, "CNNBENCH_TEST_GATE": str(gate), "CNNBENCH_EPOCH_LINES_AFTER": "0"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "benchmark", "run", "gated.py", "--seeds", "0,1,2,3,4,5",
-         "--backend", "slurm", "--jobs", "2", "--cpus-per-job", "2", "--memory", "2GB",
-         "--db", str(db)],
-        cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines: list[str] = []
-    ready = threading.Event()
-    reader = threading.Thread(target=_lines, args=(proc, lines, ready), daemon=True)
-    reader.start()
-    try:
-        assert ready.wait(240), "".join(lines)  # two jobs hold at the gate
+    db = tmp_path / "q.sqlite"
+    run, gate = _gated(workdir, tmp_path, "--seeds", "0,1,2,3,4,5", "--backend", "slurm",
+                       "--jobs", "2", "--cpus-per-job", "2", "--memory", "2GB", "--db", str(db))
+    with run:
+        assert run.wait_for(epochs_reported(2), 240), run.output  # two jobs hold at the gate
         assert sorted(state for _, state in _queue()) == ["PD", "R"], _queue()
         con = sqlite3.connect(db)
         states = dict(con.execute("select status, count(*) from jobs group by status"))
         con.close()
         assert states == {"RUNNING": 2, "PENDING": 4}, states
         gate.touch()
-        assert proc.wait(timeout=300) == 0, "".join(lines)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        reader.join(10)
-        proc.stdout.close()
-    assert "finished: 6 complete" in "".join(lines)
+        assert run.proc.wait(timeout=300) == 0, run.output
+    assert "finished: 6 complete" in run.output

@@ -37,50 +37,7 @@ die() {
     exit 1
 }
 
-# Pids of a running daemon: the one in its pid file if alive, else any process of that
-# exact name (e.g. one started with another pid file).
-# Whether pid is a live (not zombie) process named name. The double fork of the daemons
-# leaves zombies that init may take a second or two to reap.
-alive() {
-    local pid=$1 name=$2 stat
-    stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
-    [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$name" ] || return 1
-    stat=${stat##*) }
-    [ "${stat%% *}" != Z ]
-}
-
-# Pids of a running daemon: the one in its pid file if alive, else any live process of that
-# exact name (e.g. one started with another pid file).
-daemon_pids() {
-    local name=$1 pidfile=$2 pid
-    if [ -s "$pidfile" ]; then
-        pid=$(cat "$pidfile" 2>/dev/null || true)
-        if [ -n "$pid" ] && alive "$pid" "$name"; then
-            echo "$pid"
-            return 0
-        fi
-    fi
-    for pid in $(pgrep -x "$name" || true); do
-        alive "$pid" "$name" && echo "$pid"
-    done
-    return 0
-}
-
-# TERM the daemon, wait until it is gone (KILL after 15 s).
-stop_daemon() {
-    local name=$1 pidfile=$2 pids i
-    pids=$(daemon_pids "$name" "$pidfile")
-    [ -n "$pids" ] || return 0
-    log "stopping $name ($(echo $pids))"
-    kill -TERM $pids 2>/dev/null || true
-    for i in $(seq 150); do
-        pids=$(daemon_pids "$name" /dev/null)
-        [ -n "$pids" ] || return 0
-        sleep 0.1
-    done
-    kill -KILL $pids 2>/dev/null || true
-    sleep 0.5
-}
+. "$(dirname "${BASH_SOURCE[0]}")/daemons.sh"
 
 if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null \
     || ! command -v munged >/dev/null || ! command -v sinfo >/dev/null; then
@@ -198,8 +155,8 @@ fi
 # ---------------------------------------------------------------- daemons
 if [ "$changed" = 1 ]; then
     # Daemons running with another config: restart them on this one.
-    stop_daemon slurmd "$DIR/slurmd.pid"
-    stop_daemon slurmctld "$DIR/slurmctld.pid"
+    stop_daemon slurmd "$DIR/slurmd.pid" || die "slurmd does not stop"
+    stop_daemon slurmctld "$DIR/slurmctld.pid" || die "slurmctld does not stop"
 fi
 if [ -z "$(daemon_pids slurmctld "$DIR/slurmctld.pid")" ]; then
     log "starting slurmctld"
