@@ -173,7 +173,8 @@ def write_npz(path: Path, arrays) -> None:
 def _hash_of(location: str, stamp: tuple) -> str:
     from . import data
 
-    return array_hash(*data.read_any(Path(location)))
+    a = data.load_arrays(location)  # the process's one read (shapes and classes use it too)
+    return array_hash(a.train_x, a.train_y, a.test_x, a.test_y)
 
 
 def content_hash(location: Path) -> str:

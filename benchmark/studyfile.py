@@ -14,7 +14,6 @@ import difflib
 import hashlib
 import importlib.util
 import sys
-import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,10 +50,9 @@ class LoadedStudy:
 
 
 def _line_in(path: Path, exc: BaseException) -> str:
-    """' (line N)' for the deepest traceback frame inside the study file, if any."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__)
-              if Path(f.filename).resolve() == path]
-    return f", line {frames[-1].lineno}" if frames else ""
+    """', line N' for the deepest traceback frame inside the study file, if any."""
+    line = usernets.line_in(path, exc)
+    return f", line {line}" if line else ""
 
 
 def _execute(path: Path):

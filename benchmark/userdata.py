@@ -15,7 +15,6 @@ cache (`<data root>/functions/<hash>.npz`), which is what the workers load.
 
 from __future__ import annotations
 
-import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -34,9 +33,8 @@ def is_function(dataset: str) -> bool:
 
 
 def _where_raised(exc: BaseException, module_file: Path) -> str:
-    frames = [f for f in traceback.extract_tb(exc.__traceback__)
-              if Path(f.filename).resolve() == module_file.resolve()]
-    return f" ({module_file}, line {frames[-1].lineno})" if frames else ""
+    line = usernets.line_in(module_file, exc)
+    return f" ({module_file}, line {line})" if line else ""
 
 
 def _four(spec: str, out) -> tuple:

@@ -21,8 +21,16 @@ import importlib
 import importlib.machinery
 import importlib.util
 import sys
+import traceback
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+
+
+def line_in(path: Path, exc: BaseException) -> int | None:
+    """The line of the deepest traceback frame of `exc` inside the file `path`, if any."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if Path(f.filename).resolve() == Path(path).resolve()]
+    return frames[-1].lineno if frames else None
 
 
 class UserNetError(ValueError):
