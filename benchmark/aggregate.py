@@ -9,9 +9,15 @@ and replicate); gives summary frames:
   `noise_floor` gives the test set's binomial standard error instead.
 - `effects`: per section, each cell against the section's first cell (its baseline):
   the difference in accuracy, paired by seed where at least two seeds match (Welch's
-  test otherwise), its 95% CI and p-value, Holm-corrected within the section, and a
-  verdict. With one seed per side there is no test; the verdict compares the difference
-  with the binomial noise of the test set and says so.
+  test otherwise), its 95% CI and p-value, the paired P(better), and a verdict from the
+  section's family (`decisions.closed_test`); a comparison a claim makes takes the
+  claim's verdict instead. With one seed per side there is no test; the verdict compares
+  the difference with the binomial noise of the test set and says so.
+- `check_claims`: the study's claims as one family, by the same closed test (fixed n);
+  `sequential_claims`: the same family through the design of `--until-decided`.
+- `power_table`: seed planning at the level the verdicts use (`policy`).
+
+Differences are compared at the data's resolution (one test image, `decisions`).
 
 Only rows that are COMPLETE under the current code version count (`state.usable`); the
 frame's stale rows are reported separately, never mixed in.
@@ -29,19 +35,16 @@ import pandas as pd
 from scipy.special import stdtr, stdtrit  # Student t CDF and quantile
 
 from . import decisions, planning
+from .policy import ALPHA, POWER, planning_alpha
 
-ALPHA = 0.05
-# A comparison not shown beyond noise is "underpowered" when its seeds had less than this
-# power to detect a true difference as large as the one observed: a planning statement
-# (how many seeds would settle it), not evidence for or against the difference.
-POWER = 0.8
 TEST_SET_SIZE = 10_000  # MNIST test images; used for the one-seed noise floor
 
 BETTER, WORSE, SAME = "better", "worse", "no detectable difference"
 UNDECIDED = "undecided"  # with a margin: neither a difference nor equivalence shown
-HOLM_ONLY = "p < 0.05 alone, not after Holm correction"  # one of many comparisons
+HOLM_ONLY = "p < 0.05 alone, not family-wise"  # one of many comparisons
 UNTESTED_BEYOND = "1 seed: beyond test-set noise, seed noise unknown"
 UNTESTED_WITHIN = "1 seed: within test-set noise"
+CLAIMED = "claim"  # a table row a claim makes: its verdict is the claim's
 
 
 def binomial_se(accuracy_pct: float, n_test: int = TEST_SET_SIZE) -> float:
@@ -50,13 +53,16 @@ def binomial_se(accuracy_pct: float, n_test: int = TEST_SET_SIZE) -> float:
     return 100.0 * math.sqrt(max(p * (1 - p), 0.0) / n_test)
 
 
-def mean_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
-    """Mean and the two ends of its t-based confidence interval (NaN ends for n < 2)."""
+def mean_ci(values: np.ndarray, level: float = 0.95,
+            resolution: float = 0.0) -> tuple[float, float, float]:
+    """Mean and the two ends of its t-based confidence interval (NaN ends for n < 2); the
+    spread is floored at the data's resolution as `decisions` does."""
     values = np.asarray(values, dtype=float)
     mean = float(values.mean())
     if len(values) < 2:
         return mean, math.nan, math.nan
-    half = t_quantile(level, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
+    sd = max(float(values.std(ddof=1)), resolution)
+    half = t_quantile(level, len(values) - 1) * sd / math.sqrt(len(values))
     return mean, mean - half, mean + half
 
 
@@ -71,12 +77,13 @@ def t_pvalue(t: float, df: float) -> float:
 
 
 def welch(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float, float]:
-    """Welch's test of mean(b) - mean(a): difference, CI ends (95%) and p-value."""
+    """Welch's test of mean(b) - mean(a): difference, CI ends (95%) and p-value (NaN
+    ends and p without spread: no test)."""
     va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
     se = math.sqrt(va + vb)
     diff = float(b.mean() - a.mean())
     if se == 0:
-        return diff, diff, diff, (0.0 if diff else 1.0)
+        return diff, math.nan, math.nan, math.nan
     df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
     half = t_quantile(0.95, df) * se
     return diff, diff - half, diff + half, t_pvalue(diff / se, df)
@@ -91,6 +98,13 @@ def holm(p_values: list[float]) -> list[float]:
         running = max(running, min(1.0, (m - rank) * p))
         adjusted[i] = running
     return adjusted
+
+
+def resolution(frame: pd.DataFrame) -> float:
+    """The accuracy step (pp) of a results frame: one test image (`decisions`)."""
+    if not len(frame) or "test_accuracy" not in frame:
+        return 0.0
+    return decisions.resolution_of(frame["test_accuracy"].dropna())
 
 
 def cell_table(frame: pd.DataFrame) -> pd.DataFrame:
@@ -119,14 +133,17 @@ def equivalent_text(margin: float) -> str:
     return f"equivalent within ±{margin:g} pp"
 
 
-def compare(base: pd.DataFrame, other: pd.DataFrame, margin: float | None = None) -> dict:
+def compare(base: pd.DataFrame, other: pd.DataFrame, margin: float | None = None,
+            res: float | None = None) -> dict:
     """Difference other - base in accuracy, with test, CI and method; with a `margin`
-    (pp), also TOST's p-value for "within +/- margin" (`p_equiv`, paired seeds only)."""
+    (pp), also TOST's p-value for "within +/- margin" (`p_equiv`, paired seeds only).
+    `n_paired`: the seeds the paired test used (0 for Welch's or one seed)."""
+    res = resolution(pd.concat([base, other])) if res is None else res
     d = _paired(base, other)
-    row = _compare(base, other, d)
+    row = _compare(base, other, d, res)
     row["p_equiv"] = math.nan
     if margin is not None and row["method"].startswith("paired"):
-        row["p_equiv"] = decisions.ttost_paired(d, margin)[1]
+        row["p_equiv"] = decisions.ttost_paired(d, margin, res)[1]
     return row
 
 
@@ -136,28 +153,25 @@ def _paired(base: pd.DataFrame, other: pd.DataFrame) -> np.ndarray:
     return (pairs["test_accuracy_other"] - pairs["test_accuracy_base"]).to_numpy(float)
 
 
-def _compare(base: pd.DataFrame, other: pd.DataFrame, d: np.ndarray) -> dict:
+def _compare(base: pd.DataFrame, other: pd.DataFrame, d: np.ndarray, res: float) -> dict:
     a, b = base["test_accuracy"].to_numpy(float), other["test_accuracy"].to_numpy(float)
     if len(d) >= 2:  # d: the paired differences (`_paired`)
-        diff, low, high = mean_ci(d)
-        se = d.std(ddof=1) / math.sqrt(len(d))
-        p = t_pvalue(diff / se, len(d) - 1) if se > 0 else (0.0 if diff else 1.0)
+        diff, t, p = decisions.paired_t(d, res)
+        _, low, high = mean_ci(np.round(d / res) * res if res else d, 0.95, res)
+        sd = max(float(d.std(ddof=1)), res)
+        better, b_low, b_high = planning.probability_of_improvement(d, res)
         return {"diff": diff, "ci_low": low, "ci_high": high, "p": p,
-                "method": f"paired t, {len(d)} seeds", "sd_diff": float(d.std(ddof=1)),
-                **_improvement(a, b)}
+                "method": f"paired t, {len(d)} seeds", "sd_diff": sd, "n_paired": len(d),
+                "p_improve": better, "p_improve_low": b_low, "p_improve_high": b_high}
     if len(a) >= 2 and len(b) >= 2:
         diff, low, high, p = welch(a, b)
-        return {"diff": diff, "ci_low": low, "ci_high": high, "p": p,
-                "method": f"Welch t, {len(b)} vs {len(a)} seeds", **_improvement(a, b)}
+        return {"diff": diff, "ci_low": low, "ci_high": high, "p": p, "n_paired": 0,
+                "method": f"Welch t, {len(b)} vs {len(a)} seeds (unpaired)"}
     diff = float(b.mean() - a.mean())
     noise = math.hypot(binomial_se(a.mean()), binomial_se(b.mean()))
     return {"diff": diff, "ci_low": math.nan, "ci_high": math.nan, "p": math.nan,
-            "method": f"1 seed; test-set noise ±{noise:.2f} pp (1 SE)", "noise": noise}
-
-
-def _improvement(a: np.ndarray, b: np.ndarray) -> dict:
-    p, low, high = planning.probability_of_improvement(a, b)
-    return {"p_improve": p, "p_improve_low": low, "p_improve_high": high}
+            "n_paired": 0, "method": f"1 seed; test-set noise ±{noise:.2f} pp (1 SE)",
+            "noise": noise}
 
 
 def seeds_text(needed) -> str:
@@ -165,17 +179,26 @@ def seeds_text(needed) -> str:
     return "over 1000" if needed is None or needed != needed else str(int(needed))
 
 
-def plan_row(row: dict, power: float = POWER, alpha: float = ALPHA,
+def plan_row(row: dict, family: int, power: float = POWER, alpha: float = ALPHA,
              effect: float | None = None) -> dict:
-    """Seed planning for one paired comparison (`compare`'s result, with its seed count
-    `n`): the power the current seeds have to detect `effect` (default: the observed
-    difference) and the seeds a fixed-n design needs to reach `power`."""
-    sd = row.get("sd_diff", math.nan)
-    target = abs(row["diff"]) if effect is None else abs(effect)
-    if math.isnan(sd) or not row["method"].startswith("paired"):
-        return {"effect": target, "power": math.nan, "seeds_needed": None}
-    return {"effect": target, "power": planning.paired_power(target, sd, row["n"], alpha),
-            "seeds_needed": planning.seeds_needed(target, sd, power, alpha)}
+    """Seed planning for one paired comparison (`compare`'s result) in a family of
+    `family` comparisons, at the level its verdict uses (`policy.planning_alpha`), with
+    the seeds its paired test used: for the smallest effect of interest `effect` (the
+    margin or `--effect`), the power those seeds have and the seeds a fixed-n design
+    needs for `power`; without one, the smallest effect those seeds detect with `power`
+    (`detectable`). Never the power at the observed difference (a transform of p)."""
+    sd, n = row.get("sd_diff", math.nan), row.get("n_paired", 0)
+    level = planning_alpha(alpha, family)
+    out = {"effect": math.nan if effect is None else abs(effect), "power": math.nan,
+           "seeds_needed": None, "detectable": math.nan, "level": level}
+    if math.isnan(sd) or n < 2:
+        return out
+    if effect is None:
+        out["detectable"] = planning.detectable_effect(sd, n, power, level)
+        return out
+    out["power"] = planning.paired_power(effect, sd, n, level)
+    out["seeds_needed"] = planning.seeds_needed(effect, sd, power, level)
+    return out
 
 
 def beyond_noise(comparison: dict) -> bool:
@@ -183,36 +206,68 @@ def beyond_noise(comparison: dict) -> bool:
     return abs(comparison["diff"]) > 2 * comparison["noise"]
 
 
+def _both_text(row: dict, margin: float) -> str:
+    return (f"{equivalent_text(margin)}; also {BETTER if row['diff'] > 0 else WORSE} by "
+            f"{row['diff']:+.2f} pp (a difference smaller than the margin)")
+
+
 def _verdict(row: dict, margin: float | None = None) -> str:
-    if math.isnan(row["p"]):
-        return UNTESTED_BEYOND if beyond_noise(row) else UNTESTED_WITHIN
-    if margin is not None:  # one of four: better, worse, equivalent, undecided
-        if row["p_equiv_holm"] < ALPHA:
-            return equivalent_text(margin)
-        if row["p_holm"] < ALPHA:
-            return BETTER if row["diff"] > 0 else WORSE
-        if math.isnan(row.get("sd_diff", math.nan)):
-            return f"{UNDECIDED} ({row['diff']:+.2f} pp; needs paired seeds to plan)"
-        needed = row.get("seeds_equivalent")
-        return (f"{UNDECIDED} ({row['diff']:+.2f} pp; {seeds_text(needed)} seeds to show "
-                f"±{margin:g} pp if there is no difference)")
-    if row["p_holm"] < ALPHA:
+    """A table row's verdict from its family's closed test (`reject_diff`, `reject_equiv`)."""
+    if math.isnan(row["p"]) and math.isnan(row.get("p_equiv", math.nan)):
+        if row["method"].startswith("1 seed"):
+            return UNTESTED_BEYOND if beyond_noise(row) else UNTESTED_WITHIN
+        return f"no test: the seeds show no spread ({row['diff']:+.2f} pp)"
+    if row["reject_equiv"] and row["reject_diff"]:
+        return _both_text(row, margin)
+    if row["reject_equiv"]:
+        return equivalent_text(margin)
+    if row["reject_diff"]:
         return BETTER if row["diff"] > 0 else WORSE
     if row["p"] < ALPHA:
         return f"{HOLM_ONLY} ({row['diff']:+.2f} pp)"
-    if row.get("power", math.nan) < POWER:  # a real difference this size would go unseen
-        needed = row.get("seeds_needed")
-        return (f"{SAME} (underpowered for {row['diff']:+.2f} pp: {seeds_text(needed)} "
-                "seeds for 80% power)")
-    return SAME
+    if margin is not None:
+        if math.isnan(row.get("sd_diff", math.nan)):
+            return f"{UNDECIDED} ({row['diff']:+.2f} pp; needs paired seeds to plan)"
+        return (f"{UNDECIDED} ({row['diff']:+.2f} pp; power {row['power']:.2f} for ±{margin:g}"
+                f" pp, {seeds_text(row['seeds_needed'])} seeds for 80%; "
+                f"{seeds_text(row.get('seeds_equivalent'))} to show ±{margin:g} pp if there is "
+                "no difference)")
+    if row["detectable"] == row["detectable"]:  # not NaN
+        return (f"{SAME} ({row['diff']:+.2f} pp; {row['n_paired']} paired seeds detect "
+                f"±{row['detectable']:.2f} pp with 80% power)")
+    return f"{SAME} ({row['diff']:+.2f} pp; unpaired seeds: no plan)"
 
 
-def effects(frame: pd.DataFrame, margin: float | None = None) -> pd.DataFrame:
+def _family(rows: list[dict], alpha: float = ALPHA) -> None:
+    """The closed test over one family's rows (each with `p`, `p_equiv`): sets
+    `reject_diff`, `reject_equiv` and the `step_level` each row had to reach."""
+    if not rows:
+        return
+    first = [r["p"] for r in rows]
+    second = [r.get("p_equiv", math.nan) for r in rows]
+    rej_diff, rej_eq = decisions.closed_test(first, second, alpha)
+    larger = [max(a, b) if b == b else a for a, b in zip(first, second, strict=True)]
+    levels = decisions.step_levels(larger, alpha)
+    for r, d, e, level in zip(rows, rej_diff, rej_eq, levels, strict=True):
+        r["reject_diff"], r["reject_equiv"], r["step_level"] = bool(d), bool(e), float(level)
+
+
+def claimed_pairs(claims) -> dict:
+    """(section, {cell, baseline}) -> claim, for the claims comparing two cells: the
+    table rows whose verdict is a claim's."""
+    return {(c.section, frozenset((c.cell, c.baseline))): c for c in claims
+            if c.kind in ("beats", "equivalent")}
+
+
+def effects(frame: pd.DataFrame, margin: float | None = None,
+            claim_verdicts: dict | None = None) -> pd.DataFrame:
     """Each cell against its section's first cell; see the module doc. With a `margin`
     (the study's smallest effect of interest, pp), each gets one of four verdicts:
-    better, worse, equivalent within +/- margin (TOST, Holm-corrected within the
-    section like the differences; it takes precedence: a difference smaller than the
-    margin is no effect of interest), or undecided."""
+    better, worse, equivalent within +/- margin (TOST), or undecided, from the section's
+    family. `claim_verdicts`: (section, frozenset of the two cells) -> the verdict of the
+    claim that makes this comparison (such rows leave the section's family and show it)."""
+    claim_verdicts = claim_verdicts or {}
+    res = resolution(frame)
     out = []
     for section, g in frame.groupby("section", sort=False):
         cells = g.groupby(["position", "cell"], sort=True)
@@ -222,161 +277,272 @@ def effects(frame: pd.DataFrame, margin: float | None = None) -> pd.DataFrame:
             continue
         _, base_cell, base = groups[0]
         rows = [{"section": section, "cell": cell, "baseline": base_cell,
-                 "n": len(sub), **compare(base, sub, margin)} for _, cell, sub in groups[1:]]
-        equiv = holm([1.0 if math.isnan(r["p_equiv"]) else r["p_equiv"] for r in rows])
-        for row, p, pe in zip(rows, holm([r["p"] for r in rows]), equiv, strict=True):
-            row["p_holm"] = p
-            row["p_equiv_holm"] = math.nan if math.isnan(row["p_equiv"]) else pe
+                 "n": len(sub), **compare(base, sub, margin, res)} for _, cell, sub in groups[1:]]
+        own = [r for r in rows
+               if (section, frozenset((r["cell"], base_cell))) not in claim_verdicts]
+        _family(own)
+        for row in rows:
             for key in ("noise", "sd_diff", "p_improve", "p_improve_low", "p_improve_high"):
                 row.setdefault(key, math.nan)
-            row.update(plan_row(row))
+            row.update(plan_row(row, len(own) or 1, effect=margin))
             row["seeds_equivalent"] = (planning.tost_seeds_needed(
-                0.0, row["sd_diff"], margin) if margin is not None else None)
-            row["verdict"] = _verdict(row, margin)
+                0.0, row["sd_diff"], margin, POWER, row["level"])
+                if margin is not None else None)
+            key = (section, frozenset((row["cell"], base_cell)))
+            if key in claim_verdicts:
+                row.update(reject_diff=False, reject_equiv=False, step_level=math.nan)
+                row["verdict"] = f"{CLAIMED}: {claim_verdicts[key]}"
+            else:
+                row["verdict"] = _verdict(row, margin)
+            row["family"] = "claims" if key in claim_verdicts else f"section {section}"
         out += rows
-    columns = ["section", "cell", "baseline", "n", "diff", "ci_low", "ci_high", "p", "p_holm",
-               "method", "noise", "verdict", "sd_diff", "p_improve", "p_improve_low",
-               "p_improve_high", "effect", "power", "seeds_needed", "p_equiv", "p_equiv_holm",
-               "seeds_equivalent"]
+    columns = ["section", "cell", "baseline", "n", "diff", "ci_low", "ci_high", "p",
+               "step_level", "method", "noise", "verdict", "sd_diff", "n_paired", "p_improve",
+               "p_improve_low", "p_improve_high", "effect", "power", "seeds_needed",
+               "detectable", "level", "p_equiv", "reject_diff", "reject_equiv",
+               "seeds_equivalent", "family"]
     return pd.DataFrame(out, columns=columns)
 
 
+def claim_tests(frame: pd.DataFrame, claim, margin: float | None = None,
+                res: float | None = None) -> dict:
+    """One claim's tests on the results: its comparison (`compare`) or trend (`page_trend`),
+    the p-values that enter the claims' family (`p`, `p_equiv`), before any correction."""
+    section = frame[frame["section"] == claim.section]
+    res = resolution(frame) if res is None else res
+    if claim.kind == "increasing":
+        return {"kind": claim.kind, **page_trend(section), "p_equiv": math.nan}
+    a, b = section[section["cell"] == claim.baseline], section[section["cell"] == claim.cell]
+    if not len(a) or not len(b):
+        return {"kind": claim.kind, "missing": True, "p": math.nan, "p_equiv": math.nan}
+    band = claim.margin if claim.kind == "equivalent" else margin
+    r = compare(a, b, band, res)
+    d = _paired(a, b)
+    r["band"] = band
+    if len(d) >= 2 and band is not None:
+        r["ci90"] = mean_ci(np.round(d / res) * res if res else d, 0.90, res)[1:]
+    return {"kind": claim.kind, **r}
+
+
 def check_claims(frame: pd.DataFrame, claims, margin: float | None = None) -> pd.DataFrame:
-    """Each claim (spec.Claim) with a verdict and the evidence behind it. `margin`: the
-    study's smallest effect of interest, against which a "beats" claim can also be shown
-    not to matter (equivalent within it)."""
+    """The study's claims (spec.Claim) as one family: each claim's tests (`claim_tests`),
+    the closed test over all of them at ALPHA, and each claim's verdict with the evidence
+    behind it. `margin`: the study's smallest effect of interest, against which a "beats"
+    claim can also be shown not to matter (equivalent within it)."""
+    claims = list(claims)
+    res = resolution(frame)
+    tests = [claim_tests(frame, c, margin, res) for c in claims]
+    _family(tests)
     rows = []
-    for claim in claims:
-        section = frame[frame["section"] == claim.section]
-        if claim.kind == "beats":
-            verdict, evidence = _check_beats(section, claim.cell, claim.baseline, margin)
-        elif claim.kind == "equivalent":
-            verdict, evidence = _check_equivalent(section, claim.cell, claim.baseline,
-                                                  claim.margin)
-        else:
-            verdict, evidence = _check_increasing(section)
+    for claim, t in zip(claims, tests, strict=True):
+        t.update(plan_row(t, len(claims), effect=t.get("band")) if "sd_diff" in t else {})
+        verdict, evidence = _claim_verdict(claim, t)
         rows.append({"claim": claim.text, "section": claim.section, "verdict": verdict,
                      "evidence": evidence})
     return pd.DataFrame(rows, columns=["claim", "section", "verdict", "evidence"])
 
 
-def _check_equivalent(section: pd.DataFrame, cell: str, baseline: str,
-                      margin: float) -> tuple[str, str]:
-    """"cell and baseline are within +/- margin": holds when TOST shows it (the 90% CI
-    inside the band), contradicted when the 90% CI lies wholly outside it (a difference
-    beyond the margin, each one-sided test at alpha), else undecided."""
-    a, b = section[section["cell"] == baseline], section[section["cell"] == cell]
-    if not len(a) or not len(b):
-        return "no data", f"needs results for {cell!r} and {baseline!r}"
-    r = compare(a, b, margin)
-    if math.isnan(r["p_equiv"]):
-        return "undecided: needs 2+ paired seeds", f"{r['diff']:+.2f} pp; {r['method']}"
-    d = _paired(a, b)
-    low, high = (mean_ci(d, 0.90)[1:] if d.std(ddof=1) > 0 else (r["diff"], r["diff"]))
-    evidence = (f"{r['diff']:+.2f} pp, 90% CI [{low:+.2f}, {high:+.2f}] against ±{margin:g} "
-                f"pp, TOST p = {r['p_equiv']:.3g} ({r['method']})")
-    if r["p_equiv"] < ALPHA:
-        return "holds", evidence
-    if low > margin or high < -margin:
-        return "contradicted: the difference exceeds the margin", evidence
-    needed = planning.tost_seeds_needed(0.0, r["sd_diff"], margin)
-    return (f"undecided ({seeds_text(needed)} seeds to show ±{margin:g} pp if there is no "
-            "difference)"), evidence
-
-
-def _check_beats(section: pd.DataFrame, cell: str, baseline: str,
-                 margin: float | None = None) -> tuple[str, str]:
-    a, b = section[section["cell"] == baseline], section[section["cell"] == cell]
-    if not len(a) or not len(b):
-        return "no data", f"needs results for {cell!r} and {baseline!r}"
-    r = compare(a, b, margin)
-    if math.isnan(r["p"]):
-        direction = "consistent with" if r["diff"] > 0 else "against"
-        within = "" if beyond_noise(r) else ", within test-set noise"
+def _claim_verdict(claim, t: dict) -> tuple[str, str]:
+    if t.get("missing"):
+        return "no data", f"needs results for {claim.cell!r} and {claim.baseline!r}"
+    if claim.kind == "increasing":
+        if math.isnan(t["p"]):
+            return "no data", t["evidence"]
+        evidence = f"{t['evidence']}; family level {t['step_level']:.3g}"
+        if t["reject_diff"]:
+            return ("holds" if t["statistic"] > 0 else "contradicted"), evidence
+        return "not shown", evidence
+    if math.isnan(t["p"]) and t["method"].startswith("1 seed"):
+        direction = "consistent with" if t["diff"] > 0 else "against"
+        within = "" if beyond_noise(t) else ", within test-set noise"
         return (f"1 seed: {direction} the claim{within}",
-                f"{r['diff']:+.2f} pp; {r['method']}; seed noise untested")
-    evidence = (f"{r['diff']:+.2f} pp, 95% CI [{r['ci_low']:+.2f}, {r['ci_high']:+.2f}], "
-                f"p = {r['p']:.3g} ({r['method']}); P(better) = {r['p_improve']:.2f}")
-    if margin is not None and r["p_equiv"] < ALPHA:
-        return (f"not shown: {equivalent_text(margin)} (TOST p = {r['p_equiv']:.3g}): any "
-                "difference is smaller than the study's margin"), evidence
-    if r["p"] < ALPHA:
-        return ("holds" if r["diff"] > 0 else "contradicted"), evidence
-    plan = plan_row({**r, "n": len(b)})
-    if plan["power"] < POWER:
-        return (f"not shown: underpowered for {r['diff']:+.2f} pp "
-                f"({seeds_text(plan['seeds_needed'])} seeds for 80% power)"), evidence
+                f"{t['diff']:+.2f} pp; {t['method']}; seed noise untested")
+    evidence = _claim_evidence(t)
+    band = t.get("band")
+    if claim.kind == "equivalent":
+        if math.isnan(t["p_equiv"]):
+            return "undecided: needs 2+ paired seeds with spread", evidence
+        if t["reject_equiv"]:
+            return ("holds" + (f"; also {BETTER if t['diff'] > 0 else WORSE} by "
+                               f"{t['diff']:+.2f} pp" if t["reject_diff"] else "")), evidence
+        if t["reject_diff"]:
+            return (f"not shown: the cells differ ({BETTER if t['diff'] > 0 else WORSE}, "
+                    f"{t['diff']:+.2f} pp)"), evidence
+        needed = planning.tost_seeds_needed(0.0, t["sd_diff"], band, POWER, t["level"])
+        return (f"undecided ({seeds_text(needed)} seeds to show ±{band:g} pp if there is no "
+                "difference)"), evidence
+    if t["reject_diff"]:
+        verdict = "holds" if t["diff"] > 0 else "contradicted"
+        if t["reject_equiv"]:
+            verdict += (f", by {t['diff']:+.2f} pp: also {equivalent_text(band)}, a difference "
+                        "smaller than the study's margin")
+        return verdict, evidence
+    if t["reject_equiv"]:
+        return f"not shown: {equivalent_text(band)}", evidence
+    if math.isnan(t["p"]):
+        return f"not shown: no test ({t['method']}, no spread)", evidence
+    if band is not None and t["power"] == t["power"]:
+        return (f"not shown: undecided (power {t['power']:.2f} for ±{band:g} pp; "
+                f"{seeds_text(t['seeds_needed'])} seeds for 80%)"), evidence
+    if t.get("detectable", math.nan) == t.get("detectable", math.nan):
+        return (f"not shown: no detectable difference ({t['n_paired']} paired seeds "
+                f"detect ±{t['detectable']:.2f} pp with 80% power)"), evidence
     return "not shown: no detectable difference", evidence
 
 
-def _check_increasing(section: pd.DataFrame) -> tuple[str, str]:
-    if section["position"].nunique() < 3:
-        return "no data", "needs results for at least 3 cells"
+def _claim_evidence(t: dict) -> str:
+    ci = ("" if math.isnan(t["ci_low"]) else
+          f", 95% CI [{t['ci_low']:+.2f}, {t['ci_high']:+.2f}]")
+    text = f"{t['diff']:+.2f} pp{ci}, p = {_p(t['p'])} ({t['method']})"
+    if t.get("band") is not None and t.get("ci90") is not None:
+        low, high = t["ci90"]
+        text += (f"; 90% CI [{low:+.2f}, {high:+.2f}] against ±{t['band']:g} pp, TOST p = "
+                 f"{_p(t['p_equiv'])}")
+    text += f"; family level {t['step_level']:.3g}"
+    if t.get("p_improve") == t.get("p_improve"):
+        text += (f"; P(better on a seed) = {t['p_improve']:.2f} [{t['p_improve_low']:.2f}, "
+                 f"{t['p_improve_high']:.2f}]")
+    return text
+
+
+def _p(p: float) -> str:
+    return "n/a" if p != p else ("< 0.001" if p < 0.001 else f"{p:.3g}")
+
+
+def page_trend(section: pd.DataFrame) -> dict:
+    """Page's test of a monotone trend of accuracy along a section's cells (their declared
+    order), with seeds as blocks: within each seed that has every cell, the cells are
+    ranked, and L = sum over blocks and positions of position x rank. Its p-value (two
+    sided) is exact, from the permutation distribution of the ranks within each seed,
+    for up to 8 cells; beyond, from 100,000 seeded random permutations ((hits + 1) /
+    (draws + 1), a valid p-value). With one seed, it is Spearman's test with its exact
+    p-value (five cells in order: 2/120). `statistic` > 0 for an increase."""
+    positions = sorted(section["position"].unique())
+    k = len(positions)
+    if k < 3:
+        return {"p": math.nan, "statistic": 0.0, "evidence": "needs results for at least 3 cells"}
+    table = section.pivot_table(index="seed", columns="position", values="test_accuracy",
+                                aggfunc="first").dropna()
+    if not len(table):
+        return {"p": math.nan, "statistic": 0.0,
+                "evidence": "needs a seed with a result in every cell"}
+    ranks = table.rank(axis=1).to_numpy(float)  # average ranks for ties
+    weights = np.arange(1, k + 1, dtype=float)
+    observed = float((ranks * weights).sum())
+    blocks = len(ranks)
+    center = blocks * k * (k + 1) ** 2 / 4
+    p, how = _page_p(ranks, weights, observed - center)
     means = section.groupby("position")["test_accuracy"].mean().sort_index()
-    rho, p = spearman(section["position"], section["test_accuracy"])
     steps = int((means.diff().dropna() > 0).sum())
-    p_text = "p < 0.001" if p < 0.001 else f"p = {p:.3g}"
-    evidence = (f"Spearman rho = {rho:+.2f} over {len(section)} results ({p_text}); "
-                f"mean rises in {steps} of {len(means) - 1} steps")
-    if p < ALPHA:
-        return ("holds" if rho > 0 else "contradicted"), evidence
-    return "not shown", evidence
+    rho = (observed - center) / (blocks * k * k * (k * k - 1) / 12)  # mean Spearman rho
+    evidence = (f"Page's L = {observed:g} over {blocks} seed(s) of {k} cells (mean Spearman "
+                f"rho {rho:+.2f}), {how} p = {_p(p)} (two-sided); mean rises in {steps} of "
+                f"{len(means) - 1} steps")
+    return {"p": p, "statistic": observed - center, "evidence": evidence, "method": "Page"}
 
 
-def spearman(x: pd.Series, y: pd.Series) -> tuple[float, float]:
-    """Spearman's rho (Pearson on average ranks) and its t-approximation p-value."""
-    rho = float(np.corrcoef(x.rank().to_numpy(float), y.rank().to_numpy(float))[0, 1])
-    n = len(x)
-    if abs(rho) >= 1 or n < 3:
-        return rho, 0.0 if abs(rho) >= 1 else math.nan
-    return rho, t_pvalue(rho * math.sqrt((n - 2) / (1 - rho * rho)), n - 2)
+def _page_p(ranks: np.ndarray, weights: np.ndarray, deviation: float) -> tuple[float, str]:
+    """Two-sided permutation p-value of Page's L: P(|L - E L| >= |observed - E L|)."""
+    k = ranks.shape[1]
+    if k <= 8:
+        import itertools
+
+        dist = {0: 1}  # L's distribution (twice L, as integers: average ranks are halves)
+        for row in ranks:
+            block: dict[int, int] = {}
+            for perm in itertools.permutations(row):
+                v = int(round(2 * float(np.dot(perm, weights))))
+                block[v] = block.get(v, 0) + 1
+            new: dict[int, int] = {}
+            for a, ca in dist.items():
+                for b, cb in block.items():
+                    new[a + b] = new.get(a + b, 0) + ca * cb
+            dist = new
+        total = sum(dist.values())
+        center2 = int(round(2 * len(ranks) * k * (k + 1) ** 2 / 4))
+        cut = abs(2 * deviation) - 1e-6
+        hits = sum(c for v, c in dist.items() if abs(v - center2) >= cut)
+        return hits / total, "exact permutation"
+    rng = np.random.default_rng(0)
+    draws = 100_000
+    center = len(ranks) * k * (k + 1) ** 2 / 4
+    sums = np.zeros(draws)
+    for row in ranks:
+        perms = rng.permuted(np.broadcast_to(row, (draws, k)), axis=1)
+        sums += perms @ weights
+    hits = int((np.abs(sums - center) >= abs(deviation) - 1e-9).sum())
+    return (hits + 1) / (draws + 1), "Monte Carlo permutation"
 
 
 def power_table(frame: pd.DataFrame, claims=(), effect: float | None = None,
                 power: float = POWER, alpha: float = ALPHA,
                 margin: float | None = None) -> pd.DataFrame:
     """Seed planning for every comparison of `effects` (cell vs section baseline) and every
-    "beats" and "equivalent" claim: seeds now, the observed paired difference and its
-    spread, the effect planned for (`effect` pp, default the observed difference), the
-    power the current seeds have for it, and the seeds a fixed-n design needs to reach
-    `power`. With a margin (the study's, or an equivalence claim's own), also the seeds
-    TOST needs to show "within +/- margin" with `power` if the true difference is the
-    observed one (`seeds_equivalent`; None where it lies outside the margin), and whether
-    either test decides the comparison already."""
-    pairs = [(r["section"], r["cell"], r["baseline"], "", margin)
-             for _, r in effects(frame).iterrows()]
-    pairs += [(c.section, c.cell, c.baseline, c.text,
-               c.margin if c.kind == "equivalent" else margin)
-              for c in claims if c.kind in ("beats", "equivalent")]
+    "beats" and "equivalent" claim, at the level its verdict uses (`policy.planning_alpha`:
+    alpha / the size of its family) with the seeds its paired test used: for the effect
+    planned for (`effect` pp, else the margin: the study's, or an equivalence claim's own)
+    the power those seeds have and the seeds a fixed-n design needs; without either, the
+    smallest effect those seeds detect with `power`. With a margin, also the seeds TOST
+    needs to show "within +/- margin" with `power` if there is no difference
+    (`seeds_equivalent`), and whether the verdict already decides the comparison."""
+    paired = [c for c in claims if c.kind in ("beats", "equivalent")]
+    claimed = claimed_pairs(paired)
+    claim_table = check_claims(frame, claims, margin) if len(claims) else None
+    verdicts = ({(c.section, frozenset((c.cell, c.baseline))): v for c, v in
+                 zip(claims, claim_table["verdict"], strict=True) if c.kind != "increasing"}
+                if claim_table is not None else {})
+    eff = effects(frame, margin, verdicts)
     rows = []
-    for section, cell, baseline, claim, band in pairs:
-        sub = frame[frame["section"] == section]
-        a, b = sub[sub["cell"] == baseline], sub[sub["cell"] == cell]
+    for _, r in eff.iterrows():
+        key = (r["section"], frozenset((r["cell"], r["baseline"])))
+        if key in claimed:
+            continue  # planned as the claim below
+        family = int((eff["family"] == r["family"]).sum())
+        rows.append(_plan(r.to_dict(), "", margin, family, effect, power, alpha,
+                          decided=bool(r["reject_diff"] or r["reject_equiv"])))
+    res = resolution(frame)
+    for c, v in zip(claims, claim_table["verdict"] if claim_table is not None else [],
+                    strict=False):
+        if c.kind not in ("beats", "equivalent"):
+            continue
+        sub = frame[frame["section"] == c.section]
+        a, b = sub[sub["cell"] == c.baseline], sub[sub["cell"] == c.cell]
         if not len(a) or not len(b):
             continue
-        r = {**compare(a, b, band), "n": min(len(a), len(b))}
-        planned = plan_row(r, power, alpha, effect)
-        equivalent = (planning.tost_seeds_needed(r["diff"], r["sd_diff"], band, power, alpha)
-                      if band is not None and "sd_diff" in r else None)
-        rows.append({"section": section, "cell": cell, "baseline": baseline, "claim": claim,
-                     "n": r["n"], "diff": r["diff"], "sd_diff": r.get("sd_diff", math.nan),
-                     "p": r["p"], "margin": band, "p_equiv": r["p_equiv"],
-                     "decided": bool(r["p"] < alpha or r["p_equiv"] < alpha), **planned,
-                     "seeds_equivalent": equivalent})
-    columns = ["section", "cell", "baseline", "claim", "n", "diff", "sd_diff", "p", "margin",
-               "p_equiv", "decided", "effect", "power", "seeds_needed", "seeds_equivalent"]
+        band = c.margin if c.kind == "equivalent" else margin
+        r = {**compare(a, b, band, res), "section": c.section, "cell": c.cell,
+             "baseline": c.baseline, "n": min(len(a), len(b))}
+        decided = v.startswith(("holds", "contradicted")) or "equivalent within" in v
+        rows.append(_plan(r, c.text, band, len(claims), effect, power, alpha, decided))
+    columns = ["section", "cell", "baseline", "claim", "n", "n_paired", "diff", "sd_diff", "p",
+               "margin", "p_equiv", "decided", "level", "effect", "power", "seeds_needed",
+               "detectable", "seeds_equivalent"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def _plan(r: dict, claim: str, band, family: int, effect, power, alpha, decided) -> dict:
+    planned = plan_row(r, family, power, alpha, effect if effect is not None else band)
+    equivalent = (planning.tost_seeds_needed(0.0, r["sd_diff"], band, power, planned["level"])
+                  if band is not None and r.get("sd_diff", math.nan) == r.get("sd_diff")
+                  and "sd_diff" in r else None)
+    return {"section": r["section"], "cell": r["cell"], "baseline": r["baseline"],
+            "claim": claim, "n": r["n"], "n_paired": r.get("n_paired", 0), "diff": r["diff"],
+            "sd_diff": r.get("sd_diff", math.nan), "p": r["p"], "margin": band,
+            "p_equiv": r.get("p_equiv", math.nan), "decided": decided, **planned,
+            "seeds_equivalent": equivalent}
 
 
 # --------------------------------------------------------------------------- sequential
 
 
-def claim_designs(record: dict, claims) -> dict[str, decisions.Design]:
-    """Each claim's design from a stored sequential record (`runner.design_record`): the
-    stored looks and levels; its margin is its own (an equivalence claim) or the study's."""
-    return {c.text: decisions.Design(tuple(record["looks"]), record["alpha"],
-                                     c.margin if c.kind == "equivalent" else record["margin_pp"],
-                                     record["claims"], record["spending"]) for c in claims}
+def study_design(record: dict, claims) -> decisions.Design:
+    """The design a stored sequential record (`runner.design_record`) describes: its
+    looks, alpha, claims and spending, with the bounds stored with it (calibrated now
+    for a record written before bounds were stored)."""
+    margins = [c.margin if c.kind == "equivalent" else record["margin_pp"] for c in claims]
+    return decisions.Design(tuple(record["looks"]), record["alpha"], record["margin_pp"],
+                            len(claims), record["spending"], bounds=record.get("bounds"),
+                            equivalence=any(m is not None for m in margins))
 
 
 def sequence_diffs(frame: pd.DataFrame, record: dict, claim) -> np.ndarray:
@@ -395,12 +561,13 @@ def sequence_diffs(frame: pd.DataFrame, record: dict, claim) -> np.ndarray:
     return np.array(diffs)
 
 
-def claim_progress(frame: pd.DataFrame, record: dict, claims) -> dict:
-    """Claim text -> `decisions.Progress`: each claim's course so far, replayed from the
-    usable results."""
-    designs = claim_designs(record, claims)
-    return {c.text: decisions.replay(designs[c.text], sequence_diffs(frame, record, c))
-            for c in claims}
+def claim_progress(frame: pd.DataFrame, record: dict, claims) -> list:
+    """Each claim's `decisions.Progress` (in the claims' order): the study's claims
+    replayed together through the stored design from the usable results."""
+    design = study_design(record, claims)
+    margins = [c.margin if c.kind == "equivalent" else record["margin_pp"] for c in claims]
+    return decisions.progress(design, [sequence_diffs(frame, record, c) for c in claims],
+                              resolution(frame), margins)
 
 
 _SEQUENTIAL_VERDICTS = {  # (claim kind, rule verdict) -> the claim's verdict
@@ -412,83 +579,102 @@ _SEQUENTIAL_VERDICTS = {  # (claim kind, rule verdict) -> the claim's verdict
 }
 
 
+def sequential_verdict(claim, p, margin) -> str:
+    """A claim's verdict text from its `decisions.Progress`."""
+    verdict = _SEQUENTIAL_VERDICTS.get((claim.kind, p.verdict))
+    if verdict is None and p.verdict == decisions.EQUIVALENT:
+        verdict = f"not shown: {equivalent_text(margin)}"
+    if verdict is None:
+        return (f"undecided after {p.seeds} seeds (the most)" if p.finished else
+                f"undecided so far ({p.seeds} seeds; next look at {p.needs})")
+    if p.also == decisions.EQUIVALENT:
+        verdict += f"; also {equivalent_text(margin)} (a difference smaller than the margin)"
+    elif p.also in (decisions.BETTER, decisions.WORSE):
+        verdict += f"; also {p.also} (a difference inside the margin)"
+    return verdict
+
+
 def sequential_claims(frame: pd.DataFrame, record: dict, claims) -> pd.DataFrame:
     """The claims of a sequential run with the verdicts of the design that was run: each
-    claim's decision, the look that made it, and its evidence at that look (the p-value
-    against the look's spent level, and the repeated confidence interval, simultaneous
-    over the looks and the claims at 1 - alpha)."""
-    designs = claim_designs(record, claims)
+    claim's decision, the look that made it, and its evidence at that look (the t
+    statistic against the look's calibrated bound at the claim's step of the closed test,
+    and the repeated confidence interval at 1 - alpha / claims, simultaneous over the
+    looks and the claims at 1 - alpha)."""
+    claims = list(claims)
+    design = study_design(record, claims)
+    progress = claim_progress(frame, record, claims)
+    res = resolution(frame)
     rows = []
-    for c in claims:
-        design = designs[c.text]
+    for c, p in zip(claims, progress, strict=True):
         d = sequence_diffs(frame, record, c)
-        p = decisions.replay(design, d)
-        margin = design.margin
-        verdict = _SEQUENTIAL_VERDICTS.get((c.kind, p.verdict))
-        if verdict is None and p.verdict == decisions.EQUIVALENT:
-            verdict = f"not shown: {equivalent_text(margin)}"
-        if verdict is None:
-            verdict = (f"undecided after {p.seeds} seeds (the most)" if p.finished else
-                       f"undecided so far ({p.seeds} seeds; next look at {p.needs})")
+        margin = c.margin if c.kind == "equivalent" else record["margin_pp"]
         k = p.look if p.look is not None else (design.looks.index(p.seeds)
                                                if p.seeds in design.looks else None)
-        rows.append({"claim": c.text, "section": c.section, "verdict": verdict,
-                     "evidence": _look_evidence(d, design, k), "look": k, "seeds": p.seeds})
+        rows.append({"claim": c.text, "section": c.section,
+                     "verdict": sequential_verdict(c, p, margin),
+                     "evidence": _look_evidence(d, design, k, margin, p, res),
+                     "look": k, "seeds": p.seeds})
     return pd.DataFrame(rows, columns=["claim", "section", "verdict", "evidence", "look",
                                        "seeds"])
 
 
-def _look_halfwidths(x: np.ndarray, design: decisions.Design, look: int) -> tuple[float, float]:
-    """Half-widths of a look's repeated confidence interval (two-sided, at the look's
-    difference level) and of its equivalence interval (one-sided level each way, what
-    TOST compares with the margin; infinite without a margin or where nothing is spent)."""
-    n = len(x)
-    se = float(x.std(ddof=1)) / math.sqrt(n)
-    level = design.difference_levels[look]
-    gamma = design.equivalence_levels[look] if design.margin is not None else 0.0
-    half = float(stdtrit(n - 1, 1 - level / 2)) * se if level > 0 else math.inf
-    eq = float(stdtrit(n - 1, 1 - gamma)) * se if gamma > 0 else math.inf
+def _look_halfwidths(x: np.ndarray, design: decisions.Design, look: int,
+                     margin: float | None, res: float) -> tuple[float, float]:
+    """Half-widths of a look's repeated confidence interval (the difference bound at
+    alpha / claims times the standard error) and of its equivalence interval (the
+    one-sided bound: what TOST compares with the margin; infinite without a margin or
+    where nothing is spent)."""
+    _, _, se = decisions._mean_se(x, res)
+    half = design.difference_bounds(0)[look] * se
+    eq = design.equivalence_bounds(0)[look] * se if margin is not None else math.inf
     return half, eq
 
 
-def _look_evidence(d: np.ndarray, design: decisions.Design, look: int | None) -> str:
+def _look_evidence(d: np.ndarray, design: decisions.Design, look: int | None,
+                   margin: float | None, p, res: float) -> str:
     if look is None:
         return f"{len(d)} paired seed(s) so far; first look at {design.looks[0]}"
     n = design.looks[look]
     x = d[:n]
-    mean, _, p = decisions.paired_t(x)
-    level = design.difference_levels[look]
-    half, eq = _look_halfwidths(x, design, look)
+    mean, t, _ = decisions.paired_t(x, res)
+    half, eq = _look_halfwidths(x, design, look, margin, res)
+    level = 1 - design.alpha / design.claims
     text = (f"{mean:+.2f} pp at look {look + 1} of {len(design.looks)} ({n} seeds), "
-            f"repeated {1 - design.alpha:.0%} CI [{mean - half:+.2f}, {mean + half:+.2f}]; "
-            f"p = {p:.3g} against the look's level {level:.2g}")
-    if design.margin is not None:
-        tost = decisions.ttost_paired(x, design.margin)[1]
-        gamma = design.equivalence_levels[look]
-        text += (f"; TOST p = {tost:.3g} against {gamma:.2g}: equivalence interval "
-                 f"[{mean - eq:+.2f}, {mean + eq:+.2f}] against ±{design.margin:g} pp")
+            f"repeated {level:.1%} CI [{mean - half:+.2f}, {mean + half:+.2f}] "
+            f"(simultaneous {1 - design.alpha:.0%} over claims and looks); t = {t:.3g} "
+            f"against the look's bound {design.difference_bounds(0)[look]:.3g} at alpha/"
+            f"{design.claims}")
+    if p.p_difference < math.inf:
+        text += f"; difference shown at family level {p.p_difference:.3g}"
+    if margin is not None:
+        text += (f"; equivalence interval [{mean - eq:+.2f}, {mean + eq:+.2f}] against "
+                 f"±{margin:g} pp")
+        if p.p_equivalence < math.inf:
+            text += f", shown at family level {p.p_equivalence:.3g}"
     return text
 
 
 def sequential_looks(frame: pd.DataFrame, record: dict, claims) -> pd.DataFrame:
     """One row per claim and look it reached: seeds, mean paired difference, the repeated
-    confidence interval at that look's difference level, the equivalence interval at its
-    equivalence level (what TOST compares with the margin; infinite without one), the
-    margin (NaN: none) and whether that look decided the claim (the report's figure)."""
-    designs = claim_designs(record, claims)
+    confidence interval at that look (alpha / claims), the equivalence interval (what TOST
+    compares with the margin; infinite without one), the margin (NaN: none) and whether
+    that look decided the claim (the report's figure)."""
+    claims = list(claims)
+    design = study_design(record, claims)
+    res = resolution(frame)
     rows = []
-    for c in claims:
-        design, d = designs[c.text], sequence_diffs(frame, record, c)
-        p = decisions.replay(design, d)
+    for c, p in zip(claims, claim_progress(frame, record, claims), strict=True):
+        d = sequence_diffs(frame, record, c)
+        margin = c.margin if c.kind == "equivalent" else record["margin_pp"]
         for k, n in enumerate(design.looks):
             if n > len(d) or (p.look is not None and k > p.look):
                 break
-            mean = float(d[:n].mean())
-            half, eq = _look_halfwidths(d[:n], design, k)
+            mean = float(decisions._mean_se(d[:n], res)[1])
+            half, eq = _look_halfwidths(d[:n], design, k, margin, res)
             rows.append({"claim": c.text, "seeds": n, "mean": mean, "low": mean - half,
                          "high": mean + half, "eq_low": mean - eq, "eq_high": mean + eq,
                          "decided": p.look == k,
-                         "margin": design.margin if design.margin is not None else math.nan,
+                         "margin": margin if margin is not None else math.nan,
                          "verdict": p.verdict if p.look == k else ""})
     return pd.DataFrame(rows, columns=["claim", "seeds", "mean", "low", "high", "eq_low",
                                        "eq_high", "decided", "margin", "verdict"])

@@ -742,22 +742,25 @@ def compare(study_a: str, study_b: str, db: str | None, db_b: str | None,
 @main.command()
 @click.argument("study")
 @db_option
-@click.option("--effect", type=click.FloatRange(min=0, min_open=True), metavar="PP",
+@click.option("--effect", type=click.FloatRange(min=0, min_open=True, max=100), metavar="PP",
               help="Plan to detect this difference (percentage points) in every comparison; "
-                   "default: each comparison's observed difference.")
+                   "default: the study's margin (an equivalence claim's own), or without "
+                   "one, the smallest difference each comparison's seeds detect.")
 @click.option("--power", "target", type=click.FloatRange(0.5, 0.999), default=0.8,
               show_default=True, help="Probability of detecting the effect.")
 @click.option("--alpha", type=click.FloatRange(0.001, 0.2), default=0.05, show_default=True,
-              help="Significance level of the two-sided paired t test.")
+              help="Family-wise level; each comparison is planned at alpha / its family's "
+                   "size, the level its verdict must reach at worst.")
 def power(study: str, db: str | None, effect: float | None, target: float,
           alpha: float) -> None:
     """How many seeds each comparison and claim of STUDY needs (fixed-n planning).
 
     From the spread of the paired per-seed differences stored so far, the seeds a
-    paired t test needs to detect the effect with the given power, and the `cnnbench
-    run --seeds` command that reaches it. Plan n, run n seeds, test once: adding seeds
-    until a comparison turns significant inflates false positives. STUDY is a study
-    name or file.
+    paired t test needs to detect the effect with the given power at the level the
+    verdict uses (alpha over the comparison's family: the study's claims, or its
+    section's other comparisons), and the `cnnbench run --seeds` command that reaches it.
+    Plan n, run n seeds, test once: adding seeds until a comparison turns significant
+    inflates false positives. STUDY is a study name or file.
     """
     from . import aggregate, planning
 
@@ -770,31 +773,35 @@ def power(study: str, db: str | None, effect: float | None, target: float,
         table = aggregate.power_table(good, info["claims"], effect, target, alpha,
                                       info["margin_pp"])
     file = study if study.endswith(".py") else info["path"]
-    planned = "the observed difference" if effect is None else f"{effect:g} pp"
+    planned = ("the study's margin" if effect is None and info["margin_pp"] is not None else
+               "the smallest detectable difference" if effect is None else f"{effect:g} pp")
     margins = table["margin"].notna().any() if len(table) else False
     click.echo(f"{name}: seeds for {target:.0%} power to detect {planned} "
-               f"(paired t, alpha {alpha:g})"
-               + ("; TOST: seeds to show equivalence within the margin if the true "
-                  "difference is the observed one" if margins else ""))
-    click.echo(f"{'comparison':<44} {'n':>3} {'diff pp':>8} {'sd':>6} {'power':>6} "
-               f"{'seeds':>6}" + (f" {'TOST':>6}" if margins else "") + "  state")
+               f"(paired t at alpha {alpha:g} over each comparison's family)"
+               + ("; TOST: seeds to show equivalence within the margin if there is no "
+                  "difference" if margins else ""))
+    click.echo(f"{'comparison':<44} {'n':>3} {'diff pp':>8} {'sd':>6} {'level':>7} "
+               f"{'power':>6} {'seeds':>6}" + (f" {'TOST':>6}" if margins else "") + "  state")
     undecided = []
     for r in table.itertuples():
         label = r.claim or f"{r.section}: {r.cell} vs {r.baseline}"
         needed = None if aggregate.seeds_text(r.seeds_needed) == "over 1000" else int(
             r.seeds_needed)
         seeds = "" if math.isnan(r.power) else aggregate.seeds_text(needed)
-        tost = ("" if math.isnan(r.power) or r.seeds_equivalent is None
+        tost = ("" if r.n_paired < 2 or r.seeds_equivalent is None
                 or r.seeds_equivalent != r.seeds_equivalent else str(int(r.seeds_equivalent)))
-        verdict = ("decided (p < alpha)" if r.decided else
-                   "needs 2+ seeds per cell to plan" if math.isnan(r.power) else
+        power_text = (_fmt(r.power) if not math.isnan(r.power) else
+                      f"±{r.detectable:.2f}" if not math.isnan(r.detectable) else "")
+        verdict = ("decided" if r.decided else
+                   "needs 2+ paired seeds to plan" if r.n_paired < 2 else
+                   f"detects ±{r.detectable:.2f} pp now" if math.isnan(r.power) else
                    "enough seeds" if r.power >= target else "undecided: more seeds")
         settle = min([x for x in (needed, int(tost) if tost else None) if x] or [0])
         if not r.decided and not math.isnan(r.power) and r.power < target and settle:
             undecided.append(settle)
         click.echo(f"{label[:44]:<44} {r.n:>3} {r.diff:>+8.2f} {_fmt(r.sd_diff):>6} "
-                   f"{_fmt(r.power):>6} {seeds:>6}" + (f" {tost:>6}" if margins else "")
-                   + f"  {verdict}")
+                   f"{r.level:>7.4f} {power_text:>6} {seeds:>6}"
+                   + (f" {tost:>6}" if margins else "") + f"  {verdict}")
     if not len(table):
         click.echo("\nno comparison has results on both sides yet")
     elif undecided:
@@ -804,8 +811,11 @@ def power(study: str, db: str | None, effect: float | None, target: float,
             settled = sum(u <= n for u in undecided)
             click.echo(f"  {planning.seeds_command(file, n)}   # {settled} of "
                        f"{len(undecided)}")
-    elif table["power"].isna().all():
+    elif (table["n_paired"] < 2).all():
         click.echo("\nno paired seeds yet: " + planning.seeds_command(file, 3))
+    elif table["power"].isna().all() and not table["decided"].all():
+        click.echo("\nno effect of interest to plan for: give --effect PP (or the study a "
+                   "margin_pp)")
     else:
         click.echo("\nno undecided comparison can be settled with up to 1000 seeds"
                    if not table["decided"].all() else "\nevery comparison is decided")

@@ -191,16 +191,50 @@ class SummaryCache:
                 "margin_pp": info.get("margin_pp"), "sums": entry.sums}
 
 
+def _refresh_claims(store: ResultStore, name: str, code: str, claims, margin, design,
+                    entry: _Summary) -> dict:
+    """The claims' verdicts, all at once: they form one family, so each depends on every
+    claim's results (the whole study's frame is read). Returns the table rows' mapping
+    to the claims that make them (`aggregate.effects`'s `claim_verdicts`)."""
+    entry.claims.clear()
+    if not claims:
+        return {}
+    frame = store.results_frame(name)
+    good = state.usable(frame, code) if len(frame) else frame
+    if not len(good):
+        return {}
+    paired = [c for c in claims if c.kind in ("beats", "equivalent")]
+    if design and paired:
+        other = [c for c in claims if c not in paired]
+        tables = [aggregate.sequential_claims(good, design, paired),
+                  aggregate.check_claims(good, other, margin) if other else None]
+        table = pd.concat([t for t in tables if t is not None])
+    else:
+        table = aggregate.check_claims(good, claims, margin)
+    by_text = {}
+    for i, (_, r) in enumerate(table.iterrows()):
+        entry.claims[i] = {"claim": r["claim"], "section": r["section"],
+                           "verdict": r["verdict"], "evidence": r["evidence"]}
+        by_text[r["claim"]] = r["verdict"]
+    return {key: f"{c.text!r}: {by_text[c.text]}"
+            for key, c in aggregate.claimed_pairs(claims).items() if c.text in by_text}
+
+
 def _refresh(store: ResultStore, name: str, code: str, info: dict, entry: _Summary,
              jobs: set[int] | None, sections: set[str] | None) -> None:
     """Compute `entry` again for `sections` and `jobs` (None: all of them), by the
-    report's statistics (`aggregate.effects`, `check_claims`, `sequential_claims`), each
-    of which reads a section's own cells only."""
+    report's statistics (`aggregate.effects`, `check_claims`, `sequential_claims`): a
+    section's effects read its own cells only, but the claims are one family across the
+    study, so with claims every section is computed again."""
     margin, design = info.get("margin_pp"), info.get("design")
+    claims = list(info.get("claims") or ())
     if sections is None or sections:
+        claimed = _refresh_claims(store, name, code, claims, margin, design, entry)
+        if claims:  # a claim's verdict, shown in its table row, depends on every section
+            sections = None
         frame = store.results_frame(name, sections=None if sections is None else sorted(sections))
         good = state.usable(frame, code) if len(frame) else frame
-        eff = aggregate.effects(good, margin) if len(good) else pd.DataFrame()
+        eff = aggregate.effects(good, margin, claimed) if len(good) else pd.DataFrame()
         for sec in ([s["name"] for s in info.get("sections", ())] if sections is None
                     else sections):
             rows = eff[eff["section"] == sec] if len(eff) else eff
@@ -208,20 +242,8 @@ def _refresh(store: ResultStore, name: str, code: str, info: dict, entry: _Summa
                 {"section": r["section"], "cell": r["cell"], "baseline": r["baseline"],
                  "diff": _num(r["diff"]), "ci_low": _num(r["ci_low"]),
                  "ci_high": _num(r["ci_high"]), "p": _num(r["p"]),
-                 "p_holm": _num(r["p_holm"]), "method": r["method"],
+                 "level": _num(r["step_level"]), "method": r["method"],
                  "verdict": r["verdict"]} for _, r in rows.iterrows()]
-        for i, claim in enumerate(info.get("claims") or ()):
-            if sections is not None and claim.section not in sections:
-                continue
-            if not len(good):
-                entry.claims.pop(i, None)
-                continue
-            table = (aggregate.sequential_claims(good, design, [claim])
-                     if design and claim.kind in ("beats", "equivalent")
-                     else aggregate.check_claims(good, [claim], margin))
-            r = table.iloc[0]
-            entry.claims[i] = {"claim": r["claim"], "section": r["section"],
-                               "verdict": r["verdict"], "evidence": r["evidence"]}
     if jobs is None:
         entry.sums, entry.runs = store.curve_sums(name, code)
     elif jobs:  # take the changed jobs' old runs out of the sums, put their new ones in

@@ -19,7 +19,7 @@ from string import Template
 
 import pandas as pd
 
-from . import aggregate, state
+from . import aggregate, policy, state
 from .figures import (
     Figure,
     FigureCache,
@@ -96,17 +96,26 @@ def improve_text(r) -> str:
 
 
 def _power(r) -> str:
-    if math.isnan(r["power"]):
-        return ""
-    return f"{r['power']:.2f} ({aggregate.seeds_text(r['seeds_needed'])})"
+    """What the paired seeds could see: power for the effect of interest (seeds for 80%),
+    or without one the smallest difference they detect with 80% power."""
+    if r["power"] == r["power"]:
+        return (f"{r['power']:.2f} for ±{r['effect']:g} pp "
+                f"({aggregate.seeds_text(r['seeds_needed'])} seeds for 80%)")
+    if r["detectable"] == r["detectable"]:
+        return f"detects ±{r['detectable']:.2f} pp"
+    return ""
+
+
+def _level(r) -> str:
+    return "" if r["step_level"] != r["step_level"] else f"{r['step_level']:.3g}"
 
 
 def effect_rows(eff: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
-    headers = ["cell", "vs", "diff pp", "95% CI", "p", "p (Holm)", "method",
-               "P(cell > vs) [95% CI]", "power (seeds for 80%)", "verdict"]
+    headers = ["cell", "vs", "diff pp", "95% CI", "p", "level (family)", "method",
+               "P(cell > vs on a seed) [95% CI]", "80% power (paired seeds)", "verdict"]
     rows = [[r["cell"], r["baseline"], f"{r['diff']:+.2f}",
              "" if math.isnan(r["ci_low"]) else f"[{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]",
-             p_text(r["p"]), p_text(r["p_holm"]), r["method"], improve_text(r), _power(r),
+             p_text(r["p"]), _level(r), r["method"], improve_text(r), _power(r),
              r["verdict"]]
             for _, r in eff.iterrows()]
     return headers, rows
@@ -192,36 +201,32 @@ def render_figures(parts: list[Part], cache: FigureCache | None = None) -> None:
 
 def _summary(eff: pd.DataFrame) -> list[str]:
     lines = []
+    own = eff[~eff["verdict"].astype(str).str.startswith(aggregate.CLAIMED)] if len(eff) else eff
     for verdict in (aggregate.BETTER, aggregate.WORSE):
-        hits = eff[eff["verdict"] == verdict]
+        hits = own[own["verdict"] == verdict]
         if len(hits):
             lines.append(f"{verdict.capitalize()} than the section baseline beyond seed noise "
-                         f"(Holm-corrected p < {aggregate.ALPHA}): " + "; ".join(
+                         f"(family-wise alpha {aggregate.ALPHA} in each section): " + "; ".join(
                              f"{r.section} {r.cell} ({r.diff:+.2f} pp)"
                              for r in hits.itertuples()))
-    tested = eff[eff["p"].notna()]
-    same = tested[tested["verdict"] == aggregate.SAME]
+    tested = own[own["p"].notna() | own["p_equiv"].notna()] if len(own) else own
+    same = tested[tested["verdict"].str.startswith(aggregate.SAME)]
     if len(same):
-        lines.append("No detectable difference from the section baseline: " + "; ".join(
-            f"{r.section} {r.cell}" for r in same.itertuples()))
+        lines.append("No detectable difference from the section baseline (what the seeds "
+                     "could see is in the tables): " + "; ".join(
+                         f"{r.section} {r.cell}" for r in same.itertuples()))
     multiple = tested[tested["verdict"].str.startswith(aggregate.HOLM_ONLY)]
     if len(multiple):
-        lines.append("Different at p < 0.05 on their own, but not once the section's "
-                     "comparisons are Holm-corrected: " + "; ".join(
+        lines.append("Different at p < 0.05 on their own, but not family-wise (the closed "
+                     "test over the section): " + "; ".join(
                          f"{r.section} {r.cell} ({r.diff:+.2f} pp, p = {r.p:.3f})"
                          for r in multiple.itertuples()))
-    weak = tested[tested["verdict"].str.startswith(aggregate.SAME + " (underpowered")]
-    if len(weak):
-        lines.append("Undecided, too few seeds to see a difference of the observed size "
-                     "(power < 80%; `cnnbench power STUDY` plans the seeds): " + "; ".join(
-                         f"{r.section} {r.cell} ({r.diff:+.2f} pp, "
-                         f"{aggregate.seeds_text(r.seeds_needed)} seeds)"
-                         for r in weak.itertuples()))
     equivalent = tested[tested["verdict"].str.startswith("equivalent within")]
     if len(equivalent):
         lines.append("Equivalent to the section baseline within the study's margin (TOST, "
-                     "Holm-corrected): " + "; ".join(
-                         f"{r.section} {r.cell} ({r.diff:+.2f} pp)"
+                     "family-wise): " + "; ".join(
+                         f"{r.section} {r.cell} ({r.diff:+.2f} pp"
+                         + ("; also different" if r.reject_diff else "") + ")"
                          for r in equivalent.itertuples()))
     undecided = tested[tested["verdict"].str.startswith(aggregate.UNDECIDED)]
     if len(undecided):
@@ -229,7 +234,8 @@ def _summary(eff: pd.DataFrame) -> list[str]:
             f"{r.section} {r.cell} ({r.diff:+.2f} pp, "
             f"{aggregate.seeds_text(r.seeds_equivalent)} seeds to show equivalence)"
             for r in undecided.itertuples()))
-    single = eff[eff["p"].isna()]
+    single = own[own["p"].isna() & own["method"].astype(str).str.startswith("1 seed")] \
+        if len(own) else own
     if len(single):
         lines.append(f"{len(single)} comparison(s) rest on one seed per side: there is no "
                      "test of seed noise; the tables give ±1 SE of the 10,000-image test set "
@@ -266,26 +272,25 @@ def _slurm_jobs(ids: pd.Series) -> str:
                                           if kv[0].isdigit() else 0))
 
 
-SPENDING_NAMES = {"obrien-fleming": "O'Brien-Fleming", "pocock": "Pocock"}
+SPENDING_NAMES = {"obrien-fleming": "O'Brien-Fleming", "pocock": "Pocock",
+                  "front-loaded": "front-loaded (40% of alpha at the first look)"}
 
 
 def _sequential_parts(good: pd.DataFrame, design: dict, claims, margin) -> list[Part]:
     """The claims of a sequential run, analysed by the design that was run."""
     paired = [c for c in claims if c.kind in ("beats", "equivalent")]
     table = aggregate.sequential_claims(good, design, paired)
+    rule = design.get("rule", "")
     words = (f"Sequential design (cnnbench run --until-decided): the study's first "
              f"{design['first']} seeds, then {design['batch']} more at a time to the claims "
              f"still undecided, up to {design['max_seeds']} (looks at "
-             f"{', '.join(map(str, design['looks']))} seeds). At each look a claim is "
-             f"decided by a paired t test and, with a margin, two one-sided tests, each at "
-             f"the level a Lan-DeMets {SPENDING_NAMES.get(design['spending'], design['spending'])}"
-             "-type spending "
-             f"function gives that look; alpha {design['alpha']:g} family-wise over the "
-             f"{design['claims']} claims (Bonferroni), for a false difference and for a "
-             "false equivalence alike. The p-values below are compared with their look's "
-             "level, not with alpha, and the intervals are repeated confidence intervals, "
-             "valid whenever the run stopped. Fixed-n statistics elsewhere in this report "
-             "(the section tables) do not account for the sequential stopping.")
+             f"{', '.join(map(str, design['looks']))} seeds); "
+             f"{SPENDING_NAMES.get(design['spending'], design['spending'])} spending, "
+             f"family-wise alpha {design['alpha']:g} over the {design['claims']} claims by "
+             "the closed test (see Method)."
+             + ("" if rule == "t-calibrated closed testing" else
+                " This study was run under an earlier rule; its looks are replayed here "
+                "with the current one."))
     parts = [Part("h2", "Claims"), Part("p", words),
              Part("table", "", ["claim", "section", "verdict", "evidence"],
                   table[["claim", "section", "verdict", "evidence"]].astype(str)
@@ -296,10 +301,13 @@ def _sequential_parts(good: pd.DataFrame, design: dict, claims, margin) -> list[
     other = [c for c in claims if c not in paired]
     if other:  # "increasing" claims: not part of the design, tested once on what is there
         fixed = aggregate.check_claims(good, other, margin)
+        parts.append(Part("p", "Trend claims are not part of the sequential design: they "
+                               "form a family of their own, tested once (fixed n) on the "
+                               "seeds there are."))
         parts.append(Part("table", "", ["claim (fixed-n, not in the design)", "section",
                                         "verdict", "evidence"],
                           fixed.astype(str).values.tolist()))
-    return parts
+    return parts, dict(zip(table["claim"], table["verdict"], strict=True))
 
 
 def build(store: ResultStore, study: str, code_version: str,
@@ -320,8 +328,23 @@ def build(store: ResultStore, study: str, code_version: str,
     good = state.usable(frame, code_version)
     cells = aggregate.cell_table(good) if len(good) else pd.DataFrame()
     margin = info.get("margin_pp")
-    eff = (aggregate.effects(good, margin) if len(good)
-           else pd.DataFrame(columns=["p", "verdict"]))
+    design = info.get("design")
+    claim_parts, by_text = [], {}
+    if info["claims"] and design:
+        claim_parts, by_text = _sequential_parts(good, design, info["claims"], margin)
+    elif info["claims"]:
+        claims = aggregate.check_claims(good, info["claims"], margin)
+        by_text = dict(zip(claims["claim"], claims["verdict"], strict=True))
+        claim_parts = [Part("h2", "Claims"),
+                       Part("p", f"The {len(claims)} claims form one family: each verdict "
+                                 f"holds family-wise at alpha {aggregate.ALPHA} (see Method)."),
+                       Part("table", "", ["claim", "section", "verdict", "evidence"],
+                            claims.astype(str).values.tolist())]
+    claimed = {key: f"{c.text!r}: {by_text[c.text]}"
+               for key, c in aggregate.claimed_pairs(info["claims"]).items()
+               if c.text in by_text}
+    eff = (aggregate.effects(good, margin, claimed) if len(good)
+           else pd.DataFrame(columns=["p", "p_equiv", "verdict", "method"]))
     epochs = store.epochs_frame(study, seeds)
     epochs = epochs[epochs["code_version"] == code_version] if len(epochs) else epochs
 
@@ -332,14 +355,7 @@ def build(store: ResultStore, study: str, code_version: str,
                                "is better, worse, equivalent within it (two one-sided tests), "
                                "or undecided."))
     parts += [Part("p", line) for line in _summary(eff)]
-    design = info.get("design")
-    if info["claims"] and design:
-        parts += _sequential_parts(good, design, info["claims"], margin)
-    elif info["claims"]:
-        claims = aggregate.check_claims(good, info["claims"], margin)
-        parts.append(Part("h2", "Claims"))
-        parts.append(Part("table", "", ["claim", "section", "verdict", "evidence"],
-                          claims.astype(str).values.tolist()))
+    parts += claim_parts
     missing = frame[~frame.index.isin(good.index) & (frame["status"] != JobStatus.SKIPPED.value)]
     if len(missing):
         parts.append(Part("p", f"{len(missing)} of {len(frame)} cell runs have no current "
@@ -353,6 +369,8 @@ def build(store: ResultStore, study: str, code_version: str,
     if len(cells):
         parts += [Part("h2", "Cost"), Part("figure", plot=(cost_figure, (cells,)))]
     parts += _missing_parts(frame, missing, code_version)
+    parts.append(Part("h2", "Method"))
+    parts += [Part("p", text) for text in policy.method_paragraphs(design, margin)]
     parts.append(Part("h2", "Provenance"))
     parts.append(Part("table", "", ["", ""], _provenance(store, info, frame, code_version)))
     render_figures(parts, cache)

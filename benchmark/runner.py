@@ -335,7 +335,7 @@ class UntilDecided:
     max_seeds: int = 20
     batch: int = 2
     alpha: float = 0.05
-    spending: str = "obrien-fleming"
+    spending: str = decisions.DEFAULT_SPENDING
 
 
 @dataclass
@@ -399,16 +399,27 @@ def check_until(loaded: LoadedStudy, until: UntilDecided) -> list:
 
 
 def design_record(loaded: LoadedStudy, until: UntilDecided) -> dict:
-    """What is stored with the study: everything the report needs to redo the analysis."""
+    """What is stored with the study: everything the report needs to redo the analysis,
+    the design's calibrated bounds included (`decisions.Design.bounds_record`)."""
     claims = sequential_claims(loaded)
     first = len(loaded.study.seeds)
-    return {"rule": "group-sequential", "spending": until.spending, "alpha": until.alpha,
-            "correction": "bonferroni", "claims": len(claims), "first": first,
+    looks = decisions.sequence_looks(first, until.batch, until.max_seeds)
+    margins = [c.margin if c.kind == "equivalent" else loaded.study.margin_pp for c in claims]
+    design = decisions.Design(looks, until.alpha, loaded.study.margin_pp, len(claims),
+                              until.spending, equivalence=any(m is not None for m in margins))
+    return {"rule": decisions.RULE, "spending": until.spending, "alpha": until.alpha,
+            "correction": "closed testing", "claims": len(claims), "first": first,
             "claimed": [[c.kind, c.section, c.cell, c.baseline, c.margin] for c in claims],
             "batch": until.batch, "max_seeds": until.max_seeds,
-            "seeds": seed_sequence(loaded, until.max_seeds),
-            "looks": list(decisions.sequence_looks(first, until.batch, until.max_seeds)),
-            "margin_pp": loaded.study.margin_pp}
+            "seeds": seed_sequence(loaded, until.max_seeds), "looks": list(looks),
+            "margin_pp": loaded.study.margin_pp, "bounds": design.bounds_record()}
+
+
+def _same_design(stored: dict, record: dict) -> list[str]:
+    """The keys in which two design records differ; the bounds are derived from the rest
+    (a stored record's own bounds are the ones its study replays with)."""
+    return [k for k in sorted({*record, *stored})
+            if k != "bounds" and record.get(k) != stored.get(k)]
 
 
 def run_until_decided(loaded: LoadedStudy, store: ResultStore, options: RunOptions,
@@ -428,13 +439,14 @@ def run_until_decided(loaded: LoadedStudy, store: ResultStore, options: RunOptio
     first = len(loaded.study.seeds)
     record = design_record(loaded, until)
     stored = store.study_info(loaded.study.name) if store.exists else None
-    if stored and stored.get("design") and stored["design"] != record:
-        changed = ", ".join(k for k in sorted({*record, *stored["design"]})
-                            if record.get(k) != stored["design"].get(k))
+    if stored and stored.get("design") and _same_design(stored["design"], record):
+        changed = ", ".join(_same_design(stored["design"], record))
         raise SpecError(f"study {loaded.study.name!r} was run with another sequential design "
                         f"({_design_text(stored['design'])}; this one differs in: {changed}); "
                         "rerun with the same options and claims, or give the study another "
                         "name for a new design")
+    if stored and stored.get("design"):
+        record = stored["design"]  # its stored bounds: the ones it was run with
     if stored and not stored.get("design"):
         extra = sorted({seed for runs in store.stored_seeds(loaded.study.name).values()
                         for seed in runs} - set(loaded.study.seeds))
@@ -450,11 +462,20 @@ def run_until_decided(loaded: LoadedStudy, store: ResultStore, options: RunOptio
     total = RunSummary()
     cv = code_version()
     with Cluster(options.backend, options.slots) as cluster:
+        idle_at = None  # the progress a round that trained nothing left behind
         while True:
             frame = store.results_frame(loaded.study.name) if store.exists else None
             good = (state.usable(frame, cv) if frame is not None and len(frame)
                     else _empty_frame())
-            progress = aggregate.claim_progress(good, record, claims)
+            progress = dict(zip((c.text for c in claims),
+                                aggregate.claim_progress(good, record, claims), strict=True))
+            if idle_at is not None and progress == idle_at:
+                # nothing this runner can train blocks a look: stop (a round that trained
+                # nothing but found results other studies had trained goes on)
+                events.warning("the next look needs results this run cannot train: jobs that "
+                               "FAILED (rerun with --retry-failed once the cause is fixed) or "
+                               "that another runner holds (rerun when it is done)")
+                break
             wanted = _wanted_seeds(claims, progress, record)
             subset = dataclasses.replace(loaded, specs=tuple(
                 s for s in full.specs if s.config.seed in wanted.get((s.section, s.cell),
@@ -475,11 +496,7 @@ def run_until_decided(loaded: LoadedStudy, store: ResultStore, options: RunOptio
             total.failed_before = summary.failed_before
             if summary.to_run == 0 and all(p.finished for p in progress.values()):
                 break
-            if summary.to_run == 0:  # nothing this runner can train blocks a look: stop
-                events.warning("the next look needs results this run cannot train: jobs that "
-                               "FAILED (rerun with --retry-failed once the cause is fixed) or "
-                               "that another runner holds (rerun when it is done)")
-                break
+            idle_at = progress if summary.to_run == 0 else None
     return total
 
 

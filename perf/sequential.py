@@ -1,28 +1,36 @@
-"""Simulation of the sequential-seeds rule: its error rates and the seeds it saves.
+"""Simulation of cnnbench's verdicts: the error rates they promise, measured.
 
-    python perf/sequential.py [--studies N] [--seed S] [--out FILE]   (or: nox -s sequential)
+    python perf/sequential.py [--studies N] [--sequences N] [--seed S] [--out FILE]
+                              [--policy FILE]                       (or: nox -s sequential)
 
-Simulates many ablation studies of 8 claims, each claim a cell against the study's shared
-baseline cell, paired by seed: cell j's accuracy at seed s is mu_j + seed_s + e_js, so
-the seed's own effect cancels in a paired difference while the baseline's noise e_0s is
-shared by every claim (correlated claims, as in a real section). Per-cell noise is drawn
-per simulated study, log-uniformly, so that the paired differences' standard deviations
-span 0.1-1.5 percentage points, the range the stored studies show. Each study runs the
-shipped design (`benchmark.decisions.Design`): seeds 0-2 first, then 2 more seeds at a
-time to the claims still undecided, up to `MAX_SEEDS`, every claim at family-wise alpha
-0.05 (Bonferroni over the 8 claims), margin 0.3 pp. It prints, for the O'Brien-Fleming
-and Pocock spending functions:
+Every figure comes from the package's own functions (`benchmark.decisions.replay`, the
+rule `--until-decided` runs, and `decisions.closed_test`, the fixed-n tables' and claims'
+family), on simulated ablation studies: CLAIMS cells against one shared baseline cell,
+paired by seed, so the baseline's noise enters every claim (correlated claims, as in a
+real section). A cell's accuracy at a seed is 97% + its true effect + noise, rounded to
+one of 10,000 test images (the data's resolution); each cell's noise sd is drawn per
+study, log-uniform, so that the paired differences' sds span 0.1-1.5 pp, and the noise
+is normal or Student t with 3 degrees of freedom (heavy tails) scaled to that sd.
 
-- the family-wise rate of a false "better"/"worse" when every true effect is 0, with its
-  Monte Carlo 95% interval (Clopper-Pearson);
-- the rate of a false "equivalent" when the true effect sits exactly at +margin and at
-  -margin;
-- power and the average seeds per claim against the fixed-n plan (`planning.
-  seeds_needed`, the seeds `cnnbench power` plans) for the same power at the same
-  per-claim level, in `SCENARIOS`: every claim with the same true effect (the case least
-  favourable to stopping early), and a mixed study (three null claims, effects of 1.5 to 4
-  standard deviations), where the fixed plan runs every claim to the seeds its smallest
-  effect needs.
+For each spending function the package offers (the shipped default first) it prints:
+
+- one claim alone at its Bonferroni level alpha / CLAIMS, over `--sequences` (default
+  10^6) null sequences: the rate of a false "better"/"worse", and of a false
+  "equivalent" with the true difference at +margin and at -margin;
+- family-wise, over `--studies` studies of CLAIMS claims, normal and t(3) noise: a false
+  better/worse with every difference 0, a false equivalent with every difference at
+  +/-margin, and the share of studies whose repeated confidence intervals cover every
+  claim's true difference at every look;
+- the first look: how often an effect of 10 and 20 paired standard deviations is decided
+  there;
+- seeds: average seeds per claim against the fixed-n plan at 80% power for a mixed study
+  (three null claims, effects of 1.5-4 sd), the design's maximum chosen as the least
+  that gives the weakest claims 80% power.
+
+Then the fixed-n closed test (the tables and claims of a study run with a fixed number
+of seeds), and the coverage of the paired P(better) interval at 3, 5 and 10 seeds.
+Each rate comes with its Clopper-Pearson 95% Monte Carlo interval, and the upper end is
+checked against its target.
 
 A harness outside the package (as perf/throughput.py): numpy and scipy only, and the
 package's public `decisions` and `planning` functions.
@@ -33,221 +41,318 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from dataclasses import dataclass
+import time
 from pathlib import Path
 
 import numpy as np
-from scipy.special import betaincinv, ndtri, stdtr
+from scipy.special import stdtr
 
 from benchmark import decisions, planning
 
 CLAIMS = 8
 ALPHA = 0.05
 MARGIN = 0.3  # pp
-FIRST, BATCH, MAX_SEEDS = 3, 2, 41
+FIRST, BATCH, MOST = 3, 2, 21
 SD_RANGE = (0.1, 1.5)  # pp, of a paired difference
+RESOLUTION = 0.01  # pp: one of 10,000 test images
+FIXED_SEEDS = 5  # seeds of the simulated fixed-n studies
 
 
-@dataclass(frozen=True)
-class Outcome:
-    verdicts: np.ndarray  # (studies, claims) of "better" | "worse" | "equivalent" | "undecided"
-    seeds: np.ndarray  # (studies, claims): seeds each claim took
+def interval(hits: int, trials: int) -> tuple[float, float]:
+    return planning.clopper_pearson(hits, trials)
 
 
-def looks(first: int = FIRST, batch: int = BATCH, most: int = MAX_SEEDS) -> tuple[int, ...]:
-    return tuple(range(first, most + 1, batch)) if (most - first) % batch == 0 else (
-        *range(first, most, batch), most)
+def rate(hits: int, trials: int) -> list:
+    return [hits / trials, list(interval(hits, trials))]
 
 
-def paired_differences(rng: np.random.Generator, studies: int, effects: np.ndarray,
-                       most: int, sd: float | None = None) -> np.ndarray:
-    """(studies, claims, seeds) paired differences cell_j - baseline of simulated studies
-    with true `effects` (claims,), noise per cell log-uniform (or `sd` for every paired
-    difference), the baseline's noise shared by all claims of a study."""
+def studies_data(rng: np.random.Generator, studies: int, effects: np.ndarray, seeds: int,
+                 noise: str = "normal", sd: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(studies, claims, seeds) paired differences cell_j - baseline, each cell's
+    accuracy rounded to the resolution, and the (studies, claims) sd of each difference."""
     claims = len(effects)
     if sd is None:  # a cell's noise, so that a difference's sd spans SD_RANGE
         low, high = (math.log(s / math.sqrt(2)) for s in SD_RANGE)
         cell_sd = np.exp(rng.uniform(low, high, (studies, claims + 1)))
     else:
         cell_sd = np.full((studies, claims + 1), sd / math.sqrt(2))
-    noise = rng.standard_normal((studies, claims + 1, most)) * cell_sd[:, :, None]
-    return effects[None, :, None] + noise[:, 1:, :] - noise[:, :1, :]
+    shape = (studies, claims + 1, seeds)
+    # t(3) scaled to unit variance: heavy tails, the same sd
+    z = rng.standard_t(3, shape) / math.sqrt(3) if noise == "t3" else rng.standard_normal(shape)
+    acc = 97.0 + np.concatenate([np.zeros(1), effects])[None, :, None] + z * cell_sd[:, :, None]
+    acc = np.round(acc / RESOLUTION) * RESOLUTION
+    diff_sd = np.sqrt(cell_sd[:, 1:] ** 2 + cell_sd[:, :1] ** 2)
+    return acc[:, 1:, :] - acc[:, :1, :], diff_sd
 
 
-def run_design(diffs: np.ndarray, design: decisions.Design) -> Outcome:
-    """Each claim's verdict and the seeds it took under `design`, vectorised: the t and
-    TOST statistics of the first n seeds at every look, then the first decisive look."""
-    n = np.array(design.looks)
-    cum, cum2 = np.cumsum(diffs, axis=2), np.cumsum(diffs * diffs, axis=2)
-    total, squares = cum[..., n - 1], cum2[..., n - 1]
-    mean = total / n
-    var = np.maximum((squares - n * mean * mean) / (n - 1), 0.0)
-    se = np.sqrt(var / n)
-    df = n - 1
-    with np.errstate(divide="ignore", invalid="ignore"):
-        p_diff = np.where(se > 0, 2 * stdtr(df, -np.abs(mean / se)), (mean == 0) * 1.0)
-        if design.margin is not None:
-            m = design.margin
-            p_low = np.where(se > 0, stdtr(df, -(mean + m) / se), 1.0 * (mean <= -m))
-            p_high = np.where(se > 0, stdtr(df, (mean - m) / se), 1.0 * (mean >= m))
-            p_equiv = np.maximum(p_low, p_high)
-        else:
-            p_equiv = np.ones_like(p_diff)
-    equivalent = p_equiv <= np.array(design.equivalence_levels)
-    different = ~equivalent & (p_diff <= np.array(design.difference_levels))
-    decided = equivalent | different
-    first = np.where(decided.any(axis=2), decided.argmax(axis=2), len(n) - 1)
-    pick = lambda a: np.take_along_axis(a, first[..., None], axis=2)[..., 0]  # noqa: E731
-    verdicts = np.full(first.shape, decisions.UNDECIDED, dtype=object)
-    verdicts[pick(equivalent)] = decisions.EQUIVALENT
-    diff_now, up = pick(different), pick(mean) > 0
-    verdicts[diff_now & up] = decisions.BETTER
-    verdicts[diff_now & ~up] = decisions.WORSE
-    return Outcome(verdicts, n[first])
+def looks(most: int = MOST) -> tuple[int, ...]:
+    return decisions.sequence_looks(FIRST, BATCH, most)
 
 
-def design_for(spending: str, most: int = MAX_SEEDS, margin: float | None = MARGIN,
-               ) -> decisions.Design:
-    return decisions.Design(looks(most=most), ALPHA, margin, CLAIMS, spending)
+def design(spending: str, most: int = MOST, claims: int = CLAIMS, alpha: float = ALPHA,
+           margin: float | None = MARGIN) -> decisions.Design:
+    return decisions.Design(looks(most), alpha, margin, claims, spending)
 
 
-def clopper_pearson(hits: int, trials: int) -> tuple[float, float]:
-    low = 0.0 if hits == 0 else float(betaincinv(hits, trials - hits + 1, 0.025))
-    high = 1.0 if hits == trials else float(betaincinv(hits + 1, trials - hits, 0.975))
-    return low, high
+def single_claim(rng, spending: str, sequences: int, chunk: int = 200_000) -> dict:
+    """One claim at its Bonferroni level alpha / CLAIMS: false better/worse with a true
+    difference of 0 (sd 0.5 pp; the t statistics' law does not depend on it), false
+    equivalent at +margin and -margin with sd margin / 6 (TOST's worst case: far from the
+    other side of the band, its size is the one-sided test's)."""
+    level = ALPHA / CLAIMS
+    one = design(spending, claims=1, alpha=level)
+    counts = {"null": 0, "+margin": 0, "-margin": 0}
+    done = 0
+    while done < sequences:
+        m = min(chunk, sequences - done)
+        for name, effect in (("null", 0.0), ("+margin", MARGIN), ("-margin", -MARGIN)):
+            d, _ = studies_data(rng, m, np.array([effect]), MOST,
+                                sd=0.5 if name == "null" else MARGIN / 6)
+            r = decisions.replay(one, d, resolution=RESOLUTION)
+            wrong = (np.isin(r.verdict, (1, 2)) if name == "null" else r.verdict == 3)
+            counts[name] += int(wrong.sum())
+        done += m
+    return {"level": level, "sequences": sequences,
+            **{k: rate(v, sequences) for k, v in counts.items()}}
 
 
-def null_rates(rng, studies: int, design) -> dict:
-    """Every true effect 0: the share of studies with any false "better"/"worse"."""
-    out = run_design(paired_differences(rng, studies, np.zeros(CLAIMS), design.looks[-1]),
-                     design)
-    false = np.isin(out.verdicts, [decisions.BETTER, decisions.WORSE]).any(axis=1)
-    hits = int(false.sum())
-    return {"familywise_false_claims": hits / studies, "interval": clopper_pearson(hits, studies),
-            "studies": studies, "mean_seeds": float(out.seeds.mean()),
-            "equivalent": float((out.verdicts == decisions.EQUIVALENT).mean())}
+def coverage(d: np.ndarray, effects: np.ndarray, r: decisions.Replay,
+             des: decisions.Design) -> np.ndarray:
+    """Per study: every claim's repeated interval (the difference bound at alpha / claims)
+    covers its true difference at every look it reached."""
+    ok = np.ones(d.shape[0], dtype=bool)
+    for k, n in enumerate(des.looks):
+        reached = r.seeds >= n
+        if not reached.any():
+            break
+        x = d[..., :n]
+        sd = np.maximum(x.std(axis=-1, ddof=1), RESOLUTION)
+        half = des.difference_bounds(0)[k] * sd / math.sqrt(n)
+        miss = reached & (np.abs(x.mean(axis=-1) - effects[None, :]) > half)
+        ok &= ~miss.any(axis=1)
+    return ok
 
 
-def margin_rates(rng, studies: int, design) -> dict:
-    """True effect exactly at +margin, then at -margin: the share of claims called
-    "equivalent" (each claim's error; the claims of a study are correlated)."""
-    rates = {}
-    for sign in (1, -1):
-        effects = np.full(CLAIMS, sign * design.margin)
-        out = run_design(paired_differences(rng, studies, effects, design.looks[-1]), design)
-        hits = int((out.verdicts == decisions.EQUIVALENT).sum())
-        rates["+margin" if sign > 0 else "-margin"] = {
-            "false_equivalent": hits / out.verdicts.size,
-            "interval": clopper_pearson(hits, out.verdicts.size)}
-    return rates
+def familywise(rng, spending: str, studies: int) -> dict:
+    des = design(spending)
+    out = {}
+    for noise in ("normal", "t3"):
+        zero = np.zeros(CLAIMS)
+        d, _ = studies_data(rng, studies, zero, MOST, noise)
+        r = decisions.replay(des, d, resolution=RESOLUTION)
+        null = int(np.isin(r.verdict, (1, 2)).any(axis=1).sum())
+        covered = int(coverage(d, zero, r, des).sum())
+        seeds_null = float(r.seeds.mean())
+        at = 0
+        for sign in (1, -1):
+            effects = np.full(CLAIMS, sign * MARGIN)
+            dm, _ = studies_data(rng, studies // 2, effects, MOST, noise)
+            at += int((decisions.replay(des, dm, resolution=RESOLUTION).verdict == 3)
+                      .any(axis=1).sum())
+        out[noise] = {"null": rate(null, studies), "margin": rate(at, 2 * (studies // 2)),
+                      "coverage": rate(covered, studies), "mean_seeds_null": seeds_null}
+    return out
 
 
-SCENARIOS = {  # name -> (true effects in paired standard deviations, that sd in pp)
-    "every claim at 1 sd": ((1.0,) * CLAIMS, 0.5),
-    "every claim at 1.5 sd": ((1.5,) * CLAIMS, 0.5),
-    "a mixed study": ((0.0, 0.0, 0.0, 1.5, 2.0, 3.0, 4.0, -2.0), 0.25),
-}
+def first_look(rng, spending: str, sd_units=(10.0, 20.0), studies: int = 20_000) -> dict:
+    """How often one claim of CLAIMS with an effect of `sd_units` paired sds (the others
+    null) is decided at the first look, with the default most seeds (20)."""
+    des = design(spending, most=20)
+    out = {}
+    for units in sd_units:
+        effects = np.zeros(CLAIMS)
+        effects[0] = units * 0.5
+        d, _ = studies_data(rng, studies, effects, 20, sd=0.5)
+        r = decisions.replay(des, d, resolution=RESOLUTION)
+        out[f"{units:g} sd"] = float((r.look[:, 0] == 0).mean())
+    return out
 
 
-def wald_floor(alpha_side: float, power: float, z_side: float | None = None) -> float:
-    """The least average sample any sequential test can have at the alternative, as a share
-    of the fixed-n z test's sample, for one side at level `alpha_side` and `power`: Wald's
-    approximation to the SPRT's average sample number, which no test with these error
-    rates beats there (Wald and Wolfowitz 1948), with known variance and a look after
-    every observation. Ablation studies have neither, so this is a floor, not a target."""
-    beta = 1 - power
-    asn = 2 * (power * math.log(power / alpha_side) + beta * math.log(beta / (1 - alpha_side)))
-    fixed = (ndtri(1 - alpha_side) + ndtri(power)) ** 2
-    return asn / fixed
+MIXED = ((0.0, 0.0, 0.0, 1.5, 2.0, 3.0, 4.0, -2.0), 0.25)  # effects in sds, the sd in pp
 
 
-def savings(rng, studies: int, spending: str, effects_sd, sd: float,
-            power: float = 0.8) -> dict:
-    """Seeds per claim against the fixed-n plan for `power` at the per-claim level.
-
-    The fixed plan runs every claim to the seeds its smallest non-zero effect needs (what
-    `cnnbench power` plans for the study: one seed count for every cell). The sequential
-    design gets the smallest maximum at which the claims with that smallest effect reach
-    `power` (correct "better"/"worse"); its average seeds over all claims are compared."""
-    effects = np.array(effects_sd, dtype=float) * sd
+def savings(rng, spending: str, studies: int, power: float = 0.8) -> dict:
+    """Seeds per claim of the mixed study against the fixed-n plan for `power` on its
+    smallest effect at the claims' Bonferroni level (what `cnnbench power` plans: one seed
+    count for every cell), with the least maximum at which the weakest claims reach
+    `power` (right "better"/"worse")."""
+    units, sd = MIXED
+    effects = np.array(units) * sd
     smallest = float(np.min(np.abs(effects[effects != 0])))
     fixed = planning.seeds_needed(smallest, sd, power, ALPHA / CLAIMS)
     weakest = np.abs(effects) == smallest
-    for most in range(fixed, 3 * fixed + 1, 2):
-        design = design_for(spending, most)
-        out = run_design(paired_differences(rng, studies, effects, most, sd), design)
-        right = np.where(effects > 0, out.verdicts == decisions.BETTER,
-                         np.where(effects < 0, out.verdicts == decisions.WORSE,
-                                  out.verdicts == decisions.EQUIVALENT))
+    for most in range(fixed, 3 * fixed + 1):
+        des = decisions.Design(decisions.sequence_looks(FIRST, BATCH, most), ALPHA, MARGIN,
+                               CLAIMS, spending)
+        d, _ = studies_data(rng, studies, effects, most, sd=sd)
+        r = decisions.replay(des, d, resolution=RESOLUTION)
+        right = np.where(effects > 0, r.verdict == 1, np.where(effects < 0, r.verdict == 2,
+                                                                r.verdict == 3))
         reached = float(right[:, weakest].mean())
         if reached >= power:
             break
-    wrong_sign = np.where(effects > 0, out.verdicts == decisions.WORSE,
-                          np.where(effects < 0, out.verdicts == decisions.BETTER,
-                                   np.isin(out.verdicts, [decisions.BETTER, decisions.WORSE])))
-    return {"effects_sd": list(effects_sd), "sd": sd, "fixed_seeds": fixed, "max_seeds": most,
-            "power": reached, "mean_seeds": float(out.seeds.mean()),
-            "ratio": float(out.seeds.mean()) / fixed,
-            "null_claims_equivalent": (float(right[:, effects == 0].mean())
-                                       if (effects == 0).any() else None),
-            "wrong_claims": float(wrong_sign.any(axis=1).mean())}
+    wrong = np.where(effects > 0, r.verdict == 2, np.where(effects < 0, r.verdict == 1,
+                                                            np.isin(r.verdict, (1, 2))))
+    easy = np.abs(effects) >= 3 * sd
+    real = effects != 0
+    fixed_easy = planning.seeds_needed(3 * sd, sd, power, ALPHA / CLAIMS)
+    return {"fixed_seeds": fixed, "max_seeds": most, "power": reached,
+            "mean_seeds": float(r.seeds.mean()), "ratio": float(r.seeds.mean()) / fixed,
+            "easy_mean_seeds": float(r.seeds[:, easy].mean()), "easy_fixed": fixed_easy,
+            "real_ratio": float(r.seeds[:, real].mean()) / fixed,
+            "null_equivalent": float(right[:, effects == 0].mean()),
+            "wrong_claims": float(wrong.any(axis=1).mean())}
 
 
-def simulate(studies: int = 10_000, seed: int = 0, spendings=decisions.SPENDING) -> dict:
+def fixed_n(rng, studies: int, seeds: int = FIXED_SEEDS, claims: int = CLAIMS) -> dict:
+    """The closed test on studies of `claims` comparisons at `seeds` seeds (paired t and
+    TOST at the margin), normal and t(3) noise: family-wise false better/worse with every
+    difference 0, false equivalent with every difference at +/-margin. Returns the worse
+    noise's figures."""
+    worst = {"null": [0.0, [0.0, 0.0]], "margin": [0.0, [0.0, 0.0]]}
+    for noise in ("normal", "t3"):
+        for name, effect in (("null", 0.0), ("margin", MARGIN)):
+            signs = np.where(rng.random(claims) < 0.5, -1.0, 1.0)
+            d, _ = studies_data(rng, studies, effect * signs, seeds, noise)
+            d = np.round(d / RESOLUTION) * RESOLUTION
+            n = seeds
+            mean = d.mean(axis=-1)
+            se = np.maximum(d.std(axis=-1, ddof=1), RESOLUTION) / math.sqrt(n)
+            p = 2 * stdtr(n - 1, -np.abs(mean / se))
+            p_eq = np.maximum(stdtr(n - 1, -(mean + MARGIN) / se),
+                              stdtr(n - 1, (mean - MARGIN) / se))
+            rej_d, rej_e = decisions.closed_test(p, p_eq, ALPHA)
+            wrong = (rej_d if name == "null" else rej_e).any(axis=1)
+            r = rate(int(wrong.sum()), studies)
+            if r[1][1] > worst[name][1][1]:
+                worst[name] = r
+    return {"studies": studies, "claims": claims, "seeds": seeds, **worst}
+
+
+def improvement_coverage(rng, reps: int = 20_000) -> dict:
+    """Coverage of the paired P(better) interval: differences drawn with P(D > 0) = theta
+    (and a share of exact ties), at 3, 5 and 10 seeds; the least coverage over theta."""
+    out = {}
+    for n in (3, 5, 10):
+        least = (1.0, None)
+        for theta in (0.05, 0.2, 0.35, 0.5, 0.65, 0.8, 0.95):
+            for ties in (0.0, 0.2):
+                u = rng.random((reps, n))
+                d = np.where(u < ties, 0.0, np.where(rng.random((reps, n)) < theta, 1.0, -1.0))
+                target = theta * (1 - ties) + ties / 2
+                hits = 0
+                for row in d:
+                    _, low, high = planning.probability_of_improvement(row)
+                    hits += low <= target <= high
+                if hits / reps < least[0]:
+                    least = (hits / reps, rate(hits, reps))
+        out[str(n)] = least[1]
+    return out
+
+
+def simulate(studies: int, sequences: int, seed: int) -> dict:
     rng = np.random.default_rng(seed)
-    results = {"claims": CLAIMS, "alpha": ALPHA, "margin": MARGIN, "looks": looks(),
-               "studies": studies, "floor": wald_floor(ALPHA / CLAIMS / 2, 0.8),
-               "by_spending": {}}
-    for spending in spendings:
-        design = design_for(spending)
-        results["by_spending"][spending] = {
-            "null": null_rates(rng, studies, design),
-            "at_margin": margin_rates(rng, studies, design),
-            "savings": {name: savings(rng, max(2000, studies // 5), spending, *scenario)
-                        for name, scenario in SCENARIOS.items()},
-        }
+    results = {"claims": CLAIMS, "alpha": ALPHA, "margin": MARGIN, "looks": list(looks()),
+               "studies": studies, "sequential": {}}
+    for spending in decisions.SPENDING:
+        t0 = time.monotonic()
+        results["sequential"][spending] = {
+            "claims": CLAIMS, "looks": list(looks()),
+            "single": single_claim(rng, spending, sequences),
+            "familywise": familywise(rng, spending, studies),
+            "first_look": first_look(rng, spending),
+            "savings": savings(rng, spending, max(2000, studies // 5)),
+            "seconds": time.monotonic() - t0}
+        _print_spending(spending, results["sequential"][spending])
+    results["fixed_n"] = fixed_n(rng, studies)
+    results["improvement_coverage"] = improvement_coverage(rng, max(2000, studies // 5))
+    _print_rest(results)
     return results
 
 
-def _print(results: dict) -> None:
-    print(f"{results['studies']} simulated studies of {results['claims']} claims, family-wise "
-          f"alpha {results['alpha']} (Bonferroni), margin +/-{results['margin']} pp, looks at "
-          f"{', '.join(map(str, results['looks']))} seeds")
-    print(f"no sequential test of one claim at this level and 80% power averages under "
-          f"{results['floor']:.0%} of the fixed-n sample at its alternative, even with known "
-          f"variance and a look after every seed (Wald's SPRT bound)")
-    for spending, r in results["by_spending"].items():
-        null, margin = r["null"], r["at_margin"]
-        low, high = null["interval"]
-        print(f"\n{spending}:")
-        print(f"  every effect 0: false better/worse in {null['familywise_false_claims']:.4f} of "
-              f"studies (95% MC interval {low:.4f}-{high:.4f}); {null['equivalent']:.1%} of "
-              f"claims decided equivalent, {null['mean_seeds']:.1f} seeds per claim on average")
-        for side, m in margin.items():
-            lo, hi = m["interval"]
-            print(f"  true effect at {side}: false 'equivalent' {m['false_equivalent']:.4f} "
-                  f"(95% MC interval {lo:.4f}-{hi:.4f})")
-        for name, s in r["savings"].items():
-            null = (f"; null claims equivalent {s['null_claims_equivalent']:.1%}"
-                    if s["null_claims_equivalent"] is not None else "")
-            print(f"  {name} (sd {s['sd']} pp): fixed-n plan {s['fixed_seeds']} seeds a claim; "
-                  f"sequential up to {s['max_seeds']}: power {s['power']:.3f}, "
-                  f"{s['mean_seeds']:.1f} seeds a claim on average ({s['ratio']:.0%} of "
-                  f"fixed-n){null}; studies with a wrong claim {s['wrong_claims']:.4f}")
+def _r(x: list) -> str:
+    return f"{x[0]:.4f} [{x[1][0]:.4f}, {x[1][1]:.4f}]"
+
+
+def _check(x: list, target: float, above: bool = False) -> str:
+    ok = x[1][0] >= target if above else x[1][1] <= target
+    return "ok" if ok else "OVER TARGET" if not above else "UNDER TARGET"
+
+
+def _print_spending(spending: str, r: dict) -> None:
+    s, level = r["single"], r["single"]["level"]
+    print(f"\n{spending} (looks {r['looks'][0]}, {r['looks'][1]}, ..., {r['looks'][-1]}; "
+          f"{r['seconds']:.0f} s)")
+    print(f"  one claim at alpha/{CLAIMS} = {level:.5f}, {s['sequences']:,} sequences: false "
+          f"better/worse {_r(s['null'])} {_check(s['null'], level)}; false equivalent at "
+          f"+margin {_r(s['+margin'])} {_check(s['+margin'], level)}, at -margin "
+          f"{_r(s['-margin'])} {_check(s['-margin'], level)}")
+    for noise, f in r["familywise"].items():
+        print(f"  {CLAIMS} claims, {noise} noise: family-wise false better/worse "
+              f"{_r(f['null'])} {_check(f['null'], ALPHA)}; false equivalent at ±margin "
+              f"{_r(f['margin'])} {_check(f['margin'], ALPHA)}; repeated CIs cover "
+              f"{_r(f['coverage'])} {_check(f['coverage'], 1 - ALPHA, above=True)}")
+    fl = r["first_look"]
+    print("  decided at the first look (3 seeds): " + ", ".join(
+        f"{k} {v:.0%}" for k, v in fl.items()))
+    sv = r["savings"]
+    print(f"  mixed study: fixed-n plan {sv['fixed_seeds']} seeds a claim; sequential up to "
+          f"{sv['max_seeds']}: power {sv['power']:.3f}, {sv['mean_seeds']:.2f} seeds a claim "
+          f"({sv['ratio']:.0%} of fixed-n; the five non-null claims {sv['real_ratio']:.0%}); "
+          f"claims of 3-4 sd {sv['easy_mean_seeds']:.2f} seeds "
+          f"(fixed-n for 3 sd: {sv['easy_fixed']}); null claims equivalent "
+          f"{sv['null_equivalent']:.0%}; studies with a wrong-sign or false claim "
+          f"{sv['wrong_claims']:.4f}", flush=True)
+
+
+def _print_rest(results: dict) -> None:
+    f = results["fixed_n"]
+    print(f"\nfixed n ({f['studies']:,} studies of {f['claims']} comparisons at {f['seeds']} "
+          f"seeds, closed test, worse of normal and t(3) noise): family-wise false "
+          f"better/worse {_r(f['null'])} {_check(f['null'], ALPHA)}; false equivalent at "
+          f"the margin {_r(f['margin'])} {_check(f['margin'], ALPHA)}")
+    cov = results["improvement_coverage"]
+    print("P(better on a seed), least coverage of its 95% interval over theta and ties: "
+          + ", ".join(f"{n} seeds {_r(c)}" for n, c in cov.items()))
+
+
+def policy_record(results: dict) -> dict:
+    """The figures `benchmark.policy` quotes in every report."""
+    seq = {}
+    for spending, r in results["sequential"].items():
+        def worst(key, r=r):
+            return max((f[key] for f in r["familywise"].values()), key=lambda x: x[1][1])
+
+        seq[spending] = {"claims": r["claims"], "looks": r["looks"], "null": worst("null"),
+                         "margin": worst("margin"),
+                         "coverage": min((f["coverage"] for f in r["familywise"].values()),
+                                         key=lambda x: x[1][0]),
+                         "single": {"level": r["single"]["level"],
+                                    "sequences": r["single"]["sequences"],
+                                    "null": r["single"]["null"]}}
+    return {"fixed_n": results["fixed_n"], "sequential": seq}
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--studies", type=int, default=10_000)
+    parser.add_argument("--studies", type=int, default=20_000)
+    parser.add_argument("--sequences", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="results/sequential.json")
+    parser.add_argument("--policy", default=None,
+                        help="also write the figures the reports quote to this file "
+                             "(benchmark/error_rates.json)")
     args = parser.parse_args(argv)
-    results = simulate(args.studies, args.seed)
-    _print(results)
+    print(f"{args.studies:,} simulated studies of {CLAIMS} claims, alpha {ALPHA}, margin "
+          f"±{MARGIN} pp, paired sd {SD_RANGE[0]}-{SD_RANGE[1]} pp, resolution {RESOLUTION} pp")
+    results = simulate(args.studies, args.sequences, args.seed)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
     print(f"\nfigures written to {out}")
+    if args.policy:
+        Path(args.policy).write_text(json.dumps(policy_record(results), indent=2) + "\n")
+        print(f"the reports' figures written to {args.policy}")
     return results
 
 

@@ -5,7 +5,7 @@ import math
 import pandas as pd
 import pytest
 
-from benchmark import aggregate, state
+from benchmark import aggregate, planning, state
 
 
 def _frame(rows):
@@ -32,8 +32,12 @@ def test_holm_adjusts_in_step_down_order():
 
 
 def test_paired_difference_when_seeds_match():
-    frame = _frame([("C", 0, "base", s, a) for s, a in zip([0, 1, 2], [97, 98, 96], strict=True)]
-                   + [("C", 1, "BN", s, a) for s, a in zip([0, 1, 2], [98, 99, 98], strict=True)])
+    # accuracies of 10,000 images (the resolution the statistics infer: 0.01 pp)
+    frame = _frame([("C", 0, "base", s, a)
+                    for s, a in zip([0, 1, 2], [97.01, 98.01, 96.01], strict=True)]
+                   + [("C", 1, "BN", s, a)
+                      for s, a in zip([0, 1, 2], [98.01, 99.01, 98.01], strict=True)])
+    assert aggregate.resolution(frame) == pytest.approx(0.01)
     eff = aggregate.effects(frame).iloc[0]
     # differences 1, 1, 2: mean 4/3, sd 0.57735, se 1/3, t = 4 on 2 df -> p = 0.0572
     assert eff["diff"] == pytest.approx(4 / 3)
@@ -41,9 +45,13 @@ def test_paired_difference_when_seeds_match():
     assert (eff["ci_low"], eff["ci_high"]) == pytest.approx((4 / 3 - 4.302653 / 3,
                                                              4 / 3 + 4.302653 / 3), abs=1e-5)
     assert eff["method"] == "paired t, 3 seeds"
-    # dz = (4/3) / 0.57735 = 2.31: 3 seeds have power 0.56 for it, 4 seeds 0.85
-    assert eff["power"] == pytest.approx(0.5645, abs=1e-3) and eff["seeds_needed"] == 4
-    assert eff["verdict"] == aggregate.SAME + " (underpowered for +1.33 pp: 4 seeds for 80% power)"
+    # no margin: not a power at the observed difference, but the smallest difference these
+    # 3 paired seeds detect with 80% power at the section's level (one comparison: 0.05)
+    detectable = planning.detectable_effect(0.57735, 3, 0.8, 0.05)
+    assert planning.paired_power(detectable, 0.57735, 3, 0.05) == pytest.approx(0.8, abs=1e-6)
+    assert eff["detectable"] == pytest.approx(detectable, rel=1e-4) and math.isnan(eff["power"])
+    assert eff["verdict"] == (f"{aggregate.SAME} (+1.33 pp; 3 paired seeds detect "
+                              f"±{detectable:.2f} pp with 80% power)")
 
 
 def test_welch_when_seeds_differ():
@@ -56,14 +64,14 @@ def test_welch_when_seeds_differ():
     assert eff["method"].startswith("Welch")
 
 
-def test_clear_effect_is_called_better_or_worse_after_holm():
+def test_clear_effect_is_called_better_or_worse_family_wise():
     base = [("G", 0, "small", s, 90 + 0.1 * s) for s in range(5)]
     big = [("G", 1, "big", s, 99 + 0.1 * s + 0.05 * (s % 2)) for s in range(5)]
     worse = [("G", 2, "worse", s, 80 - 0.1 * s) for s in range(5)]
     eff = aggregate.effects(_frame(base + big + worse)).set_index("cell")
     assert eff.loc["big", "verdict"] == aggregate.BETTER
     assert eff.loc["worse", "verdict"] == aggregate.WORSE
-    assert (eff["p_holm"] >= eff["p"]).all()
+    assert (eff["p"] <= eff["step_level"]).all() and (eff["step_level"] <= 0.05).all()
 
 
 def test_one_seed_reports_the_binomial_noise_floor_instead_of_a_test():
@@ -101,9 +109,12 @@ def test_claims_get_verdicts_with_evidence():
     out = aggregate.check_claims(_frame(rows), claims).set_index("claim")
     assert out.loc["rises", "verdict"] == "holds"
     assert "rises in 3 of 3 steps" in out.loc["rises", "evidence"]
-    # +0.013 pp with a spread of 0.006: 3 seeds miss it, 4 would see it 85% of the time
-    assert out.loc["BN beats base", "verdict"] == ("not shown: underpowered for +0.01 pp "
-                                                   "(4 seeds for 80% power)")
+    # +0.013 pp with a spread of 0.006, floored at one image (0.01 pp): t = 2.3 on 2 df, not
+    # shown, with what 3 paired seeds detect at the claims' first-step level 0.05 / 3
+    detectable = planning.detectable_effect(0.01, 3, 0.8, 0.05 / 3)
+    assert out.loc["BN beats base", "verdict"] == (
+        f"not shown: no detectable difference (3 paired seeds detect ±{detectable:.2f} pp "
+        "with 80% power)")
     assert out.loc["nothing there", "verdict"] == "no data"
 
 
@@ -112,7 +123,7 @@ def test_no_comparison_without_the_section_baseline():
     assert aggregate.effects(frame).empty
 
 
-def test_a_difference_significant_alone_but_not_after_holm_says_so():
+def test_a_difference_significant_alone_but_not_family_wise_says_so():
     seeds = range(5)
     base = [("S", 0, "base", s, 97.0 + 0.2 * (s % 3)) for s in seeds]
     shift = [0.5, 0.2, 0.6, 0.1, 0.4]  # mean 0.36, sd 0.2074: t = 3.88 on 4 df, p = 0.0178
@@ -130,7 +141,7 @@ def test_a_difference_significant_alone_but_not_after_holm_says_so():
     eff = aggregate.effects(_frame(base + x + y + z + w + q + u + v + z2 + q2 + w2))
     row = eff.set_index("cell").loc["x"]
     assert row["p"] == pytest.approx(0.0178, abs=2e-4)
-    assert row["p_holm"] == pytest.approx(10 * row["p"])  # the smallest of 10 p-values
+    assert row["step_level"] == pytest.approx(0.05 / 10)  # the smallest of 10 p-values
     assert row["verdict"] == f"{aggregate.HOLM_ONLY} (+0.36 pp)"
 
 
@@ -162,7 +173,7 @@ def test_with_a_margin_every_comparison_gets_one_of_four_verdicts():
         aggregate.SAME)
 
 
-def test_equivalence_claims_hold_are_contradicted_or_stay_undecided():
+def test_equivalence_claims_hold_differ_or_stay_undecided():
     from benchmark import Claim
 
     near = [0.05, -0.05, 0.02, -0.02, 0.0, 0.03]
@@ -176,7 +187,7 @@ def test_equivalence_claims_hold_are_contradicted_or_stay_undecided():
               Claim.beats("near beats", "A", "near", "base")]
     got = aggregate.check_claims(frame, claims, margin=0.3).set_index("claim")["verdict"]
     assert got["near"] == "holds"
-    assert got["far"].startswith("contradicted: the difference exceeds the margin")
+    assert got["far"] == "not shown: the cells differ (better, +1.00 pp)"
     assert got["loose"].startswith("undecided (")
     assert got["near beats"].startswith("not shown: equivalent within ±0.3 pp")
     # the same job on both sides: every difference is exactly 0, equivalent (no NaN)

@@ -35,30 +35,22 @@ def test_seeds_needed_is_the_smallest_n_reaching_the_power():
     assert planning.seeds_needed(0.001, 1.0) is None  # beyond MAX_SEEDS
 
 
-def test_probability_of_improvement_counts_pairs_and_ties():
-    assert planning.probability_of_improvement([1, 2, 3], [4, 5, 6])[0] == 1.0
-    assert planning.probability_of_improvement([4, 5, 6], [1, 2, 3])[0] == 0.0
-    assert planning.probability_of_improvement([1, 2], [1, 2])[0] == 0.5  # ties count half
-    # b beats a in 9 of 16 pairs (2.5 > 1, 2; 3.5 > 1, 2, 3; 4.5 > all four; 0 > none)
-    p, low, high = planning.probability_of_improvement([1, 2, 3, 4], [2.5, 3.5, 4.5, 0])
-    assert p == 9 / 16
-    # Hanley-McNeil: Q1 = p/(2-p), Q2 = 2p^2/(1+p), n = m = 4
-    q1, q2 = p / (2 - p), 2 * p * p / (1 + p)
-    se = math.sqrt((p * (1 - p) + 3 * (q1 - p * p) + 3 * (q2 - p * p)) / 16)
-    assert (low, high) == pytest.approx((p - 1.959964 * se, p + 1.959964 * se))
-    # Unequal sizes: Q1 (two B seeds above one A seed) weighs n_B - 1, Q2 (one B seed above
-    # two A seeds) n_A - 1; 2 A seeds against 5 B seeds, B ahead in 7 of 10 pairs
-    a, b = [1.0, 3.0], [0.0, 2.0, 4.0, 5.0, 6.0]
-    p, low, high = planning.probability_of_improvement(a, b)
-    assert p == 7 / 10
-    q1, q2 = p / (2 - p), 2 * p * p / (1 + p)
-    se = math.sqrt((p * (1 - p) + (5 - 1) * (q1 - p * p) + (2 - 1) * (q2 - p * p)) / 10)
-    assert (low, high) == pytest.approx((p - 1.959964 * se, min(1.0, p + 1.959964 * se)))
-    swapped = math.sqrt((p * (1 - p) + (2 - 1) * (q1 - p * p) + (5 - 1) * (q2 - p * p)) / 10)
-    assert abs(se - swapped) > 0.01  # the test tells the two weightings apart
-    _, low, high = planning.probability_of_improvement([1, 2, 3], [4, 5, 6])
-    assert 0.5 < low < 1.0 and high == 1.0  # 3 seeds a side cannot make it certain
-    assert math.isnan(planning.probability_of_improvement([1], [2])[1])
+def test_probability_of_improvement_counts_matched_seeds_and_ties():
+    """P(better on a seed) over matched seeds: the share of positive paired differences,
+    ties counting half, with Clopper-Pearson ends (wins alone below, wins and ties above,
+    each at 97.5%)."""
+    assert planning.probability_of_improvement([1.0, 2.0, 0.5])[0] == 1.0
+    assert planning.probability_of_improvement([-1.0, -2.0])[0] == 0.0
+    assert planning.probability_of_improvement([0.0, 0.0])[0] == 0.5
+    p, low, high = planning.probability_of_improvement([0.3, -0.1, 0.0, 0.2, 0.4])
+    assert p == (3 + 0.5) / 5
+    # Clopper-Pearson: 3 of 5 at 2.5% below (0.1466), 4 of 5 at 97.5% above (0.9949)
+    assert (low, high) == pytest.approx((0.146632, 0.994949), abs=1e-5)
+    _, low, high = planning.probability_of_improvement([0.2, 0.1, 0.3])
+    assert low == pytest.approx(0.292402, abs=1e-5) and high == 1.0  # 3 of 3: not certain
+    # a difference within half the resolution is a tie
+    assert planning.probability_of_improvement([0.004, 0.02], resolution=0.01)[0] == 0.75
+    assert math.isnan(planning.probability_of_improvement([2.0])[1])
 
 
 def test_seeds_command_names_every_seed():

@@ -4,8 +4,6 @@ undecided, on real (tiny) training jobs; the rule replayed from the stored resul
 import json
 import sqlite3
 
-import numpy as np
-
 from benchmark import decisions
 
 
@@ -23,17 +21,19 @@ def test_claims_stop_early_and_a_rerun_trains_nothing(workdir, cli):
             "--max-seeds", "9", "--batch", "2")
     result = cli(*args)
     assert result.exit_code == 0, result.output
-    # the same job twice: equivalent at the first look; the large effect a look later
-    assert ("look at 3 seeds: 1 of 2 claims decided; one job is equivalent to itself: "
-            "equivalent at 3 seeds; 1 go on, 4 job(s) for the next look") in result.output
-    assert "a working rate beats one that learns nothing: better at 5 seeds" in result.output
+    # the large effect is decided at the first look; the same job twice (every difference
+    # 0, but on a small test set whose one-image resolution is coarse against the margin)
+    # a look later
+    assert ("look at 3 seeds: 1 of 2 claims decided; a working rate beats one that learns "
+            "nothing: better at 3 seeds; 1 go on, 2 job(s) for the next look") in result.output
+    assert "one job is equivalent to itself: equivalent at 5 seeds" in result.output
     seeds = _seeds_by_cell(db)
-    assert seeds[("A", "good")] == seeds[("A", "stuck")] == 5 < 9  # stopped early
-    assert seeds[("B", "x")] == 3 and seeds[("C", "wide")] == 3  # nothing added there
+    assert seeds[("A", "good")] == seeds[("A", "stuck")] == 3  # decided at once
+    assert seeds[("B", "x")] == 5 < 9 and seeds[("C", "wide")] == 3  # stopped early
     design = json.loads(sqlite3.connect(db).execute(
         "select design from studies where name = 'sequential'").fetchone()[0])
     assert design["looks"] == [3, 5, 7, 9] and design["claims"] == 2
-    assert design["spending"] == "obrien-fleming" and design["seeds"][:3] == [0, 1, 2]
+    assert design["spending"] == decisions.DEFAULT_SPENDING and design["seeds"][:3] == [0, 1, 2]
     assert design["claimed"][1] == ["equivalent", "B", "same job", "x", 1.0]
     runs = sqlite3.connect(db).execute("select count(*) from runs").fetchone()[0]
     again = cli(*args)
@@ -47,9 +47,10 @@ def test_claims_stop_early_and_a_rerun_trains_nothing(workdir, cli):
     assert "Sequential design (cnnbench run --until-decided)" in md
     assert "![claims at every look of the sequential run](figures/sequential.png)" in md
     row = next(x for x in md.splitlines() if x.startswith("| a working rate beats"))
-    assert "| holds |" in row and "at look 2 of 4 (5 seeds), repeated 95% CI" in row
+    assert "| holds |" in row and "at look 1 of 4 (3 seeds), repeated 97.5% CI" in row
     row = next(x for x in md.splitlines() if x.startswith("| one job is equivalent"))
-    assert "| holds |" in row and "+0.00 pp at look 1 of 4 (3 seeds)" in row
+    assert "| holds |" in row and "+0.00 pp at look 2 of 4 (5 seeds)" in row
+    assert "## Method" in md and "closed test" in md
     # a plain run would mix a fixed design into the sequential one: refused
     plain = cli("run", "sequential.py", "--db", str(db), "--seeds", "0-7")
     assert plain.exit_code == 2 and "runs a sequential design" in plain.output
@@ -67,16 +68,3 @@ def test_a_fixed_n_study_is_not_turned_sequential_after_the_fact(workdir, cli):
     assert fixed.exit_code == 0, fixed.output
     late = cli("run", "sequential.py", "--db", str(db), "--until-decided")
     assert late.exit_code == 2 and "already holds seeds 3-3 beyond its own" in late.output
-
-
-def test_the_replay_continues_a_stopped_run_at_the_look_it_reached():
-    """The rule is a function of the first n results: with 6 of a claim's seeds stored
-    (a run killed during the look at 7), the next look is at 7, and the verdict reached
-    with all of them is the one an unbroken run reaches."""
-    design = decisions.Design((3, 5, 7, 9), 0.05, None, 1)
-    rng = np.random.default_rng(3)
-    d = 0.8 + rng.standard_normal(9) * 0.5
-    stopped = decisions.replay(design, d[:6])
-    assert (stopped.verdict, stopped.seeds, stopped.needs) == ("undecided", 5, 7)
-    assert decisions.replay(design, d) == decisions.replay(design, d[:9])
-    assert decisions.replay(design, d[:2]).needs == 3

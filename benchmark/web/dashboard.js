@@ -164,10 +164,10 @@
       const verdict = v => h("span", {class: "verdict-" + String(v).split(/[ :]/)[0]}, v);
       const parts = [h("h2", {}, "Effects")];
       parts.push(s.effects.length ? table(
-        ["section", "cell", "vs", "diff pp", "95% CI", "p", "p (Holm)", "method", "verdict"],
+        ["section", "cell", "vs", "diff pp", "95% CI", "p", "level (family)", "method", "verdict"],
         s.effects.map(e => [e.section, e.cell, e.baseline, signed(e.diff),
           e.ci_low === null ? "" : `[${signed(e.ci_low)}, ${signed(e.ci_high)}]`,
-          fmt(e.p, 4), fmt(e.p_holm, 4), e.method, verdict(e.verdict)]))
+          fmt(e.p, 4), fmt(e.level, 4), e.method, verdict(e.verdict)]))
         : h("p", {}, "No current results yet."));
       if (s.claims.length) {
         parts.push(h("h2", {}, "Claims"), table(["claim", "section", "verdict", "evidence"],
