@@ -110,10 +110,11 @@ def resolution(frame: pd.DataFrame) -> float:
 def cell_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Per (section, cell) statistics of the final test accuracy; see the module doc."""
     rows = []
+    res = resolution(frame)
     for (section, position, cell), g in frame.groupby(["section", "position", "cell"],
                                                       sort=False):
         acc = g["test_accuracy"].to_numpy(dtype=float)
-        mean, low, high = mean_ci(acc)
+        mean, low, high = mean_ci(acc, 0.95, res)
         published = g["published"].dropna()
         pub = float(published.iloc[0]) if len(published) else math.nan
         rows.append({
@@ -320,7 +321,8 @@ def claim_tests(frame: pd.DataFrame, claim, margin: float | None = None,
     d = _paired(a, b)
     r["band"] = band
     if len(d) >= 2 and band is not None:
-        r["ci90"] = mean_ci(np.round(d / res) * res if res else d, 0.90, res)[1:]
+        r["paired_diffs"] = np.round(d / res) * res if res else d
+        r["res"] = res
     return {"kind": claim.kind, **r}
 
 
@@ -349,8 +351,10 @@ def _claim_verdict(claim, t: dict) -> tuple[str, str]:
         if math.isnan(t["p"]):
             return "no data", t["evidence"]
         evidence = f"{t['evidence']}; family level {t['step_level']:.3g}"
-        if t["reject_diff"]:
-            return ("holds" if t["statistic"] > 0 else "contradicted"), evidence
+        if t["reject_diff"]:  # a trend shown, not that every step rises
+            return ("holds (a rising trend overall; not every step need rise)"
+                    if t["statistic"] > 0 else
+                    "contradicted (a falling trend overall)"), evidence
         return "not shown", evidence
     if math.isnan(t["p"]) and t["method"].startswith("1 seed"):
         direction = "consistent with" if t["diff"] > 0 else "against"
@@ -394,10 +398,11 @@ def _claim_evidence(t: dict) -> str:
     ci = ("" if math.isnan(t["ci_low"]) else
           f", 95% CI [{t['ci_low']:+.2f}, {t['ci_high']:+.2f}]")
     text = f"{t['diff']:+.2f} pp{ci}, p = {_p(t['p'])} ({t['method']})"
-    if t.get("band") is not None and t.get("ci90") is not None:
-        low, high = t["ci90"]
-        text += (f"; 90% CI [{low:+.2f}, {high:+.2f}] against ±{t['band']:g} pp, TOST p = "
-                 f"{_p(t['p_equiv'])}")
+    if t.get("band") is not None and t.get("paired_diffs") is not None:
+        level = 1 - 2 * t["step_level"]  # what TOST at the family's level compares
+        low, high = mean_ci(t["paired_diffs"], level, t["res"])[1:]
+        text += (f"; {level:.1%} CI [{low:+.2f}, {high:+.2f}] against ±{t['band']:g} pp, "
+                 f"TOST p = {_p(t['p_equiv'])}")
     text += f"; family level {t['step_level']:.3g}"
     if t.get("p_improve") == t.get("p_improve"):
         text += (f"; P(better on a seed) = {t['p_improve']:.2f} [{t['p_improve_low']:.2f}, "
@@ -434,7 +439,7 @@ def page_trend(section: pd.DataFrame) -> dict:
     p, how = _page_p(ranks, weights, observed - center)
     means = section.groupby("position")["test_accuracy"].mean().sort_index()
     steps = int((means.diff().dropna() > 0).sum())
-    rho = (observed - center) / (blocks * k * k * (k * k - 1) / 12)  # mean Spearman rho
+    rho = 12 * (observed - center) / (blocks * k * (k * k - 1))  # mean Spearman rho
     evidence = (f"Page's L = {observed:g} over {blocks} seed(s) of {k} cells (mean Spearman "
                 f"rho {rho:+.2f}), {how} p = {_p(p)} (two-sided); mean rises in {steps} of "
                 f"{len(means) - 1} steps")

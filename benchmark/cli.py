@@ -180,8 +180,10 @@ def _describe_result(r: JobResult, label: str) -> str:
               help="Run the study's seeds, then add seeds (--batch at a time) to the cells of "
                    "the claims still undecided until every claim is decided or has "
                    "--max-seeds (a group-sequential design, stored with the study).")
-@click.option("--max-seeds", type=click.IntRange(min=2), default=20, show_default=True,
-              metavar="N", help="With --until-decided: the most seeds a claim gets.")
+@click.option("--max-seeds", type=click.IntRange(min=2, max=200), default=20,
+              show_default=True, metavar="N",
+              help="With --until-decided: the most seeds a claim gets (at most 200: the "
+                   "design's bounds are calibrated by simulation at every look).")
 @click.option("--batch", type=click.IntRange(min=1), default=2, show_default=True,
               metavar="K", help="With --until-decided: seeds added at each look.")
 def run(study_file: Path, db: str | None, jobs: int | None, devices: str, retry_failed: bool,

@@ -28,9 +28,13 @@ controls in its docstring. `policy` states how the report, the claims, `compare`
 - `replay`: a whole study's claims through a design, vectorised over simulated studies
   as well: at each look the undecided claims get their next seeds, each claim's
   sequential p-value (the least level of the family's ladder alpha/K, ..., alpha/1 whose
-  boundaries it has crossed) goes into `closed_test`, and a claim leaves the sampling
-  once a hypothesis of it is rejected; the step-down then gives the others the alpha
-  the closed test allows (Maurer and Bretz 2013: group-sequential Holm).
+  bound it crosses at that look) goes into `closed_test`, and a claim leaves the
+  sampling once a hypothesis of it is rejected, keeping that p-value; the step-down then
+  gives the others the alpha the closed test allows (Maurer and Bretz 2013). Valid: a
+  true null is rejected only if the intersection of the true nulls is, at some look,
+  and that happens with probability at most the sum of the claims' calibrated levels.
+  With margins a claim frees its share of alpha only once both its hypotheses are
+  rejected, so with margins the step-down rarely frees anything.
 """
 
 from __future__ import annotations
@@ -392,7 +396,8 @@ class Replay:
     look: np.ndarray
     seeds: np.ndarray
     needs: np.ndarray
-    p_difference: np.ndarray  # sequential p-values: the least ladder level crossed (inf: none)
+    p_difference: np.ndarray  # sequential p-values: the least ladder level crossed at the
+    #                           last look (inf: none)
     p_equivalence: np.ndarray
 
 
@@ -458,14 +463,16 @@ def replay(design: Design, diffs, lengths=None, resolution: float = 0.0,
             break
         mean, se = _look_stats(d, min(n, d.shape[2]), resolution)
         with np.errstate(divide="ignore", invalid="ignore"):
+            # an undecided claim's sequential p-value is what it crosses at this look (a
+            # verdict rests on the data it has now, its sign the current mean's); a decided
+            # claim keeps the one it stopped with
             step = _first_step(np.abs(mean / se), design._diff[:, k])  # type: ignore[attr-defined]
-            better = active & (step < p_diff)
-            sign = np.where(better, np.sign(mean), sign)
-            p_diff = np.where(better, step, p_diff)
+            sign = np.where(active, np.sign(mean), sign)
+            p_diff = np.where(active, step, p_diff)
             if tested.any():
                 tost = np.minimum((mean + margin) / se, (margin - mean) / se)
                 step = _first_step(tost, design._eq[:, k])  # type: ignore[attr-defined]
-                p_eq = np.where(active & tested & (step < p_eq), step, p_eq)
+                p_eq = np.where(active & tested, step, p_eq)
         seeds = np.where(active, n, seeds)
         rej_diff, rej_eq = closed_test(ladder[p_diff], np.where(tested, ladder[p_eq], np.nan),
                                        design.alpha)

@@ -288,6 +288,7 @@ def sequential_figure(looks: pd.DataFrame) -> Figure:
         ax.set_title(claim, fontsize=9, loc="left")
         ax.set_ylabel("difference (pp)")
         ax.set_xticks(sorted(rows["seeds"].unique()))
-    axes[-1, 0].set_xlabel("seeds at the look (repeated 95% CI, family-wise)")
+    axes[-1, 0].set_xlabel("seeds at the look (repeated CIs: 95% simultaneous over claims "
+                           "and looks)")
     fig.tight_layout(h_pad=1.2)
     return Figure("sequential", "claims at every look of the sequential run", _png(fig))

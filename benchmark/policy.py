@@ -49,8 +49,8 @@ def measured_sentences(spending: str | None = None) -> list[str]:
         out.append(
             f"Measured by simulation ({fixed['studies']:,} studies of {fixed['claims']} "
             f"comparisons at {fixed['seeds']} seeds, paired sd 0.1-1.5 pp, a shared baseline, "
-            f"normal and t(3) noise): the closed test's family-wise rate of a false better "
-            f"or worse with every difference 0 is {_interval(*fixed['null'])} at most over "
+            f"normal, t(3) and uniform noise): the closed test's family-wise rate of a false "
+            f"better or worse with every difference 0 is {_interval(*fixed['null'])} at most over "
             f"those noises, and of a false equivalent with every difference at the margin "
             f"{_interval(*fixed['margin'])}; the target is {ALPHA}.")
     seq = (m.get("sequential") or {}).get(spending) if spending else None
@@ -77,20 +77,28 @@ def method_paragraphs(design: dict | None = None, margin: float | None = None) -
         "taken as one image (the standard deviation is floored there): seeds that agree "
         "exactly are never 'p = 0'. A difference is tested by the two-sided paired t "
         "test; equivalence within a margin m by two one-sided t tests (TOST: |difference| "
-        "< m). Cells without matching seeds fall back to Welch's t; one seed a side has no "
-        "test (the test set's binomial standard error is shown instead). A trend claim "
-        "('increasing') is Page's test with seeds as blocks, its p-value exact from the "
-        "permutations of the ranks within each seed.",
-        "Families. The study's claims form one family; each section's comparisons against "
-        "its first cell that no claim makes form one family per section; a table row that "
-        "a claim makes shows the claim's verdict. Within a family, each comparison carries "
+        "< m). Comparisons with fewer than two matching seeds fall back to Welch's t (no "
+        "spread floor, no equivalence test); one seed a side has no test (the test set's "
+        "binomial standard error is shown instead). A trend claim ('increasing') is Page's "
+        "test with seeds as blocks, its p-value exact from the permutations of the ranks "
+        "within each seed for up to 8 cells (beyond, from 100,000 random permutations); "
+        "'holds' means the accuracy rises with the cells' order overall, not at every step.",
+        "Families. The study's claims form one family (in a sequential run, its trend claims "
+        "form a second, tested once at fixed n); each section's comparisons against its "
+        "first cell that no claim makes form one family per section; a table row that a "
+        "claim makes shows the claim's verdict. Within a family, each comparison carries "
         "two null hypotheses, 'no difference' and, with a margin, 'not equivalent', of "
         "which at most one is true. The closed test over the intersections that can be "
-        "true together, each tested by Bonferroni, keeps the probability of any false "
-        f"verdict in the family, a false better, worse or equivalent, at or under alpha = "
-        f"{ALPHA}, whatever the dependence between comparisons (without margins it is "
-        "Holm's step-down). Error control is per family: a study with k families can "
-        "hold up to k x alpha in all.",
+        "true together, each tested by Bonferroni, keeps the probability of rejecting any "
+        f"true 'no difference' or 'not equivalent' in the family at or under alpha = "
+        f"{ALPHA} whatever the dependence between comparisons, given tests that are valid "
+        "one by one (the t tests assume roughly normal per-seed differences; the "
+        "simulations below add heavy-tailed and uniform noise). Without margins it is "
+        "Holm's step-down; with margins a comparison frees its share of alpha for the "
+        "others only once both its hypotheses are rejected. A wrong sign (better where the "
+        "truth is worse) is not a true null rejected: each two-sided test keeps it under "
+        "alpha / 2 alone, and the simulations count it. Error control is per family: a "
+        "study with k families can hold up to k x alpha in all.",
         "Verdicts. 'better' or 'worse' (a claim 'holds' or is 'contradicted'): the mean "
         "difference is shown to differ from 0 with that sign. 'equivalent within ±m pp': "
         "the difference is shown to lie inside ±m. Both can hold at once (a difference "
@@ -100,8 +108,9 @@ def method_paragraphs(design: dict | None = None, margin: float | None = None) -
         "without one the smallest difference the paired seeds detect with 80% power, each "
         "at the family's first-step level alpha / (family size), never the 'observed "
         "power' (a transform of p). P(better on a seed) is the share of matched seeds on "
-        "which the cell beats the baseline, with a Clopper-Pearson interval (at least 95% "
-        "coverage whatever the ties).",
+        "which the cell beats the baseline, ties (within half an image) counting one half, "
+        "with a Clopper-Pearson interval (at least 95% coverage whatever the ties). Each "
+        "claim's equivalence interval is shown at the level its family required of it.",
     ]
     if design:
         looks = ", ".join(map(str, design["looks"]))
@@ -115,9 +124,11 @@ def method_paragraphs(design: dict | None = None, margin: float | None = None) -
             f"'{design['spending']}' function and aimed four Monte Carlo standard errors "
             "under it. Bounds are calibrated at every level of the ladder alpha / claims, "
             "..., alpha; at each look the closed test above runs on each claim's "
-            "sequential p-value (the least level whose bounds it has crossed), and a claim "
-            "stops getting seeds once one of its hypotheses is rejected "
-            "(group-sequential Holm; Maurer and Bretz 2013). The repeated intervals are at "
+            "sequential p-value (the least level whose bound it crosses at that look), and a "
+            "claim stops getting seeds once one of its hypotheses is rejected, keeping that "
+            "p-value (Maurer and Bretz 2013). The first look's t statistic has few degrees "
+            "of freedom, so its share of alpha leans on the normality of the per-seed "
+            "differences more than later looks do. The repeated intervals are at "
             f"1 - alpha / claims, simultaneous over claims and looks at 1 - alpha. The "
             "section tables of a sequential study are fixed-n tests on seed counts the "
             "claims' stopping chose: they carry no sequential guarantee.")

@@ -241,6 +241,9 @@ CASES = {
                                                   "sets its own seed"),
     "--batch 0": ({}, ["run", "tiny.py", "--until-decided", "--batch", "0"],
                   "0 is not in the range x>=1"),
+    "--max-seeds 1000000 (it used to hang before the first look)": (
+        {}, ["run", "tiny.py", "--until-decided", "--max-seeds", "1000000"],
+        "1000000 is not in the range 2<=x<=200"),
     "--max-seeds below the study's seeds": (_study('''
         return Study(name="q", baseline=base, seeds=[0, 1, 2],
                      sections=[Section("A", [Cell("x"), Cell("y", batch_norm=True)])],

@@ -68,3 +68,22 @@ def test_a_fixed_n_study_is_not_turned_sequential_after_the_fact(workdir, cli):
     assert fixed.exit_code == 0, fixed.output
     late = cli("run", "sequential.py", "--db", str(db), "--until-decided")
     assert late.exit_code == 2 and "already holds seeds 3-3 beyond its own" in late.output
+
+
+def test_first_looks_trained_by_another_study_are_used_not_mistaken_for_a_stall(workdir,
+                                                                                 cli):
+    """Its first-look jobs already done under another study: the first round trains
+    nothing, and the run goes on to the next look (it used to stop with "the next look
+    needs results this run cannot train", which was not true)."""
+    db = workdir / "r.sqlite"
+    study = workdir / "sequential.py"
+    (workdir / "warmup.py").write_text(study.read_text().replace('name="sequential"',
+                                                                 'name="warmup"'))
+    warm = cli("run", "warmup.py", "--db", str(db), "--jobs", "2")
+    assert warm.exit_code == 0, warm.output
+    result = cli("run", "sequential.py", "--db", str(db), "--jobs", "2", "--until-decided",
+                 "--max-seeds", "9", "--batch", "2")
+    assert result.exit_code == 0, result.output
+    assert "cannot train" not in result.output
+    assert "one job is equivalent to itself: equivalent at 5 seeds" in result.output
+    assert _seeds_by_cell(db)[("B", "x")] == 5

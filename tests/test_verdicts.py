@@ -168,7 +168,8 @@ def test_11_a_perfect_trend_gets_its_exact_permutation_p_value():
     five = _frame([("F", p, f"k{p}", 0, 97.0 + 0.3 * p) for p in range(5)])
     claim = Claim.increasing("wider is better", "F")
     out = aggregate.check_claims(five, [claim]).iloc[0]
-    assert out["verdict"] == "holds" and "p = 0.0167" in out["evidence"]
+    assert out["verdict"].startswith("holds (a rising trend") and "p = 0.0167" in out["evidence"]
+    assert "mean Spearman rho +1.00" in out["evidence"]
     three = _frame([("F", p, f"k{p}", 0, 97.0 + 0.3 * p) for p in range(3)])
     assert aggregate.check_claims(three, [claim])["verdict"].iloc[0] == "not shown"
     # seeds are blocks: 3 seeds of 3 cells in order, 2 x 6^-3 = 0.0093
@@ -176,4 +177,4 @@ def test_11_a_perfect_trend_gets_its_exact_permutation_p_value():
                      for s in range(3)])
     assert aggregate.page_trend(blocks)["p"] == pytest.approx(2 / 216)
     down = _frame([("F", p, f"k{p}", 0, 97.0 - 0.3 * p) for p in range(5)])
-    assert aggregate.check_claims(down, [claim])["verdict"].iloc[0] == "contradicted"
+    assert aggregate.check_claims(down, [claim])["verdict"].iloc[0].startswith("contradicted")
