@@ -84,21 +84,35 @@ def effect_rows(a: pd.DataFrame, b: pd.DataFrame,
                 margin: float | None = None) -> list[list[str]]:
     """Each cell's effect against its section baseline, on A and on B, and whether the
     effects differ beyond seed noise; with a `margin` (pp), whether they are shown to be
-    within it of each other (the effect transfers: Welch TOST), which takes precedence."""
+    within it of each other (the effect transfers: Welch TOST). The rows form one family
+    (`decisions.closed_test`, as every verdict of `policy`): "differs" and "transfers" are
+    family-wise at alpha."""
     ea, eb = aggregate.effects(a, margin), aggregate.effects(b, margin)
     merged = ea.merge(eb, on=["section", "cell", "baseline"], suffixes=("_a", "_b"))
-    rows = []
+    tests = []
     for _, r in merged.iterrows():
         da = _seed_effects(a, r["section"], r["cell"], r["baseline"]).to_numpy(float)
         db = _seed_effects(b, r["section"], r["cell"], r["baseline"]).to_numpy(float)
         if len(da) >= 2 and len(db) >= 2:
             diff, low, high, p = aggregate.welch(da, db)
-            same = (decisions.ttost_welch(da, db, margin)[1] < aggregate.ALPHA
-                    if margin is not None else False)
-            state = (f"the effect transfers: within ±{margin:g} pp" if same else
-                     "differs" if p < aggregate.ALPHA else
+            same = decisions.ttost_welch(da, db, margin)[1] if margin is not None else math.nan
+            tests.append({"diff": diff, "low": low, "high": high, "p": p, "p_equiv": same})
+        else:
+            tests.append(None)
+    testable = [t for t in tests if t is not None]
+    if testable:
+        rej_diff, rej_eq = decisions.closed_test([t["p"] for t in testable],
+                                                 [t["p_equiv"] for t in testable],
+                                                 aggregate.ALPHA)
+        for t, d, e in zip(testable, rej_diff, rej_eq, strict=True):
+            t["differs"], t["transfers"] = bool(d), bool(e)
+    rows = []
+    for (_, r), t in zip(merged.iterrows(), tests, strict=True):
+        if t is not None:
+            state = (f"the effect transfers: within ±{margin:g} pp" if t["transfers"] else
+                     "differs" if t["differs"] else
                      "undecided" if margin is not None else "no detectable difference")
-            change = (f"{diff:+.2f} {_ci(low, high)}", p_text(p), state)
+            change = (f"{t['diff']:+.2f} {_ci(t['low'], t['high'])}", p_text(t["p"]), state)
         else:
             change = ("", "", "needs 2+ paired seeds on each side")
         rows.append([r["section"], f"{r['cell']} vs {r['baseline']}",
@@ -160,7 +174,8 @@ def build(side_a: Side, side_b: Side) -> tuple[str, list[Part]]:
         parts += [Part("h2", "Effects against each section's baseline"),
                   Part("p", "Does a conclusion transfer? Each cell's effect (pp) against its "
                             "section's first cell on A and on B, and B's effect minus A's "
-                            "(Welch's t on the per-seed effects)." + within),
+                            "(Welch's t on the per-seed effects); the rows are one family, "
+                            f"family-wise at alpha {aggregate.ALPHA} (closed test)." + within),
                   Part("table", "", ["section", "comparison", "effect on A [95% CI]",
                                      "verdict on A", "effect on B [95% CI]", "verdict on B",
                                      "B - A [95% CI]", "p", "effects"], effects)]

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from benchmark import Cell, Claim, JobStatus, Section, Study, TrainConfig, state
+from benchmark import Cell, Claim, JobStatus, Section, Study, TrainConfig, aggregate, state
 from benchmark.plan import expand
 from benchmark.spec import EpochMetrics, JobResult
 from benchmark.state import left_to_run
@@ -303,22 +303,26 @@ def test_power_plans_seeds_for_each_comparison_and_prints_the_run_command(tmp_pa
     c = good[good["section"] == "C"]
     d = (c[c["cell"] == "BN"]["test_accuracy"].to_numpy()
          - c[c["cell"] == "base"]["test_accuracy"].to_numpy())  # same seeds, same order
-    assert "C: BN vs base" in result.output and "BN beats base" in result.output
-    line = next(x for x in result.output.splitlines() if x.startswith("C: BN vs base"))
-    assert f"{d.mean():+.2f}" in line and f"{d.std(ddof=1):.2f}" in line
-    assert "decided (p < alpha)" in line  # +1 pp on every seed
+    # the comparison a claim makes is planned once, as the claim, at the level of the
+    # claims' family (two claims: 0.05 / 2)
+    assert "C: BN vs base" not in result.output and "BN beats base" in result.output
+    sd = max(d.std(ddof=1), aggregate.resolution(good))  # spread floored at one image
+    line = next(x for x in result.output.splitlines() if x.startswith("BN beats base"))
+    assert f"{d.mean():+.2f}" in line and f"{sd:.2f}" in line
+    assert "decided" in line  # +1 pp on every seed
     # --effect plans for a given difference instead: 0.01 pp against this spread
     small = cli("power", "demo", "--db", db, "--effect", "0.01")
-    needed = planning.seeds_needed(0.01, d.std(ddof=1))
-    line = next(x for x in small.output.splitlines() if x.startswith("C: BN vs base"))
-    n, diff, sd, power, seeds = line[44:].split()[:5]
+    line = next(x for x in small.output.splitlines() if x.startswith("BN beats base"))
+    n, diff, shown_sd, level, power, seeds = line[44:].split()[:6]
+    assert float(level) == pytest.approx(0.025)
+    needed = planning.seeds_needed(0.01, sd, 0.8, 0.025)
     assert (n, seeds) == ("3", str(needed)) and float(power) == pytest.approx(
-        planning.paired_power(0.01, d.std(ddof=1), 3), abs=0.005)
+        planning.paired_power(0.01, sd, 3, 0.025), abs=0.005)
     # a section whose cells differ only by noise: undecided, with the command that settles it
     g = cli("power", "demo", "--db", db, "--effect", "0.05")
     assert "seeds that settle the undecided comparisons" in g.output, g.output
     line = next(x for x in g.output.splitlines() if x.startswith("G: big vs small"))
-    n = int(line[44:].split()[4])
+    n = int(line[44:].split()[5])
     assert f"cnnbench run demo.py --seeds 0-{n - 1}   # 1 of 1" in g.output
     assert cli("power", "nope", "--db", db).exit_code == 2
     assert cli("power", "demo", "--db", db, "--power", "2").exit_code == 2
