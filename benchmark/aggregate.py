@@ -261,13 +261,15 @@ def claimed_pairs(claims) -> dict:
 
 
 def effects(frame: pd.DataFrame, margin: float | None = None,
-            claim_verdicts: dict | None = None) -> pd.DataFrame:
+            claim_verdicts: dict | None = None, claims_family: int | None = None) -> pd.DataFrame:
     """Each cell against its section's first cell; see the module doc. With a `margin`
     (the study's smallest effect of interest, pp), each gets one of four verdicts:
     better, worse, equivalent within +/- margin (TOST), or undecided, from the section's
     family. `claim_verdicts`: (section, frozenset of the two cells) -> the verdict of the
-    claim that makes this comparison (such rows leave the section's family and show it)."""
+    claim that makes this comparison (such rows leave the section's family and show it,
+    and are planned in the claims' family of `claims_family` claims)."""
     claim_verdicts = claim_verdicts or {}
+    claims_family = claims_family or max(len(claim_verdicts), 1)
     res = resolution(frame)
     out = []
     for section, g in frame.groupby("section", sort=False):
@@ -285,11 +287,12 @@ def effects(frame: pd.DataFrame, margin: float | None = None,
         for row in rows:
             for key in ("noise", "sd_diff", "p_improve", "p_improve_low", "p_improve_high"):
                 row.setdefault(key, math.nan)
-            row.update(plan_row(row, len(own) or 1, effect=margin))
+            key = (section, frozenset((row["cell"], base_cell)))
+            family = claims_family if key in claim_verdicts else len(own) or 1
+            row.update(plan_row(row, family, effect=margin))
             row["seeds_equivalent"] = (planning.tost_seeds_needed(
                 0.0, row["sd_diff"], margin, POWER, row["level"])
                 if margin is not None else None)
-            key = (section, frozenset((row["cell"], base_cell)))
             if key in claim_verdicts:
                 row.update(reject_diff=False, reject_equiv=False, step_level=math.nan)
                 row["verdict"] = f"{CLAIMED}: {claim_verdicts[key]}"
@@ -609,15 +612,19 @@ def sequential_claims(frame: pd.DataFrame, record: dict, claims) -> pd.DataFrame
     design = study_design(record, claims)
     progress = claim_progress(frame, record, claims)
     res = resolution(frame)
+    larger = [max(p.p_difference, p.p_equivalence) if m is not None else p.p_difference
+              for p, m in zip(progress, [c.margin if c.kind == "equivalent" else
+                                         record["margin_pp"] for c in claims], strict=True)]
+    required = decisions.step_levels(larger, design.alpha)  # the level each had to reach
     rows = []
-    for c, p in zip(claims, progress, strict=True):
+    for c, p, level in zip(claims, progress, required, strict=True):
         d = sequence_diffs(frame, record, c)
         margin = c.margin if c.kind == "equivalent" else record["margin_pp"]
         k = p.look if p.look is not None else (design.looks.index(p.seeds)
                                                if p.seeds in design.looks else None)
         rows.append({"claim": c.text, "section": c.section,
                      "verdict": sequential_verdict(c, p, margin),
-                     "evidence": _look_evidence(d, design, k, margin, p, res),
+                     "evidence": _look_evidence(d, design, k, margin, p, res, (level, level)),
                      "look": k, "seeds": p.seeds})
     return pd.DataFrame(rows, columns=["claim", "section", "verdict", "evidence", "look",
                                        "seeds"])
@@ -636,7 +643,7 @@ def _look_halfwidths(x: np.ndarray, design: decisions.Design, look: int,
 
 
 def _look_evidence(d: np.ndarray, design: decisions.Design, look: int | None,
-                   margin: float | None, p, res: float) -> str:
+                   margin: float | None, p, res: float, required=(math.nan, math.nan)) -> str:
     if look is None:
         return f"{len(d)} paired seed(s) so far; first look at {design.looks[0]}"
     n = design.looks[look]
@@ -650,12 +657,14 @@ def _look_evidence(d: np.ndarray, design: decisions.Design, look: int | None,
             f"against the look's bound {design.difference_bounds(0)[look]:.3g} at alpha/"
             f"{design.claims}")
     if p.p_difference < math.inf:
-        text += f"; difference shown at family level {p.p_difference:.3g}"
+        text += (f"; the difference test crosses the bounds down to level "
+                 f"{p.p_difference:.3g} (the closed test required {required[0]:.3g})")
     if margin is not None:
         text += (f"; equivalence interval [{mean - eq:+.2f}, {mean + eq:+.2f}] against "
                  f"±{margin:g} pp")
         if p.p_equivalence < math.inf:
-            text += f", shown at family level {p.p_equivalence:.3g}"
+            text += (f", TOST crosses down to level {p.p_equivalence:.3g} (required "
+                     f"{required[1]:.3g})")
     return text
 
 

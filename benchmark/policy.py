@@ -120,8 +120,8 @@ def method_paragraphs(design: dict | None = None, margin: float | None = None) -
     if design:
         looks = ", ".join(map(str, design["looks"]))
         text.append(
-            f"Sequential claims (cnnbench run --until-decided). The claims got seeds "
-            f"{design['first']} at first, then {design['batch']} more at a time while "
+            f"Sequential claims (cnnbench run --until-decided). The claims got the study's "
+            f"first {design['first']} seeds, then {design['batch']} more at a time while "
             f"undecided, up to {design['max_seeds']} (looks at {looks}). Each claim's t "
             "statistics at its looks are compared with bounds calibrated for t statistics "
             "themselves: their joint null law does not depend on the noise scale, so the "

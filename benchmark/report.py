@@ -343,7 +343,7 @@ def build(store: ResultStore, study: str, code_version: str,
     claimed = {key: f"{c.text!r}: {by_text[c.text]}"
                for key, c in aggregate.claimed_pairs(info["claims"]).items()
                if c.text in by_text}
-    eff = (aggregate.effects(good, margin, claimed) if len(good)
+    eff = (aggregate.effects(good, margin, claimed, len(info["claims"])) if len(good)
            else pd.DataFrame(columns=["p", "p_equiv", "verdict", "method"]))
     epochs = store.epochs_frame(study, seeds)
     epochs = epochs[epochs["code_version"] == code_version] if len(epochs) else epochs
