@@ -460,11 +460,12 @@ def _check_seeds(seeds: Any, where: str) -> tuple[int, ...]:
 
 
 def check_margin(margin: Any, where: str) -> float:
-    """A smallest effect of interest: a positive, finite number of percentage points."""
+    """A smallest effect of interest: a positive number of percentage points below 100."""
     if (isinstance(margin, bool) or not isinstance(margin, (int, float))
-            or not math.isfinite(margin) or margin <= 0):
-        raise SpecError(f"{where}: margin_pp must be a positive, finite number of percentage "
-                        f"points (the smallest difference that matters), got {margin!r}")
+            or not math.isfinite(margin) or margin <= 0 or margin >= 100):
+        raise SpecError(f"{where}: margin_pp must be a positive number of percentage points "
+                        f"below 100 (the smallest difference in accuracy that matters), got "
+                        f"{margin!r}")
     return float(margin)
 
 
@@ -501,6 +502,11 @@ class Claim:
                    check_margin(margin_pp, f"claim {text!r}"))
 
     def check(self, sections: Sequence[Section]) -> None:
+        if not isinstance(self.text, str) or not self.text.strip():
+            raise SpecError(f"a claim's text must be a non-empty string, got {self.text!r}")
+        if self.cell is not None and self.cell == self.baseline:
+            raise SpecError(f"claim {self.text!r} compares cell {self.cell!r} with itself: "
+                            "name two different cells")
         found = {s.name: s for s in sections}
         if self.section not in found:
             raise SpecError(f"claim {self.text!r}: no section {self.section!r}; "
@@ -556,6 +562,11 @@ class Study:
             if not isinstance(claim, Claim):
                 raise SpecError(f"claims must be Claim objects, got {type(claim).__name__}")
             claim.check(sections)
+        texts = [c.text for c in self.claims]
+        same = sorted({t for t in texts if texts.count(t) > 1})
+        if same:  # a claim is reported, stored and decided by its text
+            raise SpecError(f"study {self.name!r} has claims with the same text: {same}; "
+                            "give each claim its own words")
 
     def with_seeds(self, seeds: Sequence[int]) -> Study:
         """The same study with other replicate seeds (sections with their own seeds keep them)."""

@@ -202,18 +202,18 @@ CASES = {
     "a margin of zero": (_study('''
         return Study(name="m", baseline=base, sections=[Section("A", [Cell("x")])],
                      margin_pp=0)
-    '''), None, "line 7: study 'm': margin_pp must be a positive, finite number of "
-                   "percentage points (the smallest difference that matters), got 0"),
+    '''), None, "line 7: study 'm': margin_pp must be a positive number of percentage "
+                   "points below 100 (the smallest difference in accuracy that matters), got 0"),
     "an infinite study margin": (_study('''
         return Study(name="m", baseline=base, sections=[Section("A", [Cell("x")])],
                      margin_pp=float("inf"))
-    '''), None, "study 'm': margin_pp must be a positive, finite number"),
+    '''), None, "study 'm': margin_pp must be a positive number of percentage points below 100"),
     "a NaN equivalence margin": (_study('''
         claim = Claim.equivalent("same", "A", "y", "x", float("nan"))
         return Study(name="m", baseline=base,
                      sections=[Section("A", [Cell("x"), Cell("y", batch_norm=True)])],
                      claims=[claim])
-    '''), None, "line 7: claim 'same': margin_pp must be a positive, finite number"),
+    '''), None, "line 7: claim 'same': margin_pp must be a positive number of percentage"),
     "an equivalence claim on a missing cell": (_study('''
         return Study(name="m", baseline=base,
                      sections=[Section("A", [Cell("x"), Cell("y", batch_norm=True)])],
@@ -239,6 +239,27 @@ CASES = {
                      claims=[Claim.beats("y beats x", "A", "y", "x")])
     '''), ["run", "case.py", "--until-decided"], "compares cell 'y' of section 'A', which "
                                                   "sets its own seed"),
+    "a claim comparing a cell with itself": (_study('''
+        return Study(name="q", baseline=base, seeds=[0, 1],
+                     sections=[Section("A", [Cell("x"), Cell("y", batch_norm=True)])],
+                     claims=[Claim.beats("y beats y", "A", "y", "y")])
+    '''), None, "claim 'y beats y' compares cell 'y' with itself"),
+    "two claims with the same text": (_study('''
+        return Study(name="q", baseline=base, seeds=[0, 1],
+                     sections=[Section("A", [Cell("x"), Cell("y", batch_norm=True)])],
+                     claims=[Claim.beats("y wins", "A", "y", "x"),
+                             Claim.beats("y wins", "A", "x", "y")])
+    '''), None, "has claims with the same text: ['y wins']"),
+    "a claim text that is not a string": (_study('''
+        return Study(name="q", baseline=base, seeds=[0, 1],
+                     sections=[Section("A", [Cell("x"), Cell("y", batch_norm=True)])],
+                     claims=[Claim.beats(42, "A", "y", "x")])
+    '''), None, "a claim's text must be a non-empty string, got 42"),
+    "a margin of 1e300 pp": (_study('''
+        return Study(name="q", baseline=base, seeds=[0, 1],
+                     sections=[Section("A", [Cell("x"), Cell("y", batch_norm=True)])],
+                     claims=[Claim.equivalent("same", "A", "y", "x", 1e300)])
+    '''), None, "margin_pp must be a positive number of percentage points below 100"),
     "--batch 0": ({}, ["run", "tiny.py", "--until-decided", "--batch", "0"],
                   "0 is not in the range x>=1"),
     "--max-seeds 1000000 (it used to hang before the first look)": (
