@@ -57,8 +57,10 @@ def perf(session: nox.Session) -> None:
 
 @nox.session
 def sequential(session: nox.Session) -> None:
-    """Error rates and seed savings of the sequential-seeds rule, by simulation (numpy and
-    scipy; no torch, no training)."""
+    """The verdicts' error rates by simulation, each with its Monte Carlo interval: the
+    fixed-n closed test, the sequential rule for every spending, P(better)'s coverage
+    (numpy and scipy; no torch, no training). `nox -s sequential -- --policy
+    benchmark/error_rates.json` also refreshes the figures every report quotes."""
     install(session)
     session.run("python", "perf/sequential.py", *session.posargs)
 

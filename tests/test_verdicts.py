@@ -4,20 +4,11 @@ items 3-11); each goes red with the behaviour it replaced."""
 import math
 
 import numpy as np
-import pandas as pd
 import pytest
 from scipy import integrate, stats
+from test_aggregate import _frame  # the hand-made results frames
 
 from benchmark import Claim, aggregate, planning
-
-
-def _frame(rows):
-    """rows: (section, position, cell, seed, accuracy)."""
-    return pd.DataFrame([
-        {"section": s, "position": p, "cell": c, "seed": seed, "test_accuracy": acc,
-         "test_loss": 0.1, "train_seconds": 1.0, "param_count": 10, "published": math.nan,
-         "status": "COMPLETE", "code_version": "v"}
-        for s, p, c, seed, acc in rows])
 
 
 def _acc(correct: int) -> float:
