@@ -51,6 +51,9 @@ def test_claims_stop_early_and_a_rerun_trains_nothing(workdir, cli):
     row = next(x for x in md.splitlines() if x.startswith("| one job is equivalent"))
     assert "| holds |" in row and "+0.00 pp at look 2 of 4 (5 seeds)" in row
     assert "## Method" in md and "closed test" in md
+    # the error rates it promises, as measured (benchmark/error_rates.json), not assumed
+    assert "family-wise false better/worse with every difference 0 0.0" in md
+    assert "95% Monte Carlo interval" in md
     # a plain run would mix a fixed design into the sequential one: refused
     plain = cli("run", "sequential.py", "--db", str(db), "--seeds", "0-7")
     assert plain.exit_code == 2 and "runs a sequential design" in plain.output
