@@ -28,7 +28,9 @@ functions: scipy.stats costs a second of import time, a third of `cnnbench repor
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -164,15 +166,16 @@ def _compare(base: pd.DataFrame, other: pd.DataFrame, d: np.ndarray, res: float)
         return {"diff": diff, "ci_low": low, "ci_high": high, "p": p,
                 "method": f"paired t, {len(d)} seeds", "sd_diff": sd, "n_paired": len(d),
                 "p_improve": better, "p_improve_low": b_low, "p_improve_high": b_high}
+    unpaired = {"sd_diff": math.nan, "p_improve": math.nan, "p_improve_low": math.nan,
+                "p_improve_high": math.nan, "n_paired": 0}
     if len(a) >= 2 and len(b) >= 2:
         diff, low, high, p = welch(a, b)
-        return {"diff": diff, "ci_low": low, "ci_high": high, "p": p, "n_paired": 0,
+        return {"diff": diff, "ci_low": low, "ci_high": high, "p": p, **unpaired,
                 "method": f"Welch t, {len(b)} vs {len(a)} seeds (unpaired)"}
     diff = float(b.mean() - a.mean())
     noise = math.hypot(binomial_se(a.mean()), binomial_se(b.mean()))
-    return {"diff": diff, "ci_low": math.nan, "ci_high": math.nan, "p": math.nan,
-            "n_paired": 0, "method": f"1 seed; test-set noise ±{noise:.2f} pp (1 SE)",
-            "noise": noise}
+    return {"diff": diff, "ci_low": math.nan, "ci_high": math.nan, "p": math.nan, **unpaired,
+            "method": f"1 seed; test-set noise ±{noise:.2f} pp (1 SE)", "noise": noise}
 
 
 def seeds_text(needed) -> str:
@@ -261,7 +264,8 @@ def claimed_pairs(claims) -> dict:
 
 
 def effects(frame: pd.DataFrame, margin: float | None = None,
-            claim_verdicts: dict | None = None, claims_family: int | None = None) -> pd.DataFrame:
+            claim_verdicts: dict | None = None, claims_family: int | None = None,
+            alpha: float = ALPHA) -> pd.DataFrame:
     """Each cell against its section's first cell; see the module doc. With a `margin`
     (the study's smallest effect of interest, pp), each gets one of four verdicts:
     better, worse, equivalent within +/- margin (TOST), or undecided, from the section's
@@ -283,13 +287,13 @@ def effects(frame: pd.DataFrame, margin: float | None = None,
                  "n": len(sub), **compare(base, sub, margin, res)} for _, cell, sub in groups[1:]]
         own = [r for r in rows
                if (section, frozenset((r["cell"], base_cell))) not in claim_verdicts]
-        _family(own)
+        _family(own, alpha)
         for row in rows:
             for key in ("noise", "sd_diff", "p_improve", "p_improve_low", "p_improve_high"):
                 row.setdefault(key, math.nan)
             key = (section, frozenset((row["cell"], base_cell)))
             family = claims_family if key in claim_verdicts else len(own) or 1
-            row.update(plan_row(row, family, effect=margin))
+            row.update(plan_row(row, family, alpha=alpha, effect=margin))
             row["seeds_equivalent"] = (planning.tost_seeds_needed(
                 0.0, row["sd_diff"], margin, POWER, row["level"])
                 if margin is not None else None)
@@ -329,22 +333,29 @@ def claim_tests(frame: pd.DataFrame, claim, margin: float | None = None,
     return {"kind": claim.kind, **r}
 
 
-def check_claims(frame: pd.DataFrame, claims, margin: float | None = None) -> pd.DataFrame:
+CLAIM_COLUMNS = ["claim", "section", "verdict", "evidence"]  # what the reports show
+
+
+def check_claims(frame: pd.DataFrame, claims, margin: float | None = None,
+                 alpha: float = ALPHA) -> pd.DataFrame:
     """The study's claims (spec.Claim) as one family: each claim's tests (`claim_tests`),
-    the closed test over all of them at ALPHA, and each claim's verdict with the evidence
-    behind it. `margin`: the study's smallest effect of interest, against which a "beats"
-    claim can also be shown not to matter (equivalent within it)."""
+    the closed test over all of them at `alpha`, and each claim's verdict with the evidence
+    behind it (`decided`: a hypothesis of it was rejected). `margin`: the study's smallest
+    effect of interest, against which a "beats" claim can also be shown not to matter
+    (equivalent within it)."""
     claims = list(claims)
     res = resolution(frame)
     tests = [claim_tests(frame, c, margin, res) for c in claims]
-    _family(tests)
+    _family(tests, alpha)
     rows = []
     for claim, t in zip(claims, tests, strict=True):
-        t.update(plan_row(t, len(claims), effect=t.get("band")) if "sd_diff" in t else {})
+        if claim.kind != "increasing" and not t.get("missing"):
+            t.update(plan_row(t, len(claims), alpha=alpha, effect=t.get("band")))
         verdict, evidence = _claim_verdict(claim, t)
         rows.append({"claim": claim.text, "section": claim.section, "verdict": verdict,
-                     "evidence": evidence})
-    return pd.DataFrame(rows, columns=["claim", "section", "verdict", "evidence"])
+                     "evidence": evidence,
+                     "decided": bool(t.get("reject_diff") or t.get("reject_equiv"))})
+    return pd.DataFrame(rows, columns=[*CLAIM_COLUMNS, "decided"])
 
 
 def _claim_verdict(claim, t: dict) -> tuple[str, str]:
@@ -400,12 +411,12 @@ def _claim_verdict(claim, t: dict) -> tuple[str, str]:
 def _claim_evidence(t: dict) -> str:
     ci = ("" if math.isnan(t["ci_low"]) else
           f", 95% CI [{t['ci_low']:+.2f}, {t['ci_high']:+.2f}]")
-    text = f"{t['diff']:+.2f} pp{ci}, p = {_p(t['p'])} ({t['method']})"
+    text = f"{t['diff']:+.2f} pp{ci}, {_p(t['p'])} ({t['method']})"
     if t.get("band") is not None and t.get("paired_diffs") is not None:
         level = 1 - 2 * t["step_level"]  # what TOST at the family's level compares
         low, high = mean_ci(t["paired_diffs"], level, t["res"])[1:]
         text += (f"; {level:.1%} CI [{low:+.2f}, {high:+.2f}] against ±{t['band']:g} pp, "
-                 f"TOST p = {_p(t['p_equiv'])}")
+                 f"TOST {_p(t['p_equiv'])}")
     text += f"; family level {t['step_level']:.3g}"
     if t.get("p_improve") == t.get("p_improve"):
         text += (f"; P(better on a seed) = {t['p_improve']:.2f} [{t['p_improve_low']:.2f}, "
@@ -414,7 +425,8 @@ def _claim_evidence(t: dict) -> str:
 
 
 def _p(p: float) -> str:
-    return "n/a" if p != p else ("< 0.001" if p < 0.001 else f"{p:.3g}")
+    """'p = 0.0123', 'p < 0.001' or 'p n/a'."""
+    return "p n/a" if p != p else ("p < 0.001" if p < 0.001 else f"p = {p:.3g}")
 
 
 def page_trend(section: pd.DataFrame) -> dict:
@@ -444,33 +456,32 @@ def page_trend(section: pd.DataFrame) -> dict:
     steps = int((means.diff().dropna() > 0).sum())
     rho = 12 * (observed - center) / (blocks * k * (k * k - 1))  # mean Spearman rho
     evidence = (f"Page's L = {observed:g} over {blocks} seed(s) of {k} cells (mean Spearman "
-                f"rho {rho:+.2f}), {how} p = {_p(p)} (two-sided); mean rises in {steps} of "
+                f"rho {rho:+.2f}), {how} {_p(p)} (two-sided); mean rises in {steps} of "
                 f"{len(means) - 1} steps")
     return {"p": p, "statistic": observed - center, "evidence": evidence, "method": "Page"}
+
+
+@lru_cache(maxsize=8)
+def _permutations(k: int) -> np.ndarray:
+    import itertools
+
+    return np.array(list(itertools.permutations(range(k))))
 
 
 def _page_p(ranks: np.ndarray, weights: np.ndarray, deviation: float) -> tuple[float, str]:
     """Two-sided permutation p-value of Page's L: P(|L - E L| >= |observed - E L|)."""
     k = ranks.shape[1]
-    if k <= 8:
-        import itertools
-
-        dist = {0: 1}  # L's distribution (twice L, as integers: average ranks are halves)
+    if k <= 8:  # exact: the blocks' distributions of 2L convolved (average ranks are halves)
+        perms = _permutations(k)
+        center2 = round(2 * len(ranks) * k * (k + 1) ** 2 / 4)
+        dist, low = np.ones(1), 0
         for row in ranks:
-            block: dict[int, int] = {}
-            for perm in itertools.permutations(row):
-                v = int(round(2 * float(np.dot(perm, weights))))
-                block[v] = block.get(v, 0) + 1
-            new: dict[int, int] = {}
-            for a, ca in dist.items():
-                for b, cb in block.items():
-                    new[a + b] = new.get(a + b, 0) + ca * cb
-            dist = new
-        total = sum(dist.values())
-        center2 = int(round(2 * len(ranks) * k * (k + 1) ** 2 / 4))
-        cut = abs(2 * deviation) - 1e-6
-        hits = sum(c for v, c in dist.items() if abs(v - center2) >= cut)
-        return hits / total, "exact permutation"
+            values = np.rint(2 * (row[perms] @ weights)).astype(np.int64)
+            block = np.bincount(values - values.min()) / len(perms)
+            dist, low = np.convolve(dist, block), low + int(values.min())
+        support = np.arange(len(dist)) + low
+        hits = dist[np.abs(support - center2) >= abs(2 * deviation) - 1e-6].sum()
+        return float(min(1.0, hits)), "exact permutation"
     rng = np.random.default_rng(0)
     draws = 100_000
     center = len(ranks) * k * (k + 1) ** 2 / 4
@@ -493,13 +504,14 @@ def power_table(frame: pd.DataFrame, claims=(), effect: float | None = None,
     smallest effect those seeds detect with `power`. With a margin, also the seeds TOST
     needs to show "within +/- margin" with `power` if there is no difference
     (`seeds_equivalent`), and whether the verdict already decides the comparison."""
+    claims = list(claims)
     paired = [c for c in claims if c.kind in ("beats", "equivalent")]
     claimed = claimed_pairs(paired)
-    claim_table = check_claims(frame, claims, margin) if len(claims) else None
+    claim_table = check_claims(frame, claims, margin, alpha) if claims else None
     verdicts = ({(c.section, frozenset((c.cell, c.baseline))): v for c, v in
                  zip(claims, claim_table["verdict"], strict=True) if c.kind != "increasing"}
                 if claim_table is not None else {})
-    eff = effects(frame, margin, verdicts)
+    eff = effects(frame, margin, verdicts, len(claims), alpha)
     rows = []
     for _, r in eff.iterrows():
         key = (r["section"], frozenset((r["cell"], r["baseline"])))
@@ -509,8 +521,8 @@ def power_table(frame: pd.DataFrame, claims=(), effect: float | None = None,
         rows.append(_plan(r.to_dict(), "", margin, family, effect, power, alpha,
                           decided=bool(r["reject_diff"] or r["reject_equiv"])))
     res = resolution(frame)
-    for c, v in zip(claims, claim_table["verdict"] if claim_table is not None else [],
-                    strict=False):
+    for c, decided in zip(claims, claim_table["decided"] if claim_table is not None else [],
+                          strict=False):
         if c.kind not in ("beats", "equivalent"):
             continue
         sub = frame[frame["section"] == c.section]
@@ -520,8 +532,7 @@ def power_table(frame: pd.DataFrame, claims=(), effect: float | None = None,
         band = c.margin if c.kind == "equivalent" else margin
         r = {**compare(a, b, band, res), "section": c.section, "cell": c.cell,
              "baseline": c.baseline, "n": min(len(a), len(b))}
-        decided = v.startswith(("holds", "contradicted")) or "equivalent within" in v
-        rows.append(_plan(r, c.text, band, len(claims), effect, power, alpha, decided))
+        rows.append(_plan(r, c.text, band, len(claims), effect, power, alpha, bool(decided)))
     columns = ["section", "cell", "baseline", "claim", "n", "n_paired", "diff", "sd_diff", "p",
                "margin", "p_equiv", "decided", "level", "effect", "power", "seeds_needed",
                "detectable", "seeds_equivalent"]
@@ -588,7 +599,12 @@ _SEQUENTIAL_VERDICTS = {  # (claim kind, rule verdict) -> the claim's verdict
 
 
 def sequential_verdict(claim, p, margin) -> str:
-    """A claim's verdict text from its `decisions.Progress`."""
+    """A claim's verdict text from its `decisions.Progress`. A "beats" claim shown both
+    different and equivalent holds (or is contradicted), with equivalence the second fact,
+    as in the fixed-n path."""
+    if claim.kind == "beats" and p.verdict == decisions.EQUIVALENT and p.also in (
+            decisions.BETTER, decisions.WORSE):
+        p = dataclasses.replace(p, verdict=p.also, also=decisions.EQUIVALENT)
     verdict = _SEQUENTIAL_VERDICTS.get((claim.kind, p.verdict))
     if verdict is None and p.verdict == decisions.EQUIVALENT:
         verdict = f"not shown: {equivalent_text(margin)}"

@@ -131,12 +131,24 @@ def _verdict_kind(verdict: str) -> str:
     return verdict
 
 
+def _judged(frame: pd.DataFrame, own, every, margin: float | None) -> pd.DataFrame:
+    """Claim verdicts on one side: its own claims as its family (the verdicts its report
+    gives), the other side's claims as a second family, so they take none of its alpha."""
+    own_texts = {c.text for c in own}
+    mine = [c for c in every if c.text in own_texts]
+    theirs = [c for c in every if c.text not in own_texts]
+    tables = [aggregate.check_claims(frame, group, margin) for group in (mine, theirs) if group]
+    if not tables:
+        return aggregate.check_claims(frame, [], margin).set_index("claim")
+    return pd.concat(tables).set_index("claim")
+
+
 def claim_rows(a: pd.DataFrame, b: pd.DataFrame, claims_a, claims_b,
                margin: float | None = None) -> list[list[str]]:
     """Each claim either side states (by its text), judged on both sides' results."""
     claims = {c.text: c for c in [*claims_b, *claims_a]}  # A's wording where both have one
-    verdicts_a = aggregate.check_claims(a, claims.values(), margin).set_index("claim")
-    verdicts_b = aggregate.check_claims(b, claims.values(), margin).set_index("claim")
+    verdicts_a = _judged(a, claims_a, claims.values(), margin)
+    verdicts_b = _judged(b, claims_b, claims.values(), margin)
     rows = []
     for text in claims:
         va, vb = verdicts_a.at[text, "verdict"], verdicts_b.at[text, "verdict"]

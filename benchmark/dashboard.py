@@ -234,7 +234,9 @@ def _refresh(store: ResultStore, name: str, code: str, info: dict, entry: _Summa
             sections = None
         frame = store.results_frame(name, sections=None if sections is None else sorted(sections))
         good = state.usable(frame, code) if len(frame) else frame
-        eff = aggregate.effects(good, margin, claimed) if len(good) else pd.DataFrame()
+        family = len([c for c in claims if not design or c.kind != "increasing"])
+        eff = (aggregate.effects(good, margin, claimed, family) if len(good)
+               else pd.DataFrame())
         for sec in ([s["name"] for s in info.get("sections", ())] if sections is None
                     else sections):
             rows = eff[eff["section"] == sec] if len(eff) else eff

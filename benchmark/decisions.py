@@ -424,8 +424,8 @@ def replay(design: Design, diffs, lengths=None, resolution: float = 0.0,
     present for each claim (default: all). Look by look, each undecided claim's tests at
     that look update its sequential p-values; `closed_test` over the family (decided
     claims keep the p-values they stopped with) decides the claims it rejects, which
-    then get no more seeds. A study whose undecided claim lacks the next look's seeds
-    stops there, waiting (`needs`). `margins` (claims,): each claim's equivalence margin
+    then get no more seeds. A claim that lacks the next look's seeds waits there (`needs`)
+    while the others go on. `margins` (claims,): each claim's equivalence margin
     (NaN or None: none; default the design's). Deterministic: the same results reach the
     same look."""
     d = np.asarray(diffs, dtype=float)
@@ -450,15 +450,15 @@ def replay(design: Design, diffs, lengths=None, resolution: float = 0.0,
     look = np.full((studies, claims), -1)
     seeds = np.zeros((studies, claims), dtype=int)
     needs = np.zeros((studies, claims), dtype=int)
-    waiting = np.zeros(studies, dtype=bool)
+    waiting = np.zeros((studies, claims), dtype=bool)  # lacks the seeds of a look
     verdict = np.zeros((studies, claims), dtype=int)
     for k, n in enumerate(design.looks):
-        active = ~decided & ~waiting[:, None]
-        short = active & (have < n)
-        stalled = short.any(axis=1)
-        needs[stalled[:, None] & active] = n
-        waiting |= stalled
-        active &= ~waiting[:, None]
+        # a claim without this look's seeds waits there, untested (p-value inf: valid) or
+        # with the one of the last look it had; the others go on
+        short = ~decided & ~waiting & (have < n)
+        needs = np.where(short, n, needs)
+        waiting |= short
+        active = ~decided & ~waiting
         if not active.any():
             break
         mean, se = _look_stats(d, min(n, d.shape[2]), resolution)

@@ -4,8 +4,8 @@ and what each verdict guarantees (pure Python; no torch, no pandas).
 Stated once, here, and used by the tables and claims (`aggregate`), `compare`, `power`
 and `--until-decided` (`decisions`); `method_paragraphs` is the report's method section,
 and the README quotes it. The error rates it quotes are measured, not assumed:
-`error_rates.json` beside this file is written by `nox -s sequential`
-(`perf/sequential.py --out benchmark/error_rates.json`), with Monte Carlo intervals.
+`error_rates.json` beside this file is written by `nox -s sequential -- --policy
+benchmark/error_rates.json` (`perf/sequential.py --policy ...`), with Monte Carlo intervals.
 """
 
 from __future__ import annotations
@@ -39,8 +39,15 @@ def _interval(rate: float, bounds) -> str:
 
 def measured_sentences(spending: str | None = None) -> list[str]:
     """The measured figures as sentences: the fixed-n closed test's family-wise rates and,
-    for a sequential design with `spending`, its rates; [] when nothing was measured."""
-    m = measured()
+    for a sequential design with `spending`, its rates; [] when nothing (or a file of
+    another shape) was measured."""
+    try:
+        return _sentences(measured(), spending)
+    except (KeyError, TypeError, IndexError):
+        return []
+
+
+def _sentences(m: dict | None, spending: str | None) -> list[str]:
     if not m:
         return []
     out = []

@@ -306,7 +306,7 @@ def _sequential_parts(good: pd.DataFrame, design: dict, claims, margin) -> list[
                                "seeds there are."))
         parts.append(Part("table", "", ["claim (fixed-n, not in the design)", "section",
                                         "verdict", "evidence"],
-                          fixed.astype(str).values.tolist()))
+                          fixed[aggregate.CLAIM_COLUMNS].astype(str).values.tolist()))
     return parts, dict(zip(table["claim"], table["verdict"], strict=True))
 
 
@@ -338,12 +338,13 @@ def build(store: ResultStore, study: str, code_version: str,
         claim_parts = [Part("h2", "Claims"),
                        Part("p", f"The {len(claims)} claims form one family: each verdict "
                                  f"holds family-wise at alpha {aggregate.ALPHA} (see Method)."),
-                       Part("table", "", ["claim", "section", "verdict", "evidence"],
-                            claims.astype(str).values.tolist())]
+                       Part("table", "", aggregate.CLAIM_COLUMNS,
+                            claims[aggregate.CLAIM_COLUMNS].astype(str).values.tolist())]
     claimed = {key: f"{c.text!r}: {by_text[c.text]}"
                for key, c in aggregate.claimed_pairs(info["claims"]).items()
                if c.text in by_text}
-    eff = (aggregate.effects(good, margin, claimed, len(info["claims"])) if len(good)
+    family = len([c for c in info["claims"] if not design or c.kind != "increasing"])
+    eff = (aggregate.effects(good, margin, claimed, family) if len(good)
            else pd.DataFrame(columns=["p", "p_equiv", "verdict", "method"]))
     epochs = store.epochs_frame(study, seeds)
     epochs = epochs[epochs["code_version"] == code_version] if len(epochs) else epochs

@@ -169,3 +169,52 @@ def test_11_a_perfect_trend_gets_its_exact_permutation_p_value():
     assert aggregate.page_trend(blocks)["p"] == pytest.approx(2 / 216)
     down = _frame([("F", p, f"k{p}", 0, 97.0 - 0.3 * p) for p in range(5)])
     assert aggregate.check_claims(down, [claim])["verdict"].iloc[0].startswith("contradicted")
+
+
+def test_a_claim_on_unpaired_seeds_is_judged_by_welch_without_a_crash():
+    """Two seeds a side but at most one shared (a failed job on each side): Welch's test,
+    no paired P(better), no plan, and a verdict (it used to raise a KeyError that took the
+    whole report down)."""
+    rows = [("S", 0, "base", 0, 97.0), ("S", 0, "base", 1, 97.2),
+            ("S", 1, "x", 1, 97.9), ("S", 1, "x", 2, 98.1)]
+    out = aggregate.check_claims(_frame(rows), [Claim.beats("x beats base", "S", "x", "base")],
+                                 margin=0.3).iloc[0]
+    assert "Welch t, 2 vs 2 seeds (unpaired)" in out["evidence"]
+    assert out["verdict"].startswith(("holds", "not shown"))
+
+
+def test_a_claim_short_of_seeds_does_not_hold_up_the_others():
+    """One claim's look lacks a seed (a failed job): it waits there; the others are still
+    decided, and a beats claim shown both different and equivalent holds (equivalence the
+    second fact), as at fixed n."""
+    from benchmark import decisions
+
+    design = decisions.Design((3, 5, 7), 0.05, 0.3, 2)
+    big = np.array([5.0, 5.1, 4.9, 5.05, 5.0, 4.95, 5.1])
+    short = np.array([0.1, -0.2])
+    first, second = decisions.progress(design, [big, short], 0.01)
+    assert (first.verdict, first.seeds) == (decisions.BETTER, 3)
+    assert (second.verdict, second.needs) == (decisions.UNDECIDED, 3)
+    inside = [0.15, 0.16, 0.14, 0.15, 0.15]
+    p = decisions.progress(decisions.Design((3, 5), 0.05, 0.3, 1), [inside], 0.01)[0]
+    assert p.verdict == decisions.EQUIVALENT and p.also == decisions.BETTER
+    claim = Claim.beats("x beats base", "S", "x", "base")
+    assert aggregate.sequential_verdict(claim, p, 0.3).startswith("holds; also equivalent")
+
+
+def test_compare_judges_each_side_s_claims_in_its_own_family():
+    """B's extra claim, with no data on A, takes none of A's alpha: A's claim keeps the
+    verdict A's own report gives it."""
+    from benchmark import compare
+
+    base = [97.0 + 0.1 * s for s in range(5)]
+    rows = _pair(base, [b + x for b, x in zip(base, [0.5, 0.2, 0.6, 0.1, 0.4], strict=True)],
+                 names=("base", "BN"))
+    a = _frame(rows)
+    mine = [Claim.beats("BN beats base", "S", "BN", "base")]
+    theirs = mine + [Claim.beats("more", "S", "BN", "nothing here"),
+                     Claim.beats("again", "S", "base", "BN")]
+    own = aggregate.check_claims(a, mine)["verdict"].iloc[0]
+    assert own == "holds"  # p = 0.018, a family of one
+    table = compare.claim_rows(a, a, mine, theirs)
+    assert [r[1] for r in table if r[0] == "BN beats base"] == [own]

@@ -72,8 +72,16 @@ class LocalPool:
         """Shut every worker down (`kill`: at once, mid-job) and wait for it to exit."""
         for slot in range(self.size):
             executor, self._executors[slot] = self._executors[slot], None
-            if executor is not None:
+            if executor is None:
+                continue
+            try:
                 executor.shutdown(wait=True, kill_workers=kill)
+            except RuntimeError:
+                # Ctrl-C landed while loky was starting this executor's manager thread:
+                # "cannot join thread before it is started". Nothing of it runs yet; stop
+                # its workers without waiting, so the interrupt, not this, is what ends
+                # the run (it hands the jobs back and says how to resume).
+                executor.shutdown(wait=False, kill_workers=True)
         shutil.rmtree(self.lock_dir, ignore_errors=True)
 
 
