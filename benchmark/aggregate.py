@@ -244,15 +244,22 @@ def _verdict(row: dict, margin: float | None = None) -> str:
 
 def _family(rows: list[dict], alpha: float = ALPHA) -> None:
     """The closed test over one family's rows (each with `p`, `p_equiv`): sets
-    `reject_diff`, `reject_equiv` and the `step_level` each row had to reach."""
-    if not rows:
+    `reject_diff`, `reject_equiv` and the `step_level` each row had to reach. A row with
+    no test at all (one seed a side, or no data) cannot be rejected, falsely or not, so it
+    takes no share of alpha: which rows have a test depends on the seeds run, not on
+    their results."""
+    for r in rows:
+        r["reject_diff"], r["reject_equiv"], r["step_level"] = False, False, math.nan
+    tested = [r for r in rows if r["p"] == r["p"] or r.get("p_equiv", math.nan) ==
+              r.get("p_equiv", math.nan)]
+    if not tested:
         return
-    first = [r["p"] for r in rows]
-    second = [r.get("p_equiv", math.nan) for r in rows]
+    first = [r["p"] for r in tested]
+    second = [r.get("p_equiv", math.nan) for r in tested]
     rej_diff, rej_eq = decisions.closed_test(first, second, alpha)
     larger = [max(a, b) if b == b else a for a, b in zip(first, second, strict=True)]
     levels = decisions.step_levels(larger, alpha)
-    for r, d, e, level in zip(rows, rej_diff, rej_eq, levels, strict=True):
+    for r, d, e, level in zip(tested, rej_diff, rej_eq, levels, strict=True):
         r["reject_diff"], r["reject_equiv"], r["step_level"] = bool(d), bool(e), float(level)
 
 

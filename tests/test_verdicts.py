@@ -218,3 +218,17 @@ def test_compare_judges_each_side_s_claims_in_its_own_family():
     assert own == "holds"  # p = 0.018, a family of one
     table = compare.claim_rows(a, a, mine, theirs)
     assert [r[1] for r in table if r[0] == "BN beats base"] == [own]
+
+
+def test_claims_without_a_test_take_no_share_of_the_family_alpha():
+    """One-seed claims cannot be rejected: the quick study's width sweep (5 cells in
+    order, exact p 2/120) beside seven one-seed claims is tested at 0.05, not 0.05 / 8."""
+    rows = [("F", p, f"k{p}", 0, 97.0 + 0.3 * p) for p in range(5)]
+    claims = [Claim.increasing("wider is better", "F")]
+    for k in range(7):
+        rows += [(f"S{k}", 0, "a", 0, 97.0), (f"S{k}", 1, "b", 0, 97.5)]
+        claims.append(Claim.beats(f"b beats a in S{k}", f"S{k}", "b", "a"))
+    out = aggregate.check_claims(_frame(rows), claims).set_index("claim")
+    assert out.at["wider is better", "verdict"].startswith("holds")
+    assert "family level 0.05" in out.at["wider is better", "evidence"]
+    assert out.at["b beats a in S0", "verdict"].startswith("1 seed")
