@@ -745,6 +745,7 @@ def compare(study_a: str, study_b: str, db: str | None, db_b: str | None,
 @click.argument("study")
 @db_option
 @click.option("--effect", type=click.FloatRange(min=0, min_open=True, max=100), metavar="PP",
+              callback=lambda ctx, param, value: _not_nan(value, param),
               help="Plan to detect this difference (percentage points) in every comparison; "
                    "default: the study's margin (an equivalence claim's own), or without "
                    "one, the smallest difference each comparison's seeds detect.")
@@ -821,6 +822,14 @@ def power(study: str, db: str | None, effect: float | None, target: float,
     else:
         click.echo("\nno undecided comparison can be settled with up to 1000 seeds"
                    if not table["decided"].all() else "\nevery comparison is decided")
+
+
+def _not_nan(value: float | None, param: click.Parameter) -> float | None:
+    """click's FloatRange lets NaN through (every comparison with it is false)."""
+    if value is not None and math.isnan(value):
+        raise click.BadParameter("nan is not a number of percentage points: give a "
+                                 "difference above 0 and at most 100", param=param)
+    return value
 
 
 def _fmt(x: float) -> str:

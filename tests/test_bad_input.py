@@ -308,6 +308,10 @@ CASES = {
                                      "no such database: typo.sqlite"),
     "list of a missing database": ({}, ["list", "tiny.py", "--db", "typo.sqlite"],
                                    "no such database: typo.sqlite"),
+    "power --effect nan (it planned 'nan pp')": ({}, ["power", "tiny.py", "--effect", "nan"],
+                                                  "nan is not a number of percentage points"),
+    "power --effect inf": ({}, ["power", "tiny.py", "--effect", "inf"],
+                           "inf is not in the range 0<x<=100"),
     "report of seeds the study lacks": ({}, ["report", "tiny.py", "--seeds", "7,8"],
                                         "study 'tiny' has no cell runs with seed(s) 7, 8: its "
                                         "seeds are 0, 1"),
