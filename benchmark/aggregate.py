@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import stdtr, stdtrit  # Student t CDF and quantile
 
-from . import decisions, planning
+from . import decisions, planning, policy
 from .policy import ALPHA, POWER, planning_alpha
 
 TEST_SET_SIZE = 10_000  # MNIST test images; used for the one-seed noise floor
@@ -159,9 +159,10 @@ def _paired(base: pd.DataFrame, other: pd.DataFrame) -> np.ndarray:
 def _compare(base: pd.DataFrame, other: pd.DataFrame, d: np.ndarray, res: float) -> dict:
     a, b = base["test_accuracy"].to_numpy(float), other["test_accuracy"].to_numpy(float)
     if len(d) >= 2:  # d: the paired differences (`_paired`)
-        diff, t, p = decisions.paired_t(d, res)
-        _, low, high = mean_ci(np.round(d / res) * res if res else d, 0.95, res)
-        sd = max(float(d.std(ddof=1)), res)
+        diff, _, p = decisions.paired_t(d, res)
+        rounded = decisions.at_resolution(d, res)
+        _, low, high = mean_ci(rounded, 0.95, res)
+        sd = max(float(rounded.std(ddof=1)), res)
         better, b_low, b_high = planning.probability_of_improvement(d, res)
         return {"diff": diff, "ci_low": low, "ci_high": high, "p": p,
                 "method": f"paired t, {len(d)} seeds", "sd_diff": sd, "n_paired": len(d),
@@ -335,7 +336,7 @@ def claim_tests(frame: pd.DataFrame, claim, margin: float | None = None,
     d = _paired(a, b)
     r["band"] = band
     if len(d) >= 2 and band is not None:
-        r["paired_diffs"] = np.round(d / res) * res if res else d
+        r["paired_diffs"] = decisions.at_resolution(d, res)
         r["res"] = res
     return {"kind": claim.kind, **r}
 
@@ -565,7 +566,7 @@ def study_design(record: dict, claims) -> decisions.Design:
     """The design a stored sequential record (`runner.design_record`) describes: its
     looks, alpha, claims and spending, with the bounds stored with it (calibrated now
     for a record written before bounds were stored)."""
-    margins = [c.margin if c.kind == "equivalent" else record["margin_pp"] for c in claims]
+    margins = policy.claim_margins(claims, record["margin_pp"])
     return decisions.Design(tuple(record["looks"]), record["alpha"], record["margin_pp"],
                             len(claims), record["spending"], bounds=record.get("bounds"),
                             equivalence=any(m is not None for m in margins))
@@ -590,10 +591,17 @@ def sequence_diffs(frame: pd.DataFrame, record: dict, claim) -> np.ndarray:
 def claim_progress(frame: pd.DataFrame, record: dict, claims) -> list:
     """Each claim's `decisions.Progress` (in the claims' order): the study's claims
     replayed together through the stored design from the usable results."""
+    return _replayed(frame, record, list(claims))[-1]
+
+
+def _replayed(frame: pd.DataFrame, record: dict, claims: list):
+    """The design, each claim's margin and paired differences, the data's resolution and
+    each claim's progress: what the sequential tables and figure are made of, once."""
     design = study_design(record, claims)
-    margins = [c.margin if c.kind == "equivalent" else record["margin_pp"] for c in claims]
-    return decisions.progress(design, [sequence_diffs(frame, record, c) for c in claims],
-                              resolution(frame), margins)
+    margins = policy.claim_margins(claims, record["margin_pp"])
+    diffs = [sequence_diffs(frame, record, c) for c in claims]
+    res = resolution(frame)
+    return design, margins, diffs, res, decisions.progress(design, diffs, res, margins)
 
 
 _SEQUENTIAL_VERDICTS = {  # (claim kind, rule verdict) -> the claim's verdict
@@ -632,17 +640,13 @@ def sequential_claims(frame: pd.DataFrame, record: dict, claims) -> pd.DataFrame
     and the repeated confidence interval at 1 - alpha / claims, simultaneous over the
     looks and the claims at 1 - alpha)."""
     claims = list(claims)
-    design = study_design(record, claims)
-    progress = claim_progress(frame, record, claims)
-    res = resolution(frame)
+    design, margins, diffs, res, progress = _replayed(frame, record, claims)
     larger = [max(p.p_difference, p.p_equivalence) if m is not None else p.p_difference
-              for p, m in zip(progress, [c.margin if c.kind == "equivalent" else
-                                         record["margin_pp"] for c in claims], strict=True)]
+              for p, m in zip(progress, margins, strict=True)]
     required = decisions.step_levels(larger, design.alpha)  # the level each had to reach
     rows = []
-    for c, p, level in zip(claims, progress, required, strict=True):
-        d = sequence_diffs(frame, record, c)
-        margin = c.margin if c.kind == "equivalent" else record["margin_pp"]
+    for c, p, level, margin, d in zip(claims, progress, required, margins, diffs,
+                                      strict=True):
         k = p.look if p.look is not None else (design.looks.index(p.seeds)
                                                if p.seeds in design.looks else None)
         rows.append({"claim": c.text, "section": c.section,
@@ -659,7 +663,7 @@ def _look_halfwidths(x: np.ndarray, design: decisions.Design, look: int,
     alpha / claims times the standard error) and of its equivalence interval (the
     one-sided bound: what TOST compares with the margin; infinite without a margin or
     where nothing is spent)."""
-    _, _, se = decisions._mean_se(x, res)
+    _, se = decisions.mean_se(decisions.at_resolution(x, res), res)
     half = design.difference_bounds(0)[look] * se
     eq = design.equivalence_bounds(0)[look] * se if margin is not None else math.inf
     return half, eq
@@ -697,16 +701,13 @@ def sequential_looks(frame: pd.DataFrame, record: dict, claims) -> pd.DataFrame:
     compares with the margin; infinite without one), the margin (NaN: none) and whether
     that look decided the claim (the report's figure)."""
     claims = list(claims)
-    design = study_design(record, claims)
-    res = resolution(frame)
+    design, margins, diffs, res, progress = _replayed(frame, record, claims)
     rows = []
-    for c, p in zip(claims, claim_progress(frame, record, claims), strict=True):
-        d = sequence_diffs(frame, record, c)
-        margin = c.margin if c.kind == "equivalent" else record["margin_pp"]
+    for c, p, margin, d in zip(claims, progress, margins, diffs, strict=True):
         for k, n in enumerate(design.looks):
             if n > len(d) or (p.look is not None and k > p.look):
                 break
-            mean = float(decisions._mean_se(d[:n], res)[1])
+            mean = float(decisions.at_resolution(d[:n], res).mean())
             half, eq = _look_halfwidths(d[:n], design, k, margin, res)
             rows.append({"claim": c.text, "seeds": n, "mean": mean, "low": mean - half,
                          "high": mean + half, "eq_low": mean - eq, "eq_high": mean + eq,

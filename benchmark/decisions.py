@@ -80,16 +80,21 @@ def resolution_of(percentages) -> float:
     return 100.0 / denominators if denominators > 1 else 0.0
 
 
-def _mean_se(diffs, resolution: float) -> tuple[np.ndarray, float, float]:
-    """The differences rounded to the resolution, their mean and standard error (sd
-    floored at the resolution; 0 only when there is no resolution and no spread)."""
+def at_resolution(diffs, resolution: float) -> np.ndarray:
+    """Differences rounded to the data's resolution (as they are when no resolution)."""
     d = np.asarray(diffs, dtype=float)
-    if resolution > 0:
-        d = np.round(d / resolution) * resolution
-    sd = max(float(d.std(ddof=1)), resolution)
-    if sd < 1e-12 * max(1.0, abs(float(d.mean()))):
-        sd = 0.0  # float noise of identical values
-    return d, float(d.mean()), sd / math.sqrt(len(d))
+    return np.round(d / resolution) * resolution if resolution > 0 else d
+
+
+def mean_se(diffs, resolution: float):
+    """Mean and standard error along the last axis of differences at the resolution
+    (`at_resolution`), the sd floored at the resolution; the standard error is NaN where
+    there is no spread to test with (no resolution and values equal up to float noise)."""
+    d = np.asarray(diffs, dtype=float)
+    mean = d.mean(axis=-1)
+    sd = np.maximum(d.std(axis=-1, ddof=1), resolution)
+    spread = sd >= 1e-12 * np.maximum(1.0, np.abs(mean))
+    return mean, np.where(spread, sd, np.nan) / math.sqrt(d.shape[-1])
 
 
 # --------------------------------------------------------------------------- tests
@@ -98,11 +103,11 @@ def _mean_se(diffs, resolution: float) -> tuple[np.ndarray, float, float]:
 def paired_t(diffs, resolution: float = 0.0) -> tuple[float, float, float]:
     """Mean of the paired differences, t statistic and two-sided p-value of "mean 0".
     Without spread (and no resolution to floor it) there is no test: t and p are NaN."""
-    d = np.asarray(diffs, dtype=float)
+    d = at_resolution(diffs, resolution)
     if len(d) < 2:
         return float(d.mean()) if len(d) else math.nan, math.nan, math.nan
-    _, mean, se = _mean_se(d, resolution)
-    if se == 0:
+    mean, se = (float(x) for x in mean_se(d, resolution))
+    if math.isnan(se):
         return mean, math.nan, math.nan
     t = mean / se
     return mean, t, float(2 * stdtr(len(d) - 1, -abs(t)))
@@ -115,11 +120,11 @@ def ttost_paired(diffs, margin: float, resolution: float = 0.0) -> tuple[float, 
     holds at level alpha when it is <= alpha; that rate of a false "equivalent" when the
     true difference sits at or beyond +/- margin is at most alpha) and the binding
     one-sided statistic, negative where it favours equivalence. NaN without spread."""
-    d = np.asarray(diffs, dtype=float)
+    d = at_resolution(diffs, resolution)
     if len(d) < 2:
         return float(d.mean()) if len(d) else math.nan, math.nan, math.nan
-    _, mean, se = _mean_se(d, resolution)
-    if se == 0:
+    mean, se = (float(x) for x in mean_se(d, resolution))
+    if math.isnan(se):
         return mean, math.nan, math.nan
     df = len(d) - 1
     t_low, t_high = (mean + margin) / se, (mean - margin) / se  # H0: mean <= -m, mean >= m
@@ -167,14 +172,8 @@ def closed_test(first, second=None, alpha: float = 0.05) -> tuple[np.ndarray, np
         raw = np.array(second, dtype=float)  # None -> nan
         has2 = ~np.isnan(raw)
         p2 = np.where(has2, raw, np.inf)
-    larger = np.where(has2, np.maximum(p1, p2), p1)
-    k = p1.shape[-1]
-    level = np.full(p1.shape, alpha)  # the level each comparison's hypotheses must reach
-    for s in range(1, k):
-        cut = alpha / (s + 1)
-        above = larger > cut
-        others = above.sum(axis=-1, keepdims=True) - above  # other comparisons above cut
-        level = np.where(others >= s, cut, level)
+    # the level each comparison's hypotheses must reach
+    level = step_levels(np.where(has2, np.maximum(p1, p2), p1), alpha)
     tol = 1 + 1e-12  # ladder levels computed as alpha / m compare exactly with themselves
     return p1 <= level * tol, has2 & (p2 <= level * tol)
 
@@ -185,9 +184,10 @@ def step_levels(p_larger, alpha: float = 0.05) -> np.ndarray:
     larger = np.nan_to_num(np.asarray(p_larger, dtype=float), nan=np.inf)
     level = np.full(larger.shape, alpha)
     for s in range(1, larger.shape[-1]):
-        above = larger > alpha / (s + 1)
-        others = above.sum(axis=-1, keepdims=True) - above
-        level = np.where(others >= s, alpha / (s + 1), level)
+        cut = alpha / (s + 1)
+        above = larger > cut
+        others = above.sum(axis=-1, keepdims=True) - above  # other comparisons above cut
+        level = np.where(others >= s, cut, level)
     return level
 
 
@@ -216,28 +216,36 @@ def spending(kind: str, fraction, alpha: float):
     raise ValueError(f"unknown spending function {kind!r}; choose from {', '.join(SPENDING)}")
 
 
-@lru_cache(maxsize=32)
 def t_bounds(looks: tuple[int, ...], levels: tuple[float, ...], kind: str,
              two_sided: bool, paths: int = PATHS) -> np.ndarray:
     """Critical t values, shape (len(levels), len(looks)): at level `levels[i]`, a claim
     whose t statistic at look k reaches `bounds[i, k]` (|t| two-sided, t one-sided) is
     rejected there, and the chance of a first crossing at look k under the null is what
     `kind` spends between looks k-1 and k (within Monte Carlo error, aimed SLACK_SE
-    standard errors under). Simulated exactly for paired t statistics: each batch of b
-    seeds adds a normal sum and a chi-square(b - 1) within-batch square sum, so a path
-    costs two draws a look. inf: the look spends nothing at that level. Each bound is
+    standard errors under). inf: the look spends nothing at that level. Each bound is
     at least the one of the next larger level (raising a bound never adds a crossing)."""
+    return _calibrate(tuple(looks), tuple(levels), kind, (two_sided,), paths)[0]
+
+
+@lru_cache(maxsize=32)
+def _calibrate(looks: tuple[int, ...], levels: tuple[float, ...], kind: str,
+               sides: tuple[bool, ...], paths: int = PATHS) -> tuple[np.ndarray, ...]:
+    """`t_bounds` for each of `sides` (True: two-sided) from one set of simulated null
+    paths, simulated exactly for paired t statistics: each batch of b seeds adds a normal
+    sum and a chi-square(b - 1) within-batch square sum, so a path costs two draws a look
+    whatever the number of sides."""
     rng = np.random.default_rng(CALIBRATION_SEED)
     fractions = np.asarray(looks, dtype=float) / looks[-1]
     aims = [a * (1 - SLACK_SE / math.sqrt(a * paths)) if a * paths > SLACK_SE ** 2 else 0.0
             for a in levels]
     # two-sided: each side spends by the function at alpha / 2 (symmetric bounds, as the
     # published tables give them)
-    spent = [(2 * spending(kind, fractions, a / 2) if two_sided else
-              spending(kind, fractions, a)) if a > 0 else np.zeros(len(looks)) for a in aims]
-    alive = np.ones((len(levels), paths), dtype=bool)
-    crossed = np.zeros(len(levels), dtype=int)
-    out = np.full((len(levels), len(looks)), math.inf)
+    spent = [[(2 * spending(kind, fractions, a / 2) if two_sided else
+               spending(kind, fractions, a)) if a > 0 else np.zeros(len(looks))
+              for a in aims] for two_sided in sides]
+    alive = np.ones((len(sides), len(levels), paths), dtype=bool)
+    crossed = np.zeros((len(sides), len(levels)), dtype=int)
+    out = np.full((len(sides), len(levels), len(looks)), math.inf)
     s, q, n = np.zeros(paths), np.zeros(paths), 0
     for k, nk in enumerate(looks):
         b = nk - n
@@ -246,23 +254,33 @@ def t_bounds(looks: tuple[int, ...], levels: tuple[float, ...], kind: str,
         q = q + within + ((n * b / nk) * (s / n - batch / b) ** 2 if n else 0.0)
         s, n = s + batch, nk
         t = s / np.sqrt(n * q / (n - 1))
-        x = np.abs(t) if two_sided else t
-        counts = [int(math.floor((spent[i][k] - crossed[i] / paths) * paths + 1e-9))
-                  for i in range(len(levels))]
-        # the count-th largest live value is among the largest (count + crossed) of all
-        need = min(paths, max(c + int(d) for c, d in zip(counts, crossed, strict=True)) + 1)
-        top = np.argpartition(x, paths - need)[paths - need:]
-        for i, count in enumerate(counts):
-            if count <= 0:
-                continue
-            live = x[top[alive[i, top]]]
-            c = 0.0 if count >= len(live) else float(
-                np.partition(live, len(live) - count)[len(live) - count])
-            out[i, k] = c
-            newly = alive[i] & (x >= c)
-            crossed[i] += int(newly.sum())
-            alive[i] &= ~newly
-    return np.maximum.accumulate(out[::-1], axis=0)[::-1]  # non-increasing in the level
+        for j, two_sided in enumerate(sides):
+            x = np.abs(t) if two_sided else t
+            _calibrate_look(x, k, spent[j], alive[j], crossed[j], out[j])
+    return tuple(np.maximum.accumulate(o[::-1], axis=0)[::-1]  # non-increasing in the level
+                 for o in out)
+
+
+def _calibrate_look(x: np.ndarray, k: int, spent, alive: np.ndarray, crossed: np.ndarray,
+                    out: np.ndarray) -> None:
+    """Look k's bound at each level: the value that as many of the paths still going
+    (`alive`) reach as the level spends there; updates `alive`, `crossed` and `out`."""
+    paths = len(x)
+    counts = [int(math.floor((spent[i][k] - crossed[i] / paths) * paths + 1e-9))
+              for i in range(len(spent))]
+    # the count-th largest live value is among the largest (count + crossed) of all
+    need = min(paths, max(c + int(d) for c, d in zip(counts, crossed, strict=True)) + 1)
+    top = np.argpartition(x, paths - need)[paths - need:]
+    for i, count in enumerate(counts):
+        if count <= 0:
+            continue
+        live = x[top[alive[i, top]]]
+        c = 0.0 if count >= len(live) else float(
+            np.partition(live, len(live) - count)[len(live) - count])
+        out[i, k] = c
+        newly = alive[i] & (x >= c)
+        crossed[i] += int(newly.sum())
+        alive[i] &= ~newly
 
 
 # --------------------------------------------------------------------------- designs
@@ -320,9 +338,10 @@ class Design:
             if diff.shape != (self.claims, len(looks)):
                 raise ValueError(f"stored bounds are for another design: {diff.shape}")
         else:
-            diff = t_bounds(looks, self.ladder, self.spending, True)
             want = self.margin is not None if self.equivalence is None else self.equivalence
-            eq = t_bounds(looks, self.ladder, self.spending, False) if want else None
+            diff, *rest = _calibrate(looks, self.ladder, self.spending,
+                                     (True, False) if want else (True,))
+            eq = rest[0] if want else None
         object.__setattr__(self, "_diff", diff)
         object.__setattr__(self, "_eq", eq)
 
@@ -347,15 +366,6 @@ class Design:
         if self._eq is None:  # type: ignore[attr-defined]
             return [math.inf] * len(self.looks)
         return [float(c) for c in self._eq[step]]  # type: ignore[attr-defined]
-
-    def nominal(self, look: int, step: int = 0, equivalence: bool = False) -> float:
-        """The p-value a look's bound amounts to (two-sided for a difference, one-sided
-        for each test of TOST): what the report compares a look's p-value with."""
-        c = (self.equivalence_bounds(step) if equivalence else self.difference_bounds(step))[look]
-        if not math.isfinite(c):
-            return 0.0
-        tail = float(stdtr(self.looks[look] - 1, -c))
-        return tail if equivalence else 2 * tail
 
     def decide(self, diffs, look: int, resolution: float = 0.0) -> str:
         """One claim's verdict at look `look` (an index into `looks`) from its first
@@ -401,15 +411,6 @@ class Replay:
     p_equivalence: np.ndarray
 
 
-def _look_stats(diffs: np.ndarray, n: int, resolution: float):
-    d = diffs[..., :n]
-    mean = d.mean(axis=-1)
-    sd = np.maximum(d.std(axis=-1, ddof=1), resolution)
-    se = sd / math.sqrt(n)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return mean, np.where(se > 1e-12 * np.maximum(1.0, np.abs(mean)), se, np.nan)
-
-
 def _first_step(stat: np.ndarray, column: np.ndarray) -> np.ndarray:
     """The least ladder index whose bound `stat` reaches (len(column): none); `column`
     non-increasing along the ladder. NaN statistics reach nothing."""
@@ -428,9 +429,7 @@ def replay(design: Design, diffs, lengths=None, resolution: float = 0.0,
     while the others go on. `margins` (claims,): each claim's equivalence margin
     (NaN or None: none; default the design's). Deterministic: the same results reach the
     same look."""
-    d = np.asarray(diffs, dtype=float)
-    if resolution > 0:
-        d = np.round(d / resolution) * resolution
+    d = at_resolution(diffs, resolution)
     studies, claims = d.shape[:2]
     if claims != design.claims:
         raise ValueError(f"the design is for {design.claims} claims, got {claims}")
@@ -452,6 +451,7 @@ def replay(design: Design, diffs, lengths=None, resolution: float = 0.0,
     needs = np.zeros((studies, claims), dtype=int)
     waiting = np.zeros((studies, claims), dtype=bool)  # lacks the seeds of a look
     verdict = np.zeros((studies, claims), dtype=int)
+    rej_diff = rej_eq = np.zeros((studies, claims), dtype=bool)  # the last look's closed test
     for k, n in enumerate(design.looks):
         # a claim without this look's seeds waits there, untested (p-value inf: valid) or
         # with the one of the last look it had; the others go on
@@ -461,8 +461,8 @@ def replay(design: Design, diffs, lengths=None, resolution: float = 0.0,
         active = ~decided & ~waiting
         if not active.any():
             break
-        mean, se = _look_stats(d, min(n, d.shape[2]), resolution)
         with np.errstate(divide="ignore", invalid="ignore"):
+            mean, se = mean_se(d[..., :n], resolution)
             # an undecided claim's sequential p-value is what it crosses at this look (a
             # verdict rests on the data it has now, its sign the current mean's); a decided
             # claim keeps the one it stopped with
@@ -483,8 +483,7 @@ def replay(design: Design, diffs, lengths=None, resolution: float = 0.0,
         last = k == len(design.looks) - 1
         needs = np.where(active & ~now & ~last, design.looks[min(k + 1, len(design.looks) - 1)],
                          np.where(active, 0, needs))
-    rej_diff, rej_eq = closed_test(ladder[p_diff], np.where(tested, ladder[p_eq], np.nan),
-                                   design.alpha)
+    # the p-values have not changed since the last look's closed test: its rejections stand
     also = np.where(decided & (verdict == 3) & rej_diff, np.where(sign > 0, 1, 2),
                     np.where(decided & (verdict != 3) & rej_eq, 3, 0))
     return Replay(verdict, also, look, seeds, needs, ladder[p_diff], ladder[p_eq])

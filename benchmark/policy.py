@@ -25,6 +25,12 @@ def planning_alpha(alpha: float, family: int) -> float:
     return alpha / max(family, 1)
 
 
+def claim_margins(claims, study_margin: float | None) -> list[float | None]:
+    """The margin each claim's equivalence hypothesis is tested at: an equivalence
+    claim's own, else the study's (None: no equivalence hypothesis)."""
+    return [c.margin if c.kind == "equivalent" else study_margin for c in claims]
+
+
 def measured() -> dict | None:
     """The simulated error rates (`perf/sequential.py`), or None when not written."""
     try:

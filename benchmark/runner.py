@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.exc import DatabaseError
 
-from . import data, decisions, plan, state, userdata
+from . import data, decisions, plan, policy, state, userdata
 from .backends import Backend
 from .backends.local import LocalBackend
 from .execute import Task, execute, fuse, shares
@@ -404,7 +404,7 @@ def design_record(loaded: LoadedStudy, until: UntilDecided) -> dict:
     claims = sequential_claims(loaded)
     first = len(loaded.study.seeds)
     looks = decisions.sequence_looks(first, until.batch, until.max_seeds)
-    margins = [c.margin if c.kind == "equivalent" else loaded.study.margin_pp for c in claims]
+    margins = policy.claim_margins(claims, loaded.study.margin_pp)
     design = decisions.Design(looks, until.alpha, loaded.study.margin_pp, len(claims),
                               until.spending, equivalence=any(m is not None for m in margins))
     return {"rule": decisions.RULE, "spending": until.spending, "alpha": until.alpha,
