@@ -14,7 +14,7 @@ and replicate); gives summary frames:
   claim's verdict instead. With one seed per side there is no test; the verdict compares
   the difference with the binomial noise of the test set and says so.
 - `check_claims`: the study's claims as one family, by the same closed test (fixed n);
-  `sequential_claims`: the same family through the design of `--until-decided`.
+  `sequential_verdicts` holds the same family through the design of `--until-decided`.
 - `power_table`: seed planning at the level the verdicts use (`policy`).
 
 Differences are compared at the data's resolution (one test image, `decisions`).
@@ -28,7 +28,6 @@ functions: scipy.stats costs a second of import time, a third of `cnnbench repor
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from functools import lru_cache
 
@@ -36,7 +35,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import stdtr, stdtrit  # Student t CDF and quantile
 
-from . import decisions, planning, policy
+from . import decisions, planning
 from .policy import ALPHA, POWER, planning_alpha
 
 TEST_SET_SIZE = 10_000  # MNIST test images; used for the one-seed noise floor
@@ -557,162 +556,3 @@ def _plan(r: dict, claim: str, band, family: int, effect, power, alpha, decided)
             "sd_diff": r.get("sd_diff", math.nan), "p": r["p"], "margin": band,
             "p_equiv": r.get("p_equiv", math.nan), "decided": decided, **planned,
             "seeds_equivalent": equivalent}
-
-
-# --------------------------------------------------------------------------- sequential
-
-
-def study_design(record: dict, claims) -> decisions.Design:
-    """The design a stored sequential record (`runner.design_record`) describes: its
-    looks, alpha, claims and spending, with the bounds stored with it (calibrated now
-    for a record written before bounds were stored)."""
-    margins = policy.claim_margins(claims, record["margin_pp"])
-    return decisions.Design(tuple(record["looks"]), record["alpha"], record["margin_pp"],
-                            len(claims), record["spending"], bounds=record.get("bounds"),
-                            equivalence=any(m is not None for m in margins))
-
-
-def sequence_diffs(frame: pd.DataFrame, record: dict, claim) -> np.ndarray:
-    """A claim's paired differences in the order of the design's seed sequence, up to
-    the first seed missing on either side."""
-    sub = frame[frame["section"] == claim.section]
-    a = dict(zip(sub[sub["cell"] == claim.baseline]["seed"],
-                 sub[sub["cell"] == claim.baseline]["test_accuracy"], strict=True))
-    b = dict(zip(sub[sub["cell"] == claim.cell]["seed"],
-                 sub[sub["cell"] == claim.cell]["test_accuracy"], strict=True))
-    diffs = []
-    for seed in record["seeds"]:
-        if seed not in a or seed not in b:
-            break
-        diffs.append(float(b[seed]) - float(a[seed]))
-    return np.array(diffs)
-
-
-def claim_progress(frame: pd.DataFrame, record: dict, claims) -> list:
-    """Each claim's `decisions.Progress` (in the claims' order): the study's claims
-    replayed together through the stored design from the usable results."""
-    return _replayed(frame, record, list(claims))[-1]
-
-
-def _replayed(frame: pd.DataFrame, record: dict, claims: list):
-    """The design, each claim's margin and paired differences, the data's resolution and
-    each claim's progress: what the sequential tables and figure are made of, once."""
-    design = study_design(record, claims)
-    margins = policy.claim_margins(claims, record["margin_pp"])
-    diffs = [sequence_diffs(frame, record, c) for c in claims]
-    res = resolution(frame)
-    return design, margins, diffs, res, decisions.progress(design, diffs, res, margins)
-
-
-_SEQUENTIAL_VERDICTS = {  # (claim kind, rule verdict) -> the claim's verdict
-    ("beats", decisions.BETTER): "holds",
-    ("beats", decisions.WORSE): "contradicted",
-    ("equivalent", decisions.EQUIVALENT): "holds",
-    ("equivalent", decisions.BETTER): "not shown: the cells differ (better)",
-    ("equivalent", decisions.WORSE): "not shown: the cells differ (worse)",
-}
-
-
-def sequential_verdict(claim, p, margin) -> str:
-    """A claim's verdict text from its `decisions.Progress`. A "beats" claim shown both
-    different and equivalent holds (or is contradicted), with equivalence the second fact,
-    as in the fixed-n path."""
-    if claim.kind == "beats" and p.verdict == decisions.EQUIVALENT and p.also in (
-            decisions.BETTER, decisions.WORSE):
-        p = dataclasses.replace(p, verdict=p.also, also=decisions.EQUIVALENT)
-    verdict = _SEQUENTIAL_VERDICTS.get((claim.kind, p.verdict))
-    if verdict is None and p.verdict == decisions.EQUIVALENT:
-        verdict = f"not shown: {equivalent_text(margin)}"
-    if verdict is None:
-        return (f"undecided after {p.seeds} seeds (the most)" if p.finished else
-                f"undecided so far ({p.seeds} seeds; next look at {p.needs})")
-    if p.also == decisions.EQUIVALENT:
-        verdict += f"; also {equivalent_text(margin)} (a difference smaller than the margin)"
-    elif p.also in (decisions.BETTER, decisions.WORSE):
-        verdict += f"; also {p.also} (a difference inside the margin)"
-    return verdict
-
-
-def sequential_claims(frame: pd.DataFrame, record: dict, claims) -> pd.DataFrame:
-    """The claims of a sequential run with the verdicts of the design that was run: each
-    claim's decision, the look that made it, and its evidence at that look (the t
-    statistic against the look's calibrated bound at the claim's step of the closed test,
-    and the repeated confidence interval at 1 - alpha / claims, simultaneous over the
-    looks and the claims at 1 - alpha)."""
-    claims = list(claims)
-    design, margins, diffs, res, progress = _replayed(frame, record, claims)
-    larger = [max(p.p_difference, p.p_equivalence) if m is not None else p.p_difference
-              for p, m in zip(progress, margins, strict=True)]
-    required = decisions.step_levels(larger, design.alpha)  # the level each had to reach
-    rows = []
-    for c, p, level, margin, d in zip(claims, progress, required, margins, diffs,
-                                      strict=True):
-        k = p.look if p.look is not None else (design.looks.index(p.seeds)
-                                               if p.seeds in design.looks else None)
-        rows.append({"claim": c.text, "section": c.section,
-                     "verdict": sequential_verdict(c, p, margin),
-                     "evidence": _look_evidence(d, design, k, margin, p, res, (level, level)),
-                     "look": k, "seeds": p.seeds})
-    return pd.DataFrame(rows, columns=["claim", "section", "verdict", "evidence", "look",
-                                       "seeds"])
-
-
-def _look_halfwidths(x: np.ndarray, design: decisions.Design, look: int,
-                     margin: float | None, res: float) -> tuple[float, float]:
-    """Half-widths of a look's repeated confidence interval (the difference bound at
-    alpha / claims times the standard error) and of its equivalence interval (the
-    one-sided bound: what TOST compares with the margin; infinite without a margin or
-    where nothing is spent)."""
-    _, se = decisions.mean_se(decisions.at_resolution(x, res), res)
-    half = design.difference_bounds(0)[look] * se
-    eq = design.equivalence_bounds(0)[look] * se if margin is not None else math.inf
-    return half, eq
-
-
-def _look_evidence(d: np.ndarray, design: decisions.Design, look: int | None,
-                   margin: float | None, p, res: float, required=(math.nan, math.nan)) -> str:
-    if look is None:
-        return f"{len(d)} paired seed(s) so far; first look at {design.looks[0]}"
-    n = design.looks[look]
-    x = d[:n]
-    mean, t, _ = decisions.paired_t(x, res)
-    half, eq = _look_halfwidths(x, design, look, margin, res)
-    level = 1 - design.alpha / design.claims
-    text = (f"{mean:+.2f} pp at look {look + 1} of {len(design.looks)} ({n} seeds), "
-            f"repeated {level:.1%} CI [{mean - half:+.2f}, {mean + half:+.2f}] "
-            f"(simultaneous {1 - design.alpha:.0%} over claims and looks); t = {t:.3g} "
-            f"against the look's bound {design.difference_bounds(0)[look]:.3g} at alpha/"
-            f"{design.claims}")
-    if p.p_difference < math.inf:
-        text += (f"; the difference test crosses the bounds down to level "
-                 f"{p.p_difference:.3g} (the closed test required {required[0]:.3g})")
-    if margin is not None:
-        text += (f"; equivalence interval [{mean - eq:+.2f}, {mean + eq:+.2f}] against "
-                 f"±{margin:g} pp")
-        if p.p_equivalence < math.inf:
-            text += (f", TOST crosses down to level {p.p_equivalence:.3g} (required "
-                     f"{required[1]:.3g})")
-    return text
-
-
-def sequential_looks(frame: pd.DataFrame, record: dict, claims) -> pd.DataFrame:
-    """One row per claim and look it reached: seeds, mean paired difference, the repeated
-    confidence interval at that look (alpha / claims), the equivalence interval (what TOST
-    compares with the margin; infinite without one), the margin (NaN: none) and whether
-    that look decided the claim (the report's figure)."""
-    claims = list(claims)
-    design, margins, diffs, res, progress = _replayed(frame, record, claims)
-    rows = []
-    for c, p, margin, d in zip(claims, progress, margins, diffs, strict=True):
-        for k, n in enumerate(design.looks):
-            if n > len(d) or (p.look is not None and k > p.look):
-                break
-            mean = float(decisions.at_resolution(d[:n], res).mean())
-            half, eq = _look_halfwidths(d[:n], design, k, margin, res)
-            rows.append({"claim": c.text, "seeds": n, "mean": mean, "low": mean - half,
-                         "high": mean + half, "eq_low": mean - eq, "eq_high": mean + eq,
-                         "decided": p.look == k,
-                         "margin": margin if margin is not None else math.nan,
-                         "verdict": p.verdict if p.look == k else ""})
-    return pd.DataFrame(rows, columns=["claim", "seeds", "mean", "low", "high", "eq_low",
-                                       "eq_high", "decided", "margin", "verdict"])

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import stdtrit
 
-from . import aggregate, state
+from . import aggregate, sequential_verdicts, state
 from .provenance import code_version, host
 from .spec import JobStatus
 from .store import ResultStore, _pid_alive, now
@@ -206,7 +206,7 @@ def _refresh_claims(store: ResultStore, name: str, code: str, claims, margin, de
     paired = [c for c in claims if c.kind in ("beats", "equivalent")]
     if design and paired:
         other = [c for c in claims if c not in paired]
-        tables = [aggregate.sequential_claims(good, design, paired),
+        tables = [sequential_verdicts.sequential_claims(good, design, paired),
                   aggregate.check_claims(good, other, margin) if other else None]
         table = pd.concat([t for t in tables if t is not None])
     else:

@@ -19,7 +19,7 @@ from string import Template
 
 import pandas as pd
 
-from . import aggregate, policy, state
+from . import aggregate, policy, sequential_verdicts, state
 from .figures import (
     Figure,
     FigureCache,
@@ -279,7 +279,7 @@ SPENDING_NAMES = {"obrien-fleming": "O'Brien-Fleming", "pocock": "Pocock",
 def _sequential_parts(good: pd.DataFrame, design: dict, claims, margin) -> list[Part]:
     """The claims of a sequential run, analysed by the design that was run."""
     paired = [c for c in claims if c.kind in ("beats", "equivalent")]
-    table = aggregate.sequential_claims(good, design, paired)
+    table = sequential_verdicts.sequential_claims(good, design, paired)
     rule = design.get("rule", "")
     words = (f"Sequential design (cnnbench run --until-decided): the study's first "
              f"{design['first']} seeds, then {design['batch']} more at a time to the claims "
@@ -295,7 +295,7 @@ def _sequential_parts(good: pd.DataFrame, design: dict, claims, margin) -> list[
              Part("table", "", ["claim", "section", "verdict", "evidence"],
                   table[["claim", "section", "verdict", "evidence"]].astype(str)
                   .values.tolist())]
-    looks = aggregate.sequential_looks(good, design, paired)
+    looks = sequential_verdicts.sequential_looks(good, design, paired)
     if len(looks):
         parts.append(Part("figure", plot=(sequential_figure, (looks,))))
     other = [c for c in claims if c not in paired]

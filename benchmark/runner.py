@@ -431,7 +431,7 @@ def run_until_decided(loaded: LoadedStudy, store: ResultStore, options: RunOptio
 
     The rule (`design_record`) is stored with the study; every look is replayed from the
     stored results, so a killed run, run again, continues at the look it reached."""
-    from . import aggregate
+    from . import sequential_verdicts
     from .spec import SpecError
 
     events = events or RunEvents()
@@ -467,8 +467,8 @@ def run_until_decided(loaded: LoadedStudy, store: ResultStore, options: RunOptio
             frame = store.results_frame(loaded.study.name) if store.exists else None
             good = (state.usable(frame, cv) if frame is not None and len(frame)
                     else _empty_frame())
-            progress = dict(zip((c.text for c in claims),
-                                aggregate.claim_progress(good, record, claims), strict=True))
+            replayed = sequential_verdicts.claim_progress(good, record, claims)
+            progress = dict(zip((c.text for c in claims), replayed, strict=True))
             if idle_at is not None and progress == idle_at:
                 # nothing this runner can train blocks a look: stop (a round that trained
                 # nothing but found results other studies had trained goes on)
