@@ -192,32 +192,24 @@ class SummaryCache:
 
 
 def _refresh_claims(store: ResultStore, name: str, code: str, claims, margin, design,
-                    entry: _Summary) -> dict:
+                    entry: _Summary) -> tuple[dict, int]:
     """The claims' verdicts, all at once: they form one family, so each depends on every
     claim's results (the whole study's frame is read). Returns the table rows' mapping
-    to the claims that make them (`aggregate.effects`'s `claim_verdicts`)."""
+    to the claims that make them and the claims' family size (`aggregate.effects`'s
+    `claim_verdicts` and `claims_family`)."""
     entry.claims.clear()
     if not claims:
-        return {}
+        return {}, 1
     frame = store.results_frame(name)
     good = state.usable(frame, code) if len(frame) else frame
     if not len(good):
-        return {}
-    paired = [c for c in claims if c.kind in ("beats", "equivalent")]
-    if design and paired:
-        other = [c for c in claims if c not in paired]
-        tables = [sequential_verdicts.sequential_claims(good, design, paired),
-                  aggregate.check_claims(good, other, margin) if other else None]
-        table = pd.concat([t for t in tables if t is not None])
-    else:
-        table = aggregate.check_claims(good, claims, margin)
-    by_text = {}
+        return {}, 1
+    judged = sequential_verdicts.judge(good, claims, margin, design)
+    table = pd.concat([t for t in (judged.table, judged.trends) if t is not None])
     for i, (_, r) in enumerate(table.iterrows()):
         entry.claims[i] = {"claim": r["claim"], "section": r["section"],
                            "verdict": r["verdict"], "evidence": r["evidence"]}
-        by_text[r["claim"]] = r["verdict"]
-    return {key: f"{c.text!r}: {by_text[c.text]}"
-            for key, c in aggregate.claimed_pairs(claims).items() if c.text in by_text}
+    return judged.rows, judged.family
 
 
 def _refresh(store: ResultStore, name: str, code: str, info: dict, entry: _Summary,
@@ -229,12 +221,11 @@ def _refresh(store: ResultStore, name: str, code: str, info: dict, entry: _Summa
     margin, design = info.get("margin_pp"), info.get("design")
     claims = list(info.get("claims") or ())
     if sections is None or sections:
-        claimed = _refresh_claims(store, name, code, claims, margin, design, entry)
+        claimed, family = _refresh_claims(store, name, code, claims, margin, design, entry)
         if claims:  # a claim's verdict, shown in its table row, depends on every section
             sections = None
         frame = store.results_frame(name, sections=None if sections is None else sorted(sections))
         good = state.usable(frame, code) if len(frame) else frame
-        family = len([c for c in claims if not design or c.kind != "increasing"])
         eff = (aggregate.effects(good, margin, claimed, family) if len(good)
                else pd.DataFrame())
         for sec in ([s["name"] for s in info.get("sections", ())] if sections is None

@@ -276,10 +276,9 @@ SPENDING_NAMES = {"obrien-fleming": "O'Brien-Fleming", "pocock": "Pocock",
                   "front-loaded": "front-loaded (40% of alpha at the first look)"}
 
 
-def _sequential_parts(good: pd.DataFrame, design: dict, claims, margin) -> list[Part]:
+def _sequential_parts(good: pd.DataFrame, design: dict,
+                      judged: sequential_verdicts.StudyClaims) -> list[Part]:
     """The claims of a sequential run, analysed by the design that was run."""
-    paired = [c for c in claims if c.kind in ("beats", "equivalent")]
-    table = sequential_verdicts.sequential_claims(good, design, paired)
     rule = design.get("rule", "")
     words = (f"Sequential design (cnnbench run --until-decided): the study's first "
              f"{design['first']} seeds, then {design['batch']} more at a time to the claims "
@@ -292,22 +291,19 @@ def _sequential_parts(good: pd.DataFrame, design: dict, claims, margin) -> list[
                 " This study was run under an earlier rule; its looks are replayed here "
                 "with the current one."))
     parts = [Part("h2", "Claims"), Part("p", words),
-             Part("table", "", ["claim", "section", "verdict", "evidence"],
-                  table[["claim", "section", "verdict", "evidence"]].astype(str)
-                  .values.tolist())]
-    looks = sequential_verdicts.sequential_looks(good, design, paired)
+             Part("table", "", aggregate.CLAIM_COLUMNS,
+                  judged.table[aggregate.CLAIM_COLUMNS].astype(str).values.tolist())]
+    looks = sequential_verdicts.sequential_looks(good, design, judged.decided)
     if len(looks):
         parts.append(Part("figure", plot=(sequential_figure, (looks,))))
-    other = [c for c in claims if c not in paired]
-    if other:  # "increasing" claims: not part of the design, tested once on what is there
-        fixed = aggregate.check_claims(good, other, margin)
+    if judged.trends is not None:  # not part of the design, tested once on what is there
         parts.append(Part("p", "Trend claims are not part of the sequential design: they "
                                "form a family of their own, tested once (fixed n) on the "
                                "seeds there are."))
         parts.append(Part("table", "", ["claim (fixed-n, not in the design)", "section",
                                         "verdict", "evidence"],
-                          fixed[aggregate.CLAIM_COLUMNS].astype(str).values.tolist()))
-    return parts, dict(zip(table["claim"], table["verdict"], strict=True))
+                          judged.trends[aggregate.CLAIM_COLUMNS].astype(str).values.tolist()))
+    return parts
 
 
 def build(store: ResultStore, study: str, code_version: str,
@@ -329,22 +325,17 @@ def build(store: ResultStore, study: str, code_version: str,
     cells = aggregate.cell_table(good) if len(good) else pd.DataFrame()
     margin = info.get("margin_pp")
     design = info.get("design")
-    claim_parts, by_text = [], {}
+    judged = sequential_verdicts.judge(good, info["claims"], margin, design)
+    claim_parts = []
     if info["claims"] and design:
-        claim_parts, by_text = _sequential_parts(good, design, info["claims"], margin)
+        claim_parts = _sequential_parts(good, design, judged)
     elif info["claims"]:
-        claims = aggregate.check_claims(good, info["claims"], margin)
-        by_text = dict(zip(claims["claim"], claims["verdict"], strict=True))
         claim_parts = [Part("h2", "Claims"),
-                       Part("p", f"The {len(claims)} claims form one family: each verdict "
+                       Part("p", f"The {judged.family} claims form one family: each verdict "
                                  f"holds family-wise at alpha {aggregate.ALPHA} (see Method)."),
                        Part("table", "", aggregate.CLAIM_COLUMNS,
-                            claims[aggregate.CLAIM_COLUMNS].astype(str).values.tolist())]
-    claimed = {key: f"{c.text!r}: {by_text[c.text]}"
-               for key, c in aggregate.claimed_pairs(info["claims"]).items()
-               if c.text in by_text}
-    family = len([c for c in info["claims"] if not design or c.kind != "increasing"])
-    eff = (aggregate.effects(good, margin, claimed, family) if len(good)
+                            judged.table[aggregate.CLAIM_COLUMNS].astype(str).values.tolist())]
+    eff = (aggregate.effects(good, margin, judged.rows, judged.family) if len(good)
            else pd.DataFrame(columns=["p", "p_equiv", "verdict", "method"]))
     epochs = store.epochs_frame(study, seeds)
     epochs = epochs[epochs["code_version"] == code_version] if len(epochs) else epochs

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from . import decisions, policy
+from . import aggregate, decisions, policy
 from .aggregate import equivalent_text, resolution
 
 
@@ -173,3 +174,34 @@ def sequential_looks(frame: pd.DataFrame, record: dict, claims) -> pd.DataFrame:
                          "verdict": p.verdict if p.look == k else ""})
     return pd.DataFrame(rows, columns=["claim", "seeds", "mean", "low", "high", "eq_low",
                                        "eq_high", "decided", "margin", "verdict"])
+
+
+@dataclass(frozen=True)
+class StudyClaims:
+    """A study's claims judged by the rule that fits how it ran (`judge`)."""
+
+    decided: list  # the claims `table` judges: the design's (sequential) or all (fixed n)
+    table: pd.DataFrame  # their verdicts and evidence
+    trends: pd.DataFrame | None  # a sequential study's trend claims: a fixed-n family apart
+    rows: dict  # (section, frozenset of its two cells) -> "'text': verdict", for `effects`
+    family: int  # the size of the family `table` is, the level its table rows plan at
+
+
+def judge(good: pd.DataFrame, claims, margin: float | None, design: dict | None
+          ) -> StudyClaims:
+    """The report's and the dashboard's claims: through the stored design when the study
+    ran sequentially (its trend claims, outside the design, tested once at fixed n),
+    else every claim as one fixed-n family (`aggregate.check_claims`)."""
+    claims = list(claims)
+    paired = [c for c in claims if c.kind in ("beats", "equivalent")]
+    if design and paired:
+        trends = [c for c in claims if c not in paired]
+        table = sequential_claims(good, design, paired)
+        rest = aggregate.check_claims(good, trends, margin) if trends else None
+        decided = paired
+    else:
+        table, rest, decided = aggregate.check_claims(good, claims, margin), None, claims
+    by_text = dict(zip(table["claim"], table["verdict"], strict=True))
+    rows = {key: f"{c.text!r}: {by_text[c.text]}"
+            for key, c in aggregate.claimed_pairs(decided).items() if c.text in by_text}
+    return StudyClaims(decided, table, rest, rows, len(decided))
