@@ -1,12 +1,15 @@
-"""Developer sessions: `nox -s tests`, `nox -s lint`, `nox -s quick` (the quick study),
+"""Developer sessions: `nox -s tests`, `nox -s lint`, `nox -s wheel` (a plain install),
+`nox -s quick` (the quick study),
 `nox -s perf` (throughput), `nox -s sequential` (the sequential rule's simulation),
 `nox -s dashboard` (the dashboard at scale)."""
 
 import os
+import shutil
+from pathlib import Path
 
 import nox
 
-nox.options.sessions = ["lint", "tests"]
+nox.options.sessions = ["lint", "tests", "wheel"]
 
 # PyTorch is installed first and pinned, so pip never resolves a different multi-GB
 # build. Override for another platform, e.g. CNNBENCH_TORCH="torch torchvision".
@@ -36,6 +39,31 @@ def tests(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     session.install("ruff")
     session.run("ruff", "check", "benchmark", "perf", "tests", "studies", "noxfile.py")
+
+
+@nox.session
+def wheel(session: nox.Session) -> None:
+    """A plain, non-editable install works: build the wheel, install it in this fresh
+    environment, and run `cnnbench --help` and a dry run of the quick study from a folder
+    outside the checkout (so nothing is imported from the source tree)."""
+    session.install(*TORCH)
+    dist = Path(session.create_tmp()) / "dist"
+    shutil.rmtree(dist, ignore_errors=True)
+    session.run("python", "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir",
+                str(dist), ".")
+    (built,) = dist.glob("cnnbench-*.whl")
+    session.install(str(built))
+    elsewhere = Path(session.create_tmp()) / "elsewhere"
+    shutil.rmtree(elsewhere, ignore_errors=True)
+    elsewhere.mkdir(parents=True)
+    shutil.copytree("studies", elsewhere / "studies")  # mnist_quick imports mnist_ablation
+    with session.chdir(elsewhere):
+        session.run("python", "-c", "import benchmark, sys; "
+                    "sys.exit(0 if 'site-packages' in benchmark.__file__ else "
+                    "f'benchmark imported from {benchmark.__file__}, not the wheel')")
+        session.run("cnnbench", "--help", silent=True)
+        session.run("cnnbench", "run", "studies/mnist_quick.py", "--dry-run",
+                    "--db", str(elsewhere / "none.sqlite"))
 
 
 @nox.session

@@ -11,20 +11,9 @@ and, for a notebook, the results of a study as two tidy pandas frames:
     jobs, epochs = load_results("results/cnnbench.sqlite", "mnist_quick")
 """
 
-from .spec import (
-    Cell,
-    Claim,
-    Exclude,
-    JobStatus,
-    Section,
-    SpecError,
-    Study,
-    TrainConfig,
-    grid,
-    product,
-    vary,
-    zipped,
-)
+from .config import SpecError, TrainConfig
+from .records import JobStatus
+from .study import Cell, Claim, Exclude, Section, Study, grid, product, vary, zipped
 
 __all__ = ["Cell", "Claim", "Exclude", "JobStatus", "Section", "SpecError", "Study", "TrainConfig",
            "grid", "load_results", "product", "vary", "zipped"]

@@ -345,7 +345,7 @@ CLAIM_COLUMNS = ["claim", "section", "verdict", "evidence"]  # what the reports 
 
 def check_claims(frame: pd.DataFrame, claims, margin: float | None = None,
                  alpha: float = ALPHA) -> pd.DataFrame:
-    """The study's claims (spec.Claim) as one family: each claim's tests (`claim_tests`),
+    """The study's claims (study.Claim) as one family: each claim's tests (`claim_tests`),
     the closed test over all of them at `alpha`, and each claim's verdict with the evidence
     behind it (`decided`: a hypothesis of it was rejected). `margin`: the study's smallest
     effect of interest, against which a "beats" claim can also be shown not to matter

@@ -28,9 +28,10 @@ import click
 
 from . import backends, data, plan, runner, state
 from .backends import DeviceError
+from .config import SpecError
 from .execute import stop_helpers
 from .provenance import code_version
-from .spec import DONE_STATUSES, EpochMetrics, JobResult, JobSpec, JobStatus, SpecError
+from .records import DONE_STATUSES, EpochMetrics, JobResult, JobSpec, JobStatus
 from .store import ResultStore, StoreError, open_store
 from .studyfile import LoadedStudy, StudyFileError, load_study
 from .usernets import UserNetError

@@ -26,7 +26,7 @@ from scipy.special import stdtrit
 
 from . import aggregate, sequential_verdicts, state
 from .provenance import code_version, host
-from .spec import JobStatus
+from .records import JobStatus
 from .store import ResultStore, _pid_alive, now
 
 CLOCK_SLACK = timedelta(seconds=5)  # runners' clocks differ: changes re-sent, never missed

@@ -19,8 +19,8 @@ from dataclasses import dataclass, replace
 
 from joblib import Parallel, delayed
 
+from .config import TrainConfig
 from .plan import TEST_SAMPLES
-from .spec import TrainConfig
 
 JOB_OVERHEAD_S = 0.5  # per job inside a running grid: build the net, record the result
 WARMUP_STEPS = 3

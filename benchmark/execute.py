@@ -30,8 +30,9 @@ from pathlib import Path
 from . import provenance
 from .backends import Backend
 from .backends.local import LocalBackend
+from .config import TrainConfig
 from .plan import fusion_key
-from .spec import EpochMetrics, JobResult, JobStatus, TrainConfig
+from .records import EpochMetrics, JobResult, JobStatus
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ import uuid
 from dataclasses import asdict
 from pathlib import Path
 
-from .spec import EpochMetrics
+from .records import EpochMetrics
 
 
 def _encode(key: str, metrics: EpochMetrics) -> dict:

@@ -9,7 +9,6 @@ same job whether it comes as CIFAR batches, an `.npz` file or a function. No tor
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
 import pickle
@@ -167,20 +166,3 @@ def write_npz(path: Path, arrays) -> None:
     part = path.with_name(f".{path.name}.{os.getpid()}.part.npz")
     np.savez(part, **dict(zip(NPZ_KEYS, arrays, strict=True)))
     os.replace(part, path)
-
-
-@functools.lru_cache(maxsize=16)
-def _hash_of(location: str, stamp: tuple) -> str:
-    from . import data
-
-    a = data.load_arrays(location)  # the process's one read (shapes and classes use it too)
-    return array_hash(a.train_x, a.train_y, a.test_x, a.test_y)
-
-
-def content_hash(location: Path) -> str:
-    """`array_hash` of a CIFAR or .npz dataset, cached per process by its files' size and
-    modification time."""
-    files = sorted(p for p in (location.rglob("*") if location.is_dir() else [location])
-                   if p.is_file())
-    stamp = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
-    return _hash_of(str(location), stamp)

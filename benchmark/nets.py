@@ -23,8 +23,8 @@ from __future__ import annotations
 from torch import nn
 
 from . import usernets
+from .config import TrainConfig, is_user_arch
 from .plan import feature_size, size_problem
-from .spec import TrainConfig, is_user_arch
 
 ACTIVATIONS = {
     "relu": nn.ReLU,

@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import replace
 
-from .spec import JobSpec, SpecError, Study, TrainConfig, is_user_arch, normalised
+from .config import SpecError, TrainConfig, is_user_arch, normalised
+from .records import JobSpec
+from .study import Study
 
 
 def expand(study: Study) -> list[JobSpec]:

@@ -8,7 +8,7 @@
 - `seeds_needed`: the smallest number of seeds n reaching `power` for an effect.
 - `detectable_effect`: the smallest effect n seeds detect with `power` (the minimal
   detectable effect), what a report gives where no effect of interest was declared.
-- `tost_power`, `tost_seeds_needed`: the same for equivalence (two one-sided tests).
+- `tost_seeds_needed`: the same for equivalence (two one-sided tests).
   Plan n first, then run n seeds and test once: adding seeds until p < alpha inflates
   false positives, so nothing here looks at the p-value. Every figure is for the level
   the verdict will use (the caller passes it: `policy.planning_alpha`).
@@ -133,16 +133,6 @@ def _tost_powers(effect: float, sd: float, n, margin: float, alpha: float) -> np
     fail_low = nct_cdf(crit, df, (effect + margin) / se, scales)  # P(T_low <= crit)
     fail_high = 1 - nct_cdf(-crit, df, (effect - margin) / se, scales)  # P(T_high >= -crit)
     return np.maximum(0.0, 1 - fail_low - fail_high)
-
-
-def tost_power(effect: float, sd: float, n: int, margin: float, alpha: float = 0.05) -> float:
-    """Power of the paired TOST (`decisions.ttost_paired` at level `alpha`) with `n` pairs to
-    show "within +/- margin" when the true mean difference is `effect`: one minus the
-    chances that either one-sided test fails (noncentral t; a lower bound, close where the
-    power is high, since both tests share the sample's standard deviation)."""
-    if n < 2 or math.isnan(sd) or math.isnan(effect):
-        return math.nan
-    return float(_tost_powers(effect, sd, [n], margin, alpha)[0])
 
 
 def tost_seeds_needed(effect: float, sd: float, margin: float, power: float = 0.8,

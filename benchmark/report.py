@@ -29,7 +29,7 @@ from .figures import (
     section_figure,
     sequential_figure,
 )
-from .spec import DONE_STATUSES, JobStatus
+from .records import DONE_STATUSES, JobStatus
 from .store import ResultStore
 
 TEMPLATE = Path(__file__).with_name("report_template.html")

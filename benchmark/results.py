@@ -21,8 +21,8 @@ from pathlib import Path
 import pandas as pd
 
 from . import state
+from .config import CONFIG_FIELDS
 from .provenance import code_version
-from .spec import CONFIG_FIELDS
 from .store import StoreError, open_store
 
 ID_COLUMNS = ["section", "cell", "seed", "job_key"]

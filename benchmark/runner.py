@@ -26,9 +26,10 @@ from sqlalchemy.exc import DatabaseError
 from . import data, decisions, plan, policy, state, userdata
 from .backends import Backend
 from .backends.local import LocalBackend
+from .config import SpecError
 from .execute import Task, execute, fuse, shares
 from .provenance import code_version
-from .spec import EpochMetrics, JobResult, JobSpec, JobStatus, SpecError
+from .records import EpochMetrics, JobResult, JobSpec, JobStatus
 from .state import cell_status, left_to_run
 from .store import ResultStore, Runner, StoreError, SyncSummary
 from .studyfile import LoadedStudy
@@ -140,7 +141,7 @@ def check_user_nets(loaded: LoadedStudy, dirs: dict[str, str]) -> None:
     it, on the input shape and class count of its dataset: a missing module or function, a
     return value that is no nn.Module, or a wrong output shape is a StudyFileError (file
     and line), before anything is written. Imports torch only for such studies."""
-    from .spec import is_user_arch
+    from .config import is_user_arch
     from .studyfile import StudyFileError
 
     seen = set()
@@ -359,7 +360,7 @@ def seed_sequence(loaded: LoadedStudy, most: int) -> list[int]:
 
 def sequential_claims(loaded: LoadedStudy) -> list:
     """The claims a sequential run decides: "beats" and "equivalent" (paired cells)."""
-    from .spec import SpecError
+    from .config import SpecError
 
     claims = [c for c in loaded.study.claims if c.kind in ("beats", "equivalent")]
     if not claims:
@@ -385,7 +386,7 @@ def sequential_claims(loaded: LoadedStudy) -> list:
 def check_until(loaded: LoadedStudy, until: UntilDecided) -> list:
     """What --until-decided refuses before anything is opened or written; the claims it
     decides."""
-    from .spec import SpecError
+    from .config import SpecError
 
     claims = sequential_claims(loaded)
     first = len(loaded.study.seeds)
@@ -432,7 +433,7 @@ def run_until_decided(loaded: LoadedStudy, store: ResultStore, options: RunOptio
     The rule (`design_record`) is stored with the study; every look is replayed from the
     stored results, so a killed run, run again, continues at the look it reached."""
     from . import sequential_verdicts
-    from .spec import SpecError
+    from .config import SpecError
 
     events = events or RunEvents()
     claims = check_until(loaded, until)

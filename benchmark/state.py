@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from .spec import DONE_STATUSES, JobSpec, JobStatus
+from .records import DONE_STATUSES, JobSpec, JobStatus
 
 RUNNABLE_STORED = (JobStatus.PENDING,)  # a stored status that is always runnable
 RERUN_WHEN_OTHER_CODE = DONE_STATUSES  # runnable when its result is of other code (STALE)

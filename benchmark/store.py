@@ -58,17 +58,11 @@ from sqlalchemy.exc import (
 from sqlalchemy.orm import Session
 
 from . import provenance, state
+from .config import CONFIG_FIELDS
 from .plan import with_stored_seeds
-from .spec import (
-    CONFIG_FIELDS,
-    Claim,
-    EpochMetrics,
-    JobResult,
-    JobSpec,
-    JobStatus,
-    Section,
-)
+from .records import EpochMetrics, JobResult, JobSpec, JobStatus
 from .state import JobState
+from .study import Claim, Section
 from .tables import (
     ADDED_COLUMNS,
     SCHEMA_VERSION,

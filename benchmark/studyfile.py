@@ -19,8 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import data, userdata, usernets
+from .config import SpecError, is_user_arch
 from .plan import expand
-from .spec import JobSpec, SpecError, Study, is_user_arch
+from .records import JobSpec
+from .study import Study
 
 ENTRY_POINT = "study"
 

@@ -103,7 +103,7 @@ class JobRow(Base):
 
     job_id: Mapped[int] = mapped_column(primary_key=True)
     job_key: Mapped[str] = mapped_column(String(64), unique=True)
-    # --- the resolved TrainConfig, one column per field (see spec.TrainConfig)
+    # --- the resolved TrainConfig, one column per field (see config.TrainConfig)
     arch: Mapped[str] = mapped_column(String(32))
     width: Mapped[float] = mapped_column(Float)
     batch_norm: Mapped[bool]
@@ -128,7 +128,7 @@ class JobRow(Base):
     dataset: Mapped[str] = mapped_column(Text)  # a name, or the directory last run from
     data_hash: Mapped[str] = mapped_column(String(64), server_default="")  # schema 4
     # --- state
-    status: Mapped[str] = mapped_column(String(16), index=True)  # spec.JobStatus
+    status: Mapped[str] = mapped_column(String(16), index=True)  # records.JobStatus
     code_version: Mapped[str | None] = mapped_column(String(32))  # of the latest finished run
     attempts: Mapped[int] = mapped_column(default=0)
     runner: Mapped[str | None] = mapped_column(String(64))  # lease holder while RUNNING

@@ -39,9 +39,10 @@ import torch
 import torch.nn.functional as F
 
 from . import augment
+from .config import TrainConfig
 from .nets import build_net, channels, param_count
 from .plan import fusion_key
-from .spec import EpochMetrics, JobStatus, TrainConfig
+from .records import EpochMetrics, JobStatus
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 EVAL_BATCH = 500  # test samples per forward pass; larger batches fall out of cache on CPU

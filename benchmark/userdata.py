@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import data, formats, usernets
-from .spec import USER_ARCH
+from .config import USER_ARCH
 
 _LOADED: dict[str, tuple] = {}  # content hash -> arrays, of the functions this process ran
 

@@ -40,8 +40,8 @@ from starlette.testclient import TestClient
 from benchmark import Cell, Section, Study, TrainConfig
 from benchmark.plan import expand
 from benchmark.provenance import code_version
+from benchmark.records import EpochMetrics, JobStatus
 from benchmark.serve import make_app
-from benchmark.spec import EpochMetrics, JobStatus
 from benchmark.store import ResultStore, Runner, now
 from benchmark.tables import EpochRow, JobRow, LiveEpochRow, RunRow
 
@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> dict:
             assert [e["key"] for e in answer["epochs"]] == [key], answer["epochs"]
             figures["update: nothing new"] = timed(client, "/api/studies/big/updates",
                                                   args.repeat, after=answer["cursor"])
-            from benchmark.spec import JobResult
+            from benchmark.records import JobResult
             epochs = tuple(EpochMetrics(e, 0.5, 0.4, 96.0, 0.5)
                            for e in range(1, args.epochs + 1))
             writer.record(JobResult(key, JobStatus.COMPLETE, epochs=epochs,

@@ -302,7 +302,7 @@ def test_a_user_network_trains_fused(workdir, cli):
 def test_progress_shows_running_jobs_with_their_epochs_and_one_cost_weighted_eta(capsys,
                                                                                  monkeypatch):
     from benchmark.cli import Progress
-    from benchmark.spec import EpochMetrics, JobResult, JobStatus
+    from benchmark.records import EpochMetrics, JobResult, JobStatus
 
     now = [0.0]
     monkeypatch.setenv("CNNBENCH_EPOCH_LINES_AFTER", "60")

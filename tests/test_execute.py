@@ -6,7 +6,7 @@ import torch
 from benchmark import TrainConfig
 from benchmark.backends import DeviceError, parse_devices
 from benchmark.execute import Task, execute, fuse
-from benchmark.spec import JobResult, JobStatus
+from benchmark.records import JobResult, JobStatus
 
 
 def test_cpu_slots_default_to_one_per_core():
@@ -270,7 +270,7 @@ def _reports_then_waits(marker_dir: str):
         import time
 
         from benchmark.execute import failed_results
-        from benchmark.spec import EpochMetrics
+        from benchmark.records import EpochMetrics
 
         (task,) = tasks
         feed.put(task.key, EpochMetrics(1, 0.5, 0.4, 90.0, 1.0))
@@ -313,7 +313,7 @@ def test_epochs_reach_the_runner_while_their_job_runs(tmp_path, backend):
 
 def test_the_file_feed_reads_each_epoch_once_and_forgets_finished_jobs(tmp_path):
     from benchmark.feed import FileFeed
-    from benchmark.spec import EpochMetrics
+    from benchmark.records import EpochMetrics
 
     feed = FileFeed(tmp_path / "epochs")
     feed.sender.put("a", EpochMetrics(1, 0.5, 0.4, 90.0, 1.0))

@@ -10,7 +10,7 @@ import time
 
 from benchmark import runner as running
 from benchmark.execute import execute
-from benchmark.spec import EpochMetrics, JobResult, JobStatus
+from benchmark.records import EpochMetrics, JobResult, JobStatus
 from benchmark.store import ResultStore
 from benchmark.studyfile import load_study
 

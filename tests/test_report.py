@@ -8,7 +8,7 @@ import pytest
 
 from benchmark import Cell, Claim, JobStatus, Section, Study, TrainConfig, aggregate, state
 from benchmark.plan import expand
-from benchmark.spec import EpochMetrics, JobResult
+from benchmark.records import EpochMetrics, JobResult
 from benchmark.state import left_to_run
 from benchmark.store import ResultStore, Runner
 

@@ -11,9 +11,10 @@ from starlette.testclient import TestClient
 from test_store import SPECS, STUDY, _result
 
 from benchmark.provenance import code_version
+from benchmark.records import EpochMetrics, JobStatus
 from benchmark.serve import make_app
-from benchmark.spec import Cell, EpochMetrics, JobStatus, Section
 from benchmark.store import ResultStore, Runner
+from benchmark.study import Cell, Section
 
 HOSTILE = "<script>alert('x')</script>"
 KEYS = sorted({s.key for s in SPECS if not s.skip_reason})
@@ -123,8 +124,9 @@ def test_strings_from_the_database_never_become_markup(tmp_path):
     store = ResultStore(f"sqlite:///{path}")
     sections = [Section(HOSTILE, [Cell("base"), Cell(HOSTILE, batch_norm=True)],
                         title=HOSTILE)]
+    from benchmark.config import TrainConfig
     from benchmark.plan import expand
-    from benchmark.spec import Study, TrainConfig
+    from benchmark.study import Study
 
     study = Study(HOSTILE, TrainConfig(train_size=100), seeds=[0, 1], sections=sections,
                   description=HOSTILE)

@@ -1,7 +1,7 @@
 import pytest
 
 from benchmark import Cell, Exclude, Section, SpecError, Study, TrainConfig, grid, product, vary
-from benchmark.spec import zipped
+from benchmark.study import zipped
 
 
 def test_default_config_key_is_pinned():

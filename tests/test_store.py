@@ -6,7 +6,7 @@ import pytest
 
 from benchmark import Cell, JobStatus, Section, Study, TrainConfig
 from benchmark.plan import expand
-from benchmark.spec import EpochMetrics, JobResult
+from benchmark.records import EpochMetrics, JobResult
 from benchmark.state import left_to_run
 from benchmark.store import ResultStore, Runner, StoreError
 from benchmark.tables import SCHEMA_VERSION
@@ -238,8 +238,8 @@ def test_a_database_written_by_schema_2_code_opens_migrated_with_every_result(tm
     every job key and its currency under the training version."""
     from conftest import old_database
 
+    from benchmark.config import CONFIG_FIELDS
     from benchmark.provenance import code_version
-    from benchmark.spec import CONFIG_FIELDS
 
     path = tmp_path / "old.sqlite"
     old_database("schema2_tiny.sql", path)

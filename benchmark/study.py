@@ -1,0 +1,306 @@
+"""The study language: cells, axes, sections, exclusions, claims and the study itself.
+
+What a study file writes (`Cell`, `vary`, `grid`, `zipped`, `product`, `Exclude`, `Section`,
+`Claim`, `Study`), each checked where it is written. Built on `config` alone; `plan` expands
+a `Study` into jobs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import itertools
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .config import SpecError, TrainConfig, check_applies, check_fields, coerce
+
+
+class Cell:
+    """One point of a section: overrides of the section's baseline, a label, a published value."""
+
+    label: str
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    published: float | None = None  # published test accuracy, percent
+
+    def __init__(self, label: str, *, published: float | None = None, **overrides: Any):
+        check_fields(overrides, f"cell {label!r}")
+        for name, value in overrides.items():  # types, choices, finiteness: at the cell's line
+            try:
+                coerce(name, value)
+            except SpecError as exc:
+                raise SpecError(f"cell {label!r}: {exc}") from None
+        check_applies(overrides, f"cell {label!r}: ")
+        if published is not None and (not isinstance(published, (int, float))
+                                      or not math.isfinite(published)):
+            raise SpecError(f"cell {label!r}: published must be a finite number (percent), "
+                            f"got {published!r}")
+        object.__setattr__(self, "label", str(label))
+        object.__setattr__(self, "overrides", dict(overrides))
+        object.__setattr__(self, "published", None if published is None else float(published))
+
+
+def _axis_values(name: str, values: Any) -> list[Any]:
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        raise SpecError(f"axis {name!r} must be a list of values, got {values!r}")
+    values = list(values)
+    if not values:
+        raise SpecError(f"axis {name!r} is empty: give at least one value")
+    return values
+
+
+def _label(overrides: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in overrides.items()) or "baseline"
+
+
+def _published_for(published: Any, key: Any, position: int, count: int) -> float | None:
+    if published is None:
+        return None
+    if isinstance(published, Mapping):
+        return published.get(key)
+    published = list(published)
+    if len(published) != count:
+        raise SpecError(f"published has {len(published)} values for {count} cells")
+    return published[position]
+
+
+def vary(name: str, values: Sequence[Any], *, labels: Sequence[str] | None = None,
+         published: Sequence[float] | Mapping[Any, float] | None = None) -> list[Cell]:
+    """One axis: a cell per value. `published` is a list aligned with values or a dict by value."""
+    check_fields({name: None}, "vary()")
+    values = _axis_values(name, values)
+    if labels is not None and len(labels) != len(values):
+        raise SpecError(f"vary({name!r}): {len(labels)} labels for {len(values)} values")
+    return [
+        Cell(labels[i] if labels else _label({name: v}),
+             published=_published_for(published, v, i, len(values)), **{name: v})
+        for i, v in enumerate(values)
+    ]
+
+
+def grid(*, published: Mapping[tuple, float] | None = None, **axes: Sequence[Any]) -> list[Cell]:
+    """Full factorial over the axes, in declaration order (last axis varies fastest).
+
+    `published` maps a tuple of values, one per axis in order, to a published value.
+    """
+    check_fields(axes, "grid()")
+    names = list(axes)
+    if not names:
+        raise SpecError("grid() needs at least one axis")
+    value_lists = [_axis_values(n, axes[n]) for n in names]
+    cells = []
+    for combo in itertools.product(*value_lists):
+        overrides = dict(zip(names, combo, strict=True))
+        pub = (published or {}).get(combo if len(combo) > 1 else combo[0])
+        cells.append(Cell(_label(overrides), published=pub, **overrides))
+    return cells
+
+
+def zipped(*, published: Sequence[float] | None = None, **axes: Sequence[Any]) -> list[Cell]:
+    """Paired axes: the i-th cell takes the i-th value of every axis (all axes equally long)."""
+    check_fields(axes, "zipped()")
+    if not axes:
+        raise SpecError("zipped() needs at least one axis")
+    value_lists = {n: _axis_values(n, v) for n, v in axes.items()}
+    lengths = {n: len(v) for n, v in value_lists.items()}
+    if len(set(lengths.values())) != 1:
+        raise SpecError(f"zipped() axes must have equal lengths, got {lengths}")
+    count = next(iter(lengths.values()))
+    cells = []
+    for i in range(count):
+        overrides = {n: v[i] for n, v in value_lists.items()}
+        cells.append(Cell(_label(overrides), published=_published_for(published, None, i, count),
+                          **overrides))
+    return cells
+
+
+def product(*cell_lists: Sequence[Cell]) -> list[Cell]:
+    """Cross product of cell lists: overrides merge, labels join; a published value survives
+    only when exactly one factor carries one."""
+    cells = []
+    for combo in itertools.product(*cell_lists):
+        overrides: dict[str, Any] = {}
+        for c in combo:
+            overrides.update(c.overrides)
+        pubs = [c.published for c in combo if c.published is not None]
+        cells.append(Cell(" / ".join(c.label for c in combo),
+                          published=pubs[0] if len(pubs) == 1 else None, **overrides))
+    return cells
+
+
+@dataclass(frozen=True)
+class Exclude:
+    """Cells of a section whose overrides match `where` are stored as SKIPPED with `reason`."""
+
+    where: Mapping[str, Any]
+    reason: str
+
+    def __post_init__(self) -> None:
+        check_fields(self.where, "Exclude(where=...)")
+        if not self.reason:
+            raise SpecError("Exclude needs a reason")
+
+    def matches(self, config: TrainConfig) -> bool:
+        return all(getattr(config, k) == coerce(k, v) for k, v in self.where.items())
+
+
+@dataclass(frozen=True)
+class Section:
+    """Cells that vary one factor (or a few) from the study baseline plus `fixed` overrides."""
+
+    name: str
+    cells: Sequence[Cell]
+    title: str = ""
+    fixed: Mapping[str, Any] = field(default_factory=dict)  # overrides shared by all cells
+    seeds: Sequence[int] | None = None  # replicate seeds; None = the study's seeds
+    exclude: Sequence[Exclude] = ()
+    note: str = ""  # interpretation choices, shown in listings and reports
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise SpecError("every Section needs a non-empty name")
+        check_fields(self.fixed, f"section {self.name!r} fixed")
+        check_applies(self.fixed, f"section {self.name!r} fixed: ")
+        cells = list(self.cells)
+        if not cells:
+            raise SpecError(f"section {self.name!r} has no cells: an axis or cell list is empty")
+        for c in cells:
+            if not isinstance(c, Cell):
+                raise SpecError(
+                    f"section {self.name!r}: cells must be Cell objects (use vary/grid/zipped), "
+                    f"got {type(c).__name__}"
+                )
+        labels = [c.label for c in cells]
+        dupes = sorted({x for x in labels if labels.count(x) > 1})
+        if dupes:
+            raise SpecError(f"section {self.name!r} has duplicate cell labels: {dupes}")
+        object.__setattr__(self, "cells", tuple(cells))
+        if self.seeds is not None:
+            object.__setattr__(self, "seeds", _check_seeds(self.seeds, f"section {self.name!r}"))
+        object.__setattr__(self, "exclude", tuple(self.exclude))
+
+
+def _check_seeds(seeds: Any, where: str) -> tuple[int, ...]:
+    seeds = tuple(_axis_values(f"{where} seeds", seeds))
+    for s in seeds:
+        if not isinstance(s, int) or isinstance(s, bool) or s < 0:
+            raise SpecError(f"{where}: seeds must be non-negative integers, got {s!r}")
+    if len(set(seeds)) != len(seeds):
+        raise SpecError(f"{where}: seeds repeat: {list(seeds)}")
+    return seeds
+
+
+def check_margin(margin: Any, where: str) -> float:
+    """A smallest effect of interest: a positive number of percentage points below 100."""
+    if (isinstance(margin, bool) or not isinstance(margin, (int, float))
+            or not math.isfinite(margin) or margin <= 0 or margin >= 100):
+        raise SpecError(f"{where}: margin_pp must be a positive number of percentage points "
+                        f"below 100 (the smallest difference in accuracy that matters), got "
+                        f"{margin!r}")
+    return float(margin)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A statement the report checks against the results.
+
+    `Claim.beats(text, section, cell, baseline)`: `cell` has higher test accuracy than
+    `baseline` in `section`. `Claim.increasing(text, section)`: accuracy rises along the
+    section's cells in their declared order. `Claim.equivalent(text, section, cell,
+    baseline, margin_pp)`: the two cells' accuracies differ by less than `margin_pp`
+    percentage points either way (an equivalence test, not the absence of a difference).
+    """
+
+    text: str
+    section: str
+    kind: str  # "beats" | "increasing" | "equivalent"
+    cell: str | None = None
+    baseline: str | None = None
+    margin: float | None = None  # pp, for "equivalent"
+
+    @classmethod
+    def beats(cls, text: str, section: str, cell: str, baseline: str) -> Claim:
+        return cls(text, section, "beats", cell, baseline)
+
+    @classmethod
+    def increasing(cls, text: str, section: str) -> Claim:
+        return cls(text, section, "increasing")
+
+    @classmethod
+    def equivalent(cls, text: str, section: str, cell: str, baseline: str,
+                   margin_pp: float) -> Claim:
+        return cls(text, section, "equivalent", cell, baseline,
+                   check_margin(margin_pp, f"claim {text!r}"))
+
+    def check(self, sections: Sequence[Section]) -> None:
+        if not isinstance(self.text, str) or not self.text.strip():
+            raise SpecError(f"a claim's text must be a non-empty string, got {self.text!r}")
+        if self.cell is not None and self.cell == self.baseline:
+            raise SpecError(f"claim {self.text!r} compares cell {self.cell!r} with itself: "
+                            "name two different cells")
+        found = {s.name: s for s in sections}
+        if self.section not in found:
+            raise SpecError(f"claim {self.text!r}: no section {self.section!r}; "
+                            f"sections: {', '.join(found)}")
+        labels = [c.label for c in found[self.section].cells]
+        for label in (self.cell, self.baseline):
+            if label is not None and label not in labels:
+                lower = {x.lower(): x for x in labels}
+                close = difflib.get_close_matches(label.lower(), lower, n=1)
+                hint = f" (did you mean {lower[close[0]]!r}?)" if close else ""
+                raise SpecError(f"claim {self.text!r}: section {self.section!r} has no cell "
+                                f"{label!r}{hint}; cells: {', '.join(labels)}")
+
+
+@dataclass(frozen=True)
+class Study:
+    """A baseline configuration and the sections that vary it.
+
+    Replicates: every cell runs once per seed in `seeds` (unless the cell sets `seed`
+    itself), and the seeds are shared by all cells so comparisons pair by seed.
+    """
+
+    name: str
+    baseline: TrainConfig
+    sections: Sequence[Section]
+    seeds: Sequence[int] = (0,)
+    description: str = ""
+    claims: Sequence[Claim] = ()  # checked by the report
+    margin_pp: float | None = None  # smallest effect of interest, pp: every comparison is
+    #                                 better, worse, equivalent within +/- it, or undecided
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise SpecError("Study needs a non-empty name")
+        if self.margin_pp is not None:
+            object.__setattr__(self, "margin_pp", check_margin(self.margin_pp,
+                                                               f"study {self.name!r}"))
+        if not isinstance(self.baseline, TrainConfig):
+            raise SpecError(
+                f"Study baseline must be a TrainConfig, got {type(self.baseline).__name__}"
+            )
+        sections = list(self.sections)
+        if not sections:
+            raise SpecError(f"study {self.name!r} has no sections")
+        names = [s.name for s in sections]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise SpecError(f"study {self.name!r} has duplicate section names: {dupes}")
+        object.__setattr__(self, "sections", tuple(sections))
+        object.__setattr__(self, "seeds", _check_seeds(self.seeds, f"study {self.name!r}"))
+        object.__setattr__(self, "claims", tuple(self.claims))
+        for claim in self.claims:
+            if not isinstance(claim, Claim):
+                raise SpecError(f"claims must be Claim objects, got {type(claim).__name__}")
+            claim.check(sections)
+        texts = [c.text for c in self.claims]
+        same = sorted({t for t in texts if texts.count(t) > 1})
+        if same:  # a claim is reported, stored and decided by its text
+            raise SpecError(f"study {self.name!r} has claims with the same text: {same}; "
+                            "give each claim its own words")
+
+    def with_seeds(self, seeds: Sequence[int]) -> Study:
+        """The same study with other replicate seeds (sections with their own seeds keep them)."""
+        return dataclasses.replace(self, seeds=tuple(seeds))
