@@ -56,7 +56,7 @@ def user_errors() -> Iterator[None]:
 
 
 db_option = click.option(
-    "--db", envvar="CNNBENCH_DB", metavar="URL",
+    "--db", metavar="URL",  # CNNBENCH_DB and the default: store.database.settings
     help="Result database: an SQLAlchemy URL or an SQLite path "
          "[env CNNBENCH_DB; default results/cnnbench.sqlite].",
 )
@@ -887,7 +887,7 @@ def upgrade(db: str | None) -> None:
 
     Reading commands (status, list, report, compare, export, power, serve) never change a
     database, so they refuse an older schema and name this command; `run` upgrades too."""
-    from .tables import SCHEMA_VERSION
+    from .store.tables import SCHEMA_VERSION
 
     with user_errors(), _store(db, create=False) as store:
         if store.upgraded_from is None:

@@ -27,7 +27,7 @@ from scipy.special import stdtrit
 from . import aggregate, sequential_verdicts, state
 from .provenance import code_version, host
 from .records import JobStatus
-from .store import ResultStore, _pid_alive, now
+from .store import ResultStore, now
 
 CLOCK_SLACK = timedelta(seconds=5)  # runners' clocks differ: changes re-sent, never missed
 
@@ -66,29 +66,31 @@ def studies(store: ResultStore) -> list[dict]:
 
 
 def _jobs(rows, code: str, at: datetime, here: str) -> list[dict]:
-    """Cell runs (rows of `ResultStore.cell_runs`) as the API's job entries, each status by
-    `state` (the one definition): `state.shown_status`, and `state.derive` for a RUNNING
-    job (whose runner may have died). Lean: a study page builds ten thousand of these."""
+    """Cell runs (`CellRun`s of `ResultStore.cell_runs`) as the API's job entries, each
+    status by `state` (the one definition): `state.shown_status`, and `state.derive` for a
+    RUNNING job (whose runner may have died). Lean: a study page builds ten thousand."""
     out = []
-    for (section, cell, _position, seed, skip, key, stored, cv, attempts, epochs, lease,
-         runner_host, pid, _updated, accuracy, epochs_done, _run, runs, failures, live) in rows:
+    for r in rows:
         dead = False
-        if skip:
+        if r.skip_reason:
             status = _SKIPPED
-        elif stored == _RUNNING:
-            derived = state.derive(stored, cv, lease, runner_host, pid, None, code, at=at,
-                                   here=here, alive=_pid_alive)
+        elif r.status == _RUNNING:
+            derived = state.derive(r.status, r.code_version, r.lease_expires, r.runner_host,
+                                   r.runner_pid, None, code, at=at, here=here,
+                                   alive=state.pid_alive)
             status, dead = derived.status.value, derived.reclaimable
         else:
-            status = state.shown_status(_STATUS[stored], cv, code).value
+            status = state.shown_status(_STATUS[r.status], r.code_version, code).value
         running = status == _RUNNING
-        out.append({"key": key, "section": section, "cell": cell, "seed": seed,
-                    "status": status, "epochs_done": (live if running else epochs_done) or 0,
-                    "epochs": epochs, "attempts": attempts, "runs": runs or 0,
-                    "failures": failures or 0,
+        accuracy = r.test_accuracy
+        out.append({"key": r.job_key, "section": r.section, "cell": r.cell, "seed": r.seed,
+                    "status": status,
+                    "epochs_done": (r.live_epochs if running else r.epochs_done) or 0,
+                    "epochs": r.epochs, "attempts": r.attempts, "runs": r.runs or 0,
+                    "failures": r.failures or 0,
                     "test_accuracy": None if running or accuracy is None
                     or accuracy != accuracy else accuracy,
-                    "dead_runner": dead, "skip_reason": skip})
+                    "dead_runner": dead, "skip_reason": r.skip_reason})
     return out
 
 

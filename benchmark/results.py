@@ -14,7 +14,6 @@ imports torch.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -71,8 +70,7 @@ def load_results(db: str | Path | None = None, study: str | None = None,
     in `db` (a SQLite path or any SQLAlchemy URL; None: $CNNBENCH_DB or
     results/cnnbench.sqlite). `seeds` keeps only those replicate seeds. StoreError when
     the database or the study does not exist."""
-    db = os.environ.get("CNNBENCH_DB") if db is None else str(db)
-    store = open_store(db, read_only=True)
+    store = open_store(None if db is None else str(db), read_only=True)
     try:
         return frames(store, study_name(store, study), seeds)
     finally:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import os
 import time
 from collections import Counter
@@ -225,9 +226,10 @@ def run_study(loaded: LoadedStudy, store: ResultStore, options: RunOptions,
             cluster = stack.enter_context(Cluster(options.backend, options.slots))
         cluster.start(events.message)
         study = loaded.study
-        summary.sync = store.sync_study(study.name, str(loaded.path), loaded.file_hash,
-                                        study.description, study.sections, loaded.specs,
-                                        study.claims, study.margin_pp)
+        summary.sync = store.sync_study(
+            study.name, str(loaded.path), loaded.file_hash, study.description, study.sections,
+            loaded.specs, study.claims, study.margin_pp,
+            membership=functools.partial(plan.with_stored_seeds, loaded.specs))
         summary.reclaimed = store.reclaim()
         sync = summary.sync
         kept = f", {sync.kept_seeds} cell run(s) of seeds stored earlier" if sync.kept_seeds else ""

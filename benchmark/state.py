@@ -17,15 +17,24 @@ atomic claim accepts), `status`, `list`, `report`, `load_results` and `serve`.
   the same for rows as stored, for the store's claim (a dead runner's jobs go back to
   PENDING first, by `ResultStore.reclaim`).
 
-Pure functions of plain values (pandas only for frames); no SQL, no torch.
+Each rule the store applies in SQL has its twin here, beside the Python one:
+`runnable_clause` (what the atomic claim takes) and `dead_runner_clause` (what `reclaim`
+returns to PENDING), written over the columns the store passes in, so this module knows
+no table. `tests/test_state.py` holds each pair together on every case.
+
+Pure functions of plain values (pandas only for frames, SQLAlchemy's operators only for
+the twins); no torch.
 """
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+
+from sqlalchemy import and_, or_
 
 from .records import DONE_STATUSES, JobSpec, JobStatus
 
@@ -60,6 +69,25 @@ def dead_runner(lease_expires: datetime | None, host: str | None, pid: int | Non
     return host == here and (pid is None or not alive(pid))
 
 
+def dead_runner_clause(lease_expires, host, pid, *, at: datetime, here: str,
+                       dead_pids: Iterable[int]):
+    """`dead_runner` in SQL over a job row's columns; `dead_pids`: the pids of this host's
+    runners that `alive` says are gone (the database cannot ask the operating system)."""
+    return or_(lease_expires.is_(None), lease_expires < at,
+               and_(host == here, or_(pid.is_(None), pid.in_(list(dead_pids)))))
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this host exists (`dead_runner`'s `alive` for local runners)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def derive(stored: str, result_code: str | None, lease_expires: datetime | None,
            host: str | None, pid: int | None, accuracy: float | None, code: str, *,
            at: datetime, here: str, alive) -> JobState:
@@ -85,6 +113,19 @@ def runnable(state: JobState | None, retry_failed: bool = False) -> bool:
     return (state.status in RUNNABLE_STORED or state.status == JobStatus.STALE
             or (retry_failed and state.status in RETRYABLE)
             or (state.status == JobStatus.RUNNING and state.reclaimable))
+
+
+def runnable_clause(status, result_code, code: str, retry_failed: bool = False):
+    """`runnable` in SQL over a job row's stored `status` and its result's code version, for
+    the atomic claim (a dead runner's jobs are PENDING again once `reclaim` ran)."""
+    clauses = [
+        status.in_([s.value for s in RUNNABLE_STORED]),
+        and_(status.in_([s.value for s in RERUN_WHEN_OTHER_CODE]),
+             or_(result_code.is_(None), result_code != code)),
+    ]
+    if retry_failed:
+        clauses.append(status.in_([s.value for s in RETRYABLE]))
+    return or_(*clauses)
 
 
 def cell_status(spec: JobSpec, jobs: Mapping[str, JobState]) -> JobStatus:
@@ -136,5 +177,6 @@ def usable(frame, code: str | None = None):
     return frame[ok]
 
 
-__all__ = ["JobState", "cell_status", "counts", "current", "dead_runner", "derive",
-           "done_keys", "finished", "left_to_run", "of_jobs", "runnable", "shown_status", "usable"]
+__all__ = ["JobState", "cell_status", "counts", "current", "dead_runner", "dead_runner_clause",
+           "derive", "done_keys", "finished", "left_to_run", "of_jobs", "pid_alive", "runnable",
+           "runnable_clause", "shown_status", "usable"]

@@ -43,7 +43,7 @@ from benchmark.provenance import code_version
 from benchmark.records import EpochMetrics, JobStatus
 from benchmark.serve import make_app
 from benchmark.store import ResultStore, Runner, now
-from benchmark.tables import EpochRow, JobRow, LiveEpochRow, RunRow
+from benchmark.store.tables import EpochRow, JobRow, LiveEpochRow, RunRow
 
 GOAL_MS = 300.0
 

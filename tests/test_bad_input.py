@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from conftest import make_idx_dir, write_idx
 
-from benchmark.tables import SCHEMA_VERSION
+from benchmark.store.tables import SCHEMA_VERSION
 
 STUDY = textwrap.dedent('''
     from benchmark import Cell, Claim, Section, Study, TrainConfig, vary

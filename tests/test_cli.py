@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import make_idx_dir
 
-from benchmark.tables import SCHEMA_VERSION
+from benchmark.store.tables import SCHEMA_VERSION
 
 
 def _statuses(db):

@@ -11,7 +11,7 @@ import pytest
 
 from benchmark import load_results
 from benchmark.store import ResultStore, StoreError
-from benchmark.tables import SCHEMA_VERSION
+from benchmark.store.tables import SCHEMA_VERSION
 
 READERS = [
     ("status", "tiny.py", "--db", "r.sqlite"),

@@ -16,8 +16,7 @@ import pytest
 from pgserver import query
 from sqlalchemy.exc import DatabaseError
 
-from benchmark import store as store_module
-from benchmark.store import ResultStore, Runner, StoreError
+from benchmark.store import ResultStore, Runner, StoreError, database, leases
 from benchmark.studyfile import load_study
 
 
@@ -80,7 +79,7 @@ def test_an_expired_lease_is_reclaimed_a_live_one_is_not(db_url, workdir, stores
     remote = Runner("remote", "another-host", 999_999)  # not checkable from here: lease only
     assert store.claim(keys[0], remote, "v1")
     assert store.reclaim() == 0  # lease still valid, and the pid is on another host
-    monkeypatch.setattr(store_module, "LEASE", timedelta(seconds=-1))
+    monkeypatch.setattr(leases, "LEASE", timedelta(seconds=-1))
     assert store.claim(keys[1], remote, "v1")  # this lease is already expired
     assert store.reclaim() == 1
     states = dict(_rows(db_url, "select job_key, status from jobs"))
@@ -135,7 +134,7 @@ def _hold_write_lock(path, locked: threading.Event, release: threading.Event,
 
 def test_a_locked_database_is_waited_out_then_refused_clearly(tmp_path, workdir, stores,
                                                                monkeypatch):
-    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_MS", 50)
+    monkeypatch.setattr(database, "BUSY_TIMEOUT_MS", 50)
     url = f"sqlite:///{tmp_path / 'locked.sqlite'}"
     store, keys = _synced(url, workdir, stores)
     runner = Runner("r", "h", 1)

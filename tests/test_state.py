@@ -1,6 +1,7 @@
 """`benchmark.state`: one definition of where a job stands, and the store's atomic claim
 agreeing with it on every stored status."""
 
+import os
 from datetime import datetime, timedelta
 
 import pytest
@@ -64,3 +65,37 @@ def test_the_store_claims_exactly_what_state_calls_runnable(tmp_path, retry_fail
     assert runnable == {("PENDING", "v1"), ("PENDING", "v0"), ("COMPLETE", "v0"),
                         ("DIVERGED", "v0"), *((("FAILED", "v1"), ("FAILED", "v0"))
                                               if retry_failed else ())}
+
+
+LEASES = {"none": None, "expired": timedelta(seconds=-5), "live": timedelta(minutes=5)}
+
+
+@pytest.mark.parametrize("lease", LEASES)
+def test_the_store_reclaims_exactly_what_state_calls_a_dead_runner(tmp_path, lease):
+    """A RUNNING row with no lease, an expired or a live one, held on this host or another,
+    by a process that is alive, gone, or unknown: `state.derive`'s `reclaimable` and the
+    store's `reclaim` agree, so what status shows as a dead runner's job is what the next
+    run takes back."""
+    import sqlite3
+    import subprocess
+    import sys
+
+    from benchmark import provenance
+    from benchmark.store import now
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    here, key = provenance.host(), next(s.key for s in SPECS if not s.skip_reason)
+    for i, (host, pid) in enumerate((h, p) for h in (here, "elsewhere")
+                                    for p in (None, os.getpid(), gone.pid)):
+        store = _store(tmp_path, f"{i}.sqlite")
+        assert store.claim(key, Runner("r", "h", 1), "v1")
+        expires = None if LEASES[lease] is None else now() + LEASES[lease]
+        con = sqlite3.connect(tmp_path / f"{i}.sqlite")
+        con.execute("update jobs set lease_expires = ?, runner_host = ?, runner_pid = ? "
+                    "where job_key = ?", (expires and str(expires), host, pid, key))
+        con.commit()
+        con.close()
+        dead = store.job_states([key], "v1")[key].reclaimable
+        assert store.reclaim() == int(dead), (lease, host, pid)
+        store.close()

@@ -1,3 +1,4 @@
+import functools
 import sqlite3
 import time
 from pathlib import Path
@@ -5,11 +6,11 @@ from pathlib import Path
 import pytest
 
 from benchmark import Cell, JobStatus, Section, Study, TrainConfig
-from benchmark.plan import expand
+from benchmark.plan import expand, with_stored_seeds
 from benchmark.records import EpochMetrics, JobResult
 from benchmark.state import left_to_run
 from benchmark.store import ResultStore, Runner, StoreError
-from benchmark.tables import SCHEMA_VERSION
+from benchmark.store.tables import SCHEMA_VERSION
 
 STUDY = Study("s", TrainConfig(train_size=100), seeds=[0, 1], sections=[
     Section("A", [Cell("base", published=97.3), Cell("BN", batch_norm=True)]),
@@ -110,19 +111,26 @@ def test_release_and_reclaim_of_dead_runners(tmp_path):
     assert a in _runnable(store, "v1")
 
 
+def _members(specs):
+    """The runner's membership rule: the study file's cell runs and the seeds stored."""
+    return functools.partial(with_stored_seeds, list(specs))
+
+
 def test_resync_is_idempotent_and_follows_study_edits(tmp_path):
     store = _store(tmp_path)
     again = store.sync_study("s", "s.py", "hash", "", STUDY.sections, SPECS)
     assert (again.cells, again.jobs, again.new_jobs) == (6, 4, 0)
     # fewer seeds and fewer cells: the cells that left go, the seeds stored stay
     smaller = Study("s", TrainConfig(train_size=100), [Section("A", [Cell("base")])])
-    kept = store.sync_study("s", "s.py", "hash2", "", smaller.sections, expand(smaller))
+    kept = store.sync_study("s", "s.py", "hash2", "", smaller.sections, expand(smaller),
+                            membership=_members(expand(smaller)))
     frame = store.results_frame("s")
     assert list(zip(frame["cell"], frame["seed"], strict=True)) == [("base", 0), ("base", 1)]
     assert (kept.cells, kept.kept_seeds) == (2, 1)
     # a redefined cell drops the seeds stored for its old definition
     changed = Study("s", TrainConfig(train_size=100), [Section("A", [Cell("base", lr=0.1)])])
-    store.sync_study("s", "s.py", "hash3", "", changed.sections, expand(changed))
+    store.sync_study("s", "s.py", "hash3", "", changed.sections, expand(changed),
+                     membership=_members(expand(changed)))
     frame = store.results_frame("s")
     assert frame["seed"].tolist() == [0] and frame["lr"].tolist() == [0.1]
 
@@ -131,7 +139,8 @@ def test_seeds_run_earlier_stay_in_the_study_and_can_be_narrowed(tmp_path):
     store = _store(tmp_path)
     more = expand(STUDY.with_seeds([0, 1, 2, 3, 4]))
     store.sync_study("s", "s.py", "hash", "", STUDY.sections, more)
-    plain = store.sync_study("s", "s.py", "hash", "", STUDY.sections, SPECS)  # seeds 0, 1
+    plain = store.sync_study("s", "s.py", "hash", "", STUDY.sections, SPECS,  # seeds 0, 1
+                             membership=_members(SPECS))
     assert (plain.cells, plain.kept_seeds) == (15, 9)
     assert sorted(set(store.results_frame("s")["seed"])) == [0, 1, 2, 3, 4]
     assert sorted(set(store.results_frame("s", seeds=[3])["seed"])) == [3]
@@ -326,7 +335,8 @@ def test_a_job_stored_before_unused_settings_were_normalised_keeps_its_results(t
     con.commit()
     con.close()
     fewer = Study("m", study.baseline, seeds=[0], sections=study.sections)  # seed 1 stored
-    store.sync_study("m", "m.py", "h", "", fewer.sections, expand(fewer))
+    store.sync_study("m", "m.py", "h", "", fewer.sections, expand(fewer),
+                     membership=_members(expand(fewer)))
     states = store.job_states([s.key for s in specs], "v1")
     assert {states[s.key].status for s in specs} == {JobStatus.COMPLETE}
     con = sqlite3.connect(tmp_path / "r.sqlite")
@@ -353,7 +363,7 @@ def test_a_lost_server_is_told_once_and_waited_for(tmp_path):
     notice when the server goes and one when it is back; other errors are not retried."""
     from sqlalchemy.exc import OperationalError
 
-    from benchmark import store as store_module
+    from benchmark.store import retry
 
     store, heard, calls = _store(tmp_path), [], []
     store.notify = heard.append
@@ -363,7 +373,7 @@ def test_a_lost_server_is_told_once_and_waited_for(tmp_path):
         retry_seconds = 30.0
         _told = store._told
 
-        @store_module._retried
+        @retry.retried
         def write(self):
             calls.append(1)
             if len(calls) < 3:

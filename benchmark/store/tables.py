@@ -1,4 +1,5 @@
-"""Schema: the SQLAlchemy 2 models behind `ResultStore` (the store is their only user).
+"""Store stage, the tables: the SQLAlchemy 2 models of the current schema (the store is
+their only user; `migrations` brings older databases to it).
 
 Tables (plural snake_case, `<entity>_id` keys, a unique constraint on each natural key):
 
@@ -27,24 +28,7 @@ from datetime import datetime
 from sqlalchemy import Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-SCHEMA_VERSION = 8  # 2: study_claims; 3: jobs.schedule, .warmup_epochs, .arch_hash;
-#                    4: jobs.data_hash (directory datasets keyed by content);
-#                    5: studies.margin_pp, .design; study_claims.margin (equivalence,
-#                       sequential seeds); 6: live_epochs; 7: runs.slurm_job_id;
-#                    8: jobs.augment
-
-# Columns added to existing tables, by the schema version that added them: the migration
-# adds them with their server default, so older rows read as the old behaviour.
-ADDED_COLUMNS: dict[int, list[tuple[str, str, str]]] = {
-    3: [("jobs", "schedule", "VARCHAR(16) NOT NULL DEFAULT 'constant'"),
-        ("jobs", "warmup_epochs", "INTEGER NOT NULL DEFAULT 0"),
-        ("jobs", "arch_hash", "VARCHAR(64) NOT NULL DEFAULT ''")],
-    4: [("jobs", "data_hash", "VARCHAR(64) NOT NULL DEFAULT ''")],
-    5: [("studies", "margin_pp", "FLOAT"), ("studies", "design", "TEXT"),
-        ("study_claims", "margin", "FLOAT")],
-    7: [("runs", "slurm_job_id", "VARCHAR(32)")],
-    8: [("jobs", "augment", "VARCHAR(16) NOT NULL DEFAULT 'none'")],
-}
+SCHEMA_VERSION = 8  # what each version added: migrations/v2.py ... v8.py
 
 
 class Base(DeclarativeBase):

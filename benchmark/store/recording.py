@@ -1,0 +1,100 @@
+"""Store stage, results in: a finished attempt (`record`: its run, its epochs, the job's
+new status) and the epochs of running attempts as the feed brings them (`record_epochs`),
+each in one transaction, each written once however often a lost connection retries it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from sqlalchemy import delete, select, update
+
+from ..records import EpochMetrics, JobResult, JobStatus
+from .database import StoreError, now
+from .leases import Runner
+from .queries import select_in, utc
+from .retry import retried
+from .tables import EpochRow, JobRow, LiveEpochRow, RunRow
+
+
+def _finite(x: float | None) -> float | None:
+    return x if x is not None and math.isfinite(x) else None
+
+
+class Recording:
+    """Runs, epochs and live epochs (a part of `ResultStore`)."""
+
+    @retried
+    def record(self, result: JobResult, runner: Runner) -> bool:
+        """Store a finished attempt and set the job's status; False if the lease was lost.
+
+        The run row is written either way: a result is never thrown away. Written once:
+        when a lost connection leaves it unknown whether an attempt's commit reached the
+        server, the retry finds that attempt's run row (same job, runner and start) and
+        writes nothing more.
+        """
+        final = result.final
+        with self.session() as s:
+            job_id = s.scalar(select(JobRow.job_id).where(JobRow.job_key == result.key))
+            if job_id is None:
+                raise StoreError(f"result for unknown job {result.key}")
+            if result.started_at is not None and s.scalar(select(RunRow.run_id).where(
+                    RunRow.job_id == job_id, RunRow.runner == runner.runner_id,
+                    RunRow.started_at == utc(result.started_at),
+                    RunRow.code_version == result.code_version).limit(1)) is not None:
+                return True  # an earlier attempt of this call committed it
+            run = RunRow(
+                job_id=job_id, status=result.status.value, error=result.error,
+                code_version=result.code_version,
+                test_accuracy=_finite(final.test_accuracy) if final else None,
+                test_loss=_finite(final.test_loss) if final else None,
+                train_loss=_finite(final.train_loss) if final else None,
+                epochs_done=len(result.epochs), param_count=result.param_count,
+                train_seconds=result.train_seconds, wall_seconds=result.wall_seconds,
+                device=result.device, host=result.host, slurm_job_id=result.slurm_job_id,
+                runner=runner.runner_id,
+                python_version=result.versions.get("python"),
+                torch_version=result.versions.get("torch"),
+                cuda_version=result.versions.get("cuda"),
+                started_at=utc(result.started_at), finished_at=utc(result.finished_at),
+            )
+            s.add(run)
+            s.flush()
+            s.add_all(EpochRow(run_id=run.run_id, epoch=e.epoch, train_loss=_finite(e.train_loss),
+                               test_loss=_finite(e.test_loss),
+                               test_accuracy=_finite(e.test_accuracy), seconds=e.seconds)
+                      for e in result.epochs)
+            s.execute(delete(LiveEpochRow).where(LiveEpochRow.job_id == job_id))
+            owned = s.execute(
+                update(JobRow)
+                .where(JobRow.job_id == job_id, JobRow.runner == runner.runner_id,
+                       JobRow.status == JobStatus.RUNNING.value)
+                .values(status=result.status.value, code_version=result.code_version,
+                        runner=None, runner_host=None, runner_pid=None, lease_expires=None,
+                        updated_at=now())
+            ).rowcount
+            return owned == 1
+
+    @retried(outage=False)  # for watchers: not worth holding the run up while it is down
+    def record_epochs(self, runner: Runner, items: Sequence[tuple[str, EpochMetrics]]) -> int:
+        """Write epochs of running jobs as the feed brought them, in one transaction: each
+        under the job's current attempt, for jobs this runner still holds (a job whose
+        lease was lost, or that finished meanwhile, is left alone). Returns the rows
+        written; an epoch written before (a retried worker's) is kept as it was."""
+        keys = list(dict.fromkeys(key for key, _ in items))
+        if not keys:
+            return 0
+        with self.session() as s:
+            held = {key: (job_id, attempt) for key, job_id, attempt in select_in(
+                s, select(JobRow.job_key, JobRow.job_id, JobRow.attempts)
+                .where(JobRow.runner == runner.runner_id,
+                       JobRow.status == JobStatus.RUNNING.value), JobRow.job_key, keys)}
+            at = now()
+            rows = [{"job_id": held[key][0], "attempt": held[key][1], "epoch": m.epoch,
+                     "train_loss": _finite(m.train_loss), "test_loss": _finite(m.test_loss),
+                     "test_accuracy": _finite(m.test_accuracy), "seconds": m.seconds,
+                     "written_at": at}
+                    for key, m in items if key in held]
+            self.insert_ignore(s, LiveEpochRow, rows)
+            return len(rows)
