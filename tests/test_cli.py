@@ -301,7 +301,7 @@ def test_a_user_network_trains_fused(workdir, cli):
 
 def test_progress_shows_running_jobs_with_their_epochs_and_one_cost_weighted_eta(capsys,
                                                                                  monkeypatch):
-    from benchmark.cli import Progress
+    from benchmark.cli.progress import Progress
     from benchmark.records import EpochMetrics, JobResult, JobStatus
 
     now = [0.0]
@@ -391,7 +391,7 @@ def test_status_watch_refreshes_until_the_grid_is_done(workdir, cli):
 def test_seeds_take_ranges():
     import click
 
-    from benchmark.cli import _parse_seeds
+    from benchmark.cli.common import parse_seeds as _parse_seeds
 
     assert _parse_seeds("0-3") == [0, 1, 2, 3] and _parse_seeds("0-1,5,7-8") == [0, 1, 5, 7, 8]
     for bad in ("3-1", "a-b", "0-2,2", "-1"):

@@ -91,7 +91,7 @@ def test_results_of_older_code_are_flagged_not_mixed_in(tmp_path):
 
 def test_report_command_writes_files_and_refuses_unknown_studies(tmp_path, cli, monkeypatch):
     _fill(tmp_path / "r.sqlite")
-    monkeypatch.setattr("benchmark.cli.code_version", lambda: "v1")  # the fill's version
+    monkeypatch.setattr("benchmark.cli.reports.code_version", lambda: "v1")  # the fill's version
     ok = cli("report", "--db", str(tmp_path / "r.sqlite"), "--out", str(tmp_path / "rep"))
     assert ok.exit_code == 0, ok.output
     assert (tmp_path / "rep" / "demo" / "index.html").exists()
@@ -295,7 +295,7 @@ def test_power_plans_seeds_for_each_comparison_and_prints_the_run_command(tmp_pa
     from benchmark import planning
 
     store = _fill(tmp_path / "r.sqlite")
-    monkeypatch.setattr("benchmark.cli.code_version", lambda: "v1")
+    monkeypatch.setattr("benchmark.cli.reports.code_version", lambda: "v1")
     db = str(tmp_path / "r.sqlite")
     result = cli("power", "demo", "--db", db)
     assert result.exit_code == 0, result.output
@@ -358,7 +358,7 @@ def test_power_with_a_margin_plans_the_seeds_that_show_equivalence(tmp_path, cli
     from benchmark import planning
 
     store = _fill(tmp_path / "r.sqlite", margin=0.25)
-    monkeypatch.setattr("benchmark.cli.code_version", lambda: "v1")
+    monkeypatch.setattr("benchmark.cli.reports.code_version", lambda: "v1")
     result = cli("power", "demo", "--db", str(tmp_path / "r.sqlite"))
     assert result.exit_code == 0, result.output
     assert "TOST: seeds to show equivalence within the margin" in result.output
