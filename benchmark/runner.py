@@ -300,7 +300,6 @@ def _train(store: ResultStore, specs: Sequence[JobSpec], keys: set[str], dirs: d
             events.epoch(key, metrics)
 
     t0 = time.monotonic()
-    notify, store.notify = store.notify, events.warning  # a lost server, and its return
     try:
         with store.keep_alive(runner, lambda e: events.warning(f"heartbeat failed: {e}")):
             for result in execute(groups, list(options.slots), threads=threads, cores=shared,
@@ -322,7 +321,6 @@ def _train(store: ResultStore, specs: Sequence[JobSpec], keys: set[str], dirs: d
     finally:
         with contextlib.suppress(StoreError, DatabaseError):  # the database may be the problem
             store.release(runner)  # anything claimed but not finished (aborted pool, error)
-        store.notify = notify
         summary.wall_seconds = time.monotonic() - t0
 
 
@@ -459,9 +457,7 @@ def run_until_decided(loaded: LoadedStudy, store: ResultStore, options: RunOptio
                 "beyond its own from a fixed-n run: a sequential design chosen after seeing "
                 "them would not keep its error rates. Report it as the fixed-n design it is, "
                 "or give the sequential run another study name")
-    full = dataclasses.replace(loaded, specs=tuple(plan.expand(
-        loaded.study.with_seeds(record["seeds"]))))
-    full = dataclasses.replace(full, specs=_resolved_like(loaded, full.specs))
+    full = loaded.with_seeds(record["seeds"])
     total = RunSummary()
     cv = code_version()
     with Cluster(options.backend, options.slots) as cluster:
@@ -512,18 +508,6 @@ def _empty_frame():
     import pandas as pd
 
     return pd.DataFrame(columns=["section", "cell", "seed", "test_accuracy"])
-
-
-def _resolved_like(loaded: LoadedStudy, specs) -> tuple[JobSpec, ...]:
-    """`specs` with the dataset paths and content/source hashes the loader put into
-    `loaded`'s specs (the same cells, other seeds)."""
-    like = {(s.section, s.cell): s.config for s in loaded.specs}
-    out = []
-    for s in specs:
-        ref = like[(s.section, s.cell)]
-        config = dataclasses.replace(ref, seed=s.config.seed)
-        out.append(dataclasses.replace(s, config=config))
-    return tuple(out)
 
 
 def _wanted_seeds(claims, progress, record) -> dict[tuple[str, str], list]:

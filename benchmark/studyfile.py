@@ -14,8 +14,8 @@ import difflib
 import hashlib
 import importlib.util
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import data, userdata, usernets
@@ -32,11 +32,42 @@ class StudyFileError(ValueError):
 
 
 @dataclass(frozen=True)
+class Resolution:
+    """What the loader found for a study's own pieces: each dataset as written -> (its
+    absolute path or name, its content hash), each "module:function" net -> its module's
+    source hash. Applied to an expansion, it gives the jobs' configs their identity."""
+
+    datasets: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    archs: Mapping[str, str] = field(default_factory=dict)
+
+    def apply(self, specs: Sequence[JobSpec]) -> tuple[JobSpec, ...]:
+        out = []
+        for s in specs:
+            config = s.config
+            if config.dataset in self.datasets:
+                path, digest = self.datasets[config.dataset]
+                config = dataclasses.replace(config, dataset=path, data_hash=digest)
+            wanted = self.archs.get(config.arch, "")
+            if config.arch_hash != wanted:
+                config = dataclasses.replace(config, arch_hash=wanted)
+            out.append(s if config is s.config else dataclasses.replace(s, config=config))
+        return tuple(out)
+
+
+@dataclass(frozen=True)
 class LoadedStudy:
     study: Study
     path: Path
     file_hash: str
     specs: tuple[JobSpec, ...]
+    resolution: Resolution = field(default_factory=Resolution)
+
+    def with_seeds(self, seeds: Sequence[int]) -> LoadedStudy:
+        """The study run with other replicate seeds, expanded and resolved as the loader
+        did the file's (datasets and networks as found then: nothing is called again)."""
+        study = self.study.with_seeds(seeds)
+        return dataclasses.replace(self, study=study,
+                                   specs=self.resolution.apply(expand(study)))
 
     @property
     def import_dirs(self) -> tuple[str, ...]:
@@ -94,7 +125,7 @@ def _execute(path: Path):
         sys.path.remove(str(path.parent))
 
 
-def _absolute_datasets(specs: list[JobSpec], base: Path, path: Path) -> list[JobSpec]:
+def _datasets(specs: Sequence[JobSpec], base: Path, path: Path) -> dict[str, tuple[str, str]]:
     """Dataset paths in a study file are relative to the file's directory; a path
     dataset's content hash goes into its configs (the job's identity, see
     `TrainConfig.key`). A path that cannot be read keeps no hash: the run's dataset check
@@ -110,19 +141,12 @@ def _absolute_datasets(specs: list[JobSpec], base: Path, path: Path) -> list[Job
                 raise StudyFileError(f"{line}: {exc}") from None
             continue
         _check_dataset_name(name, base)
-        path = name if Path(name).is_absolute() else str((base / name).resolve())
+        path_ = name if Path(name).is_absolute() else str((base / name).resolve())
         try:
-            resolved[name] = path, data.content_hash(path)
+            resolved[name] = path_, data.content_hash(path_)
         except (data.DataError, OSError):
-            resolved[name] = path, ""
-    out = []
-    for s in specs:
-        if s.config.dataset in resolved:
-            path, digest = resolved[s.config.dataset]
-            s = dataclasses.replace(s, config=dataclasses.replace(s.config, dataset=path,
-                                                                  data_hash=digest))
-        out.append(s)
-    return out
+            resolved[name] = path_, ""
+    return resolved
 
 
 def _check_dataset_name(dataset: str, base: Path) -> None:
@@ -137,24 +161,18 @@ def _check_dataset_name(dataset: str, base: Path) -> None:
                         "an .npz file) or a \"module:function\"")
 
 
-def _hash_user_nets(specs: list[JobSpec], path: Path) -> list[JobSpec]:
-    """Put the source hash of each "module:function" net's module into its configs (the
-    job's identity); built-in nets carry none."""
+def _user_nets(specs: Sequence[JobSpec], path: Path) -> dict[str, str]:
+    """The source hash of each "module:function" net's module (the job's identity);
+    built-in nets carry none."""
     hashes: dict[str, str] = {}
-    out = []
-    for s in specs:
-        arch = s.config.arch
-        if is_user_arch(arch) and arch not in hashes:
+    for arch in dict.fromkeys(s.config.arch for s in specs):
+        if is_user_arch(arch):
             try:
                 hashes[arch] = usernets.source_hash(arch, [str(path.parent)])
             except usernets.UserNetError as exc:
                 line = LoadedStudy(None, path, "", ()).where(arch)  # type: ignore[arg-type]
                 raise StudyFileError(f"{line}: {exc}") from None
-        wanted = hashes.get(arch, "")
-        if s.config.arch_hash != wanted:
-            s = dataclasses.replace(s, config=dataclasses.replace(s.config, arch_hash=wanted))
-        out.append(s)
-    return out
+    return hashes
 
 
 def load_study(path: str | Path, seeds: Sequence[int] | None = None) -> LoadedStudy:
@@ -176,8 +194,10 @@ def load_study(path: str | Path, seeds: Sequence[int] | None = None) -> LoadedSt
     try:
         if seeds is not None:
             study = study.with_seeds(seeds)
-        specs = _hash_user_nets(_absolute_datasets(expand(study), path.parent, path), path)
+        specs = expand(study)
+        resolution = Resolution(_datasets(specs, path.parent, path), _user_nets(specs, path))
+        specs = resolution.apply(specs)
     except SpecError as exc:
         raise StudyFileError(f"{path}: {exc}") from None
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    return LoadedStudy(study, path, digest, tuple(specs))
+    return LoadedStudy(study, path, digest, specs, resolution)

@@ -158,7 +158,8 @@ def run(study_file: Path, db: str | None, placement: Placement, seeds: list[int]
         until = runner.UntilDecided(max_seeds=max_seeds, batch=batch)
         if until_decided:
             runner.check_until(loaded, until)  # before the database is opened
-        with opened(db, retry_seconds=db_retry) as store, progress() as events:
+        with progress() as events, opened(db, retry_seconds=db_retry,
+                                          notify=events.warning) as store:
             design = (store.study_info(loaded.study.name) or {}).get("design")
             if design and not until_decided:
                 raise UserError(

@@ -4,6 +4,8 @@ parts (each a file of this folder), and `open_store`, how every command opens on
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from .base import StoreBase
 from .dashboard_reads import DashboardReads
 from .database import settings, sqlite_path
@@ -21,15 +23,17 @@ class ResultStore(Grid, Leases, Recording, Reads, DashboardReads, StoreBase):
 
 
 def open_store(db: str | None, *, create: bool = True, required: bool = True,
-               read_only: bool = False, retry_seconds: float | None = None) -> ResultStore:
+               read_only: bool = False, retry_seconds: float | None = None,
+               notify: Callable[[str], None] | None = None) -> ResultStore:
     """The store behind --db (see `database.settings` for what `db` None means); the
     default SQLite file's directory is made when needed.
 
     `create` False: a missing SQLite file is a StoreError ("no such database") when
     `required`, else an empty store. `read_only`: a reader's store (never writes, never
-    creates; see `StoreBase`). `retry_seconds`: --db-retry."""
+    creates; see `StoreBase`). `retry_seconds`: --db-retry; `notify(line)` hears when the
+    server is lost and when it is back."""
     chosen = settings(db, retry_seconds)
     if chosen.default and create and not read_only:
         sqlite_path(chosen.url).parent.mkdir(parents=True, exist_ok=True)
     return ResultStore(chosen.url, create=create, required=required, read_only=read_only,
-                       retry_seconds=chosen.retry_seconds)
+                       retry_seconds=chosen.retry_seconds, notify=notify)
