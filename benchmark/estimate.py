@@ -59,11 +59,11 @@ def calibrate_one(config: TrainConfig, device: str, threads: int,
     bs = config.batch_size
     x = torch.randn(bs, 1, 28, 28, device=dev).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 10, (bs,), device=dev)
-    net, _ = train._init(config, dev, train.DeviceData(x, y, x, y), import_dirs)
+    net, _ = train.seeded_net(config, dev, train.DeviceData(x, y, x, y), import_dirs)
     opt = train.optimizer_for(config, net.parameters())
 
     def step() -> None:
-        with train._autocast(config, dev):
+        with train.autocast(config, dev):
             loss = F.nll_loss(net(x).float(), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -72,14 +72,14 @@ def calibrate_one(config: TrainConfig, device: str, threads: int,
     net.train()
     for _ in range(WARMUP_STEPS):
         step()
-    train._sync(dev)
+    train.synchronize(dev)
     steps, t0 = 0, time.perf_counter()
     while steps < 5 or time.perf_counter() - t0 < BUDGET_S:
         step()
         steps += 1
         if steps % 5 == 0:
-            train._sync(dev)
-    train._sync(dev)
+            train.synchronize(dev)
+    train.synchronize(dev)
     step_s = (time.perf_counter() - t0) / steps
 
     test = torch.randn(train.EVAL_BATCH, 1, 28, 28, device=dev)

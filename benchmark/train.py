@@ -136,13 +136,13 @@ def _set_lr(optimizer: torch.optim.Optimizer, config: TrainConfig, step: int,
         group["lr"] = lr
 
 
-def _autocast(config: TrainConfig, device: torch.device):
+def autocast(config: TrainConfig, device: torch.device):
     if config.precision == "bf16":
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
-def _sync(device: torch.device) -> None:
+def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -153,7 +153,7 @@ def evaluate(net: torch.nn.Module, data: DeviceData, config: TrainConfig,
     net.eval()
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.int64)
-    with torch.inference_mode(), _autocast(config, device):
+    with torch.inference_mode(), autocast(config, device):
         for i in range(0, len(data.test_y), EVAL_BATCH):
             out = net(data.test_x[i:i + EVAL_BATCH]).float()
             target = data.test_y[i:i + EVAL_BATCH]
@@ -182,7 +182,7 @@ def memory_format(config: TrainConfig) -> torch.memory_format:
     return torch.channels_last
 
 
-def _init(config: TrainConfig, device: torch.device, data: DeviceData,
+def seeded_net(config: TrainConfig, device: torch.device, data: DeviceData,
           import_dirs: tuple[str, ...] = ()) -> tuple[torch.nn.Module, torch.Generator]:
     """A freshly initialised net and the generator of its batch order, both from the seed."""
     torch.manual_seed(config.seed)
@@ -251,7 +251,7 @@ def train(config: TrainConfig, data: DeviceData, eval_every: int = 1,
     start, stop = _slice(config, len(data.train_y))
     train_x, train_y = data.train_x[start:stop], data.train_y[start:stop]
 
-    net, order_gen = _init(config, device, data, import_dirs)
+    net, order_gen = seeded_net(config, device, data, import_dirs)
     aug_gen = augment.generator(config.augment, config.seed, device)
     optimizer = optimizer_for(config, net.parameters())
     epochs: list[EpochMetrics] = []
@@ -276,7 +276,7 @@ def _epochs(config: TrainConfig, data: DeviceData, net: torch.nn.Module,
     for epoch in range(len(epochs) + 1, config.epochs + 1):
         # --- train one epoch
         net.train()
-        _sync(device)
+        synchronize(device)
         t0 = time.perf_counter()
         order = torch.randperm(n, device=device, generator=order_gen)
         loss_sum = torch.zeros((), device=device)
@@ -286,7 +286,7 @@ def _epochs(config: TrainConfig, data: DeviceData, net: torch.nn.Module,
             idx = order[i:i + config.batch_size]
             x = train_x[idx] if aug_gen is None else augment.apply(train_x[idx],
                                                                     config.augment, aug_gen)
-            with _autocast(config, device):
+            with autocast(config, device):
                 loss = F.nll_loss(net(x).float(), train_y[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -339,7 +339,7 @@ def train_fused(configs: Sequence[TrainConfig], data: DeviceData, eval_every: in
     n = spans[0][1] - spans[0][0]
     offsets = torch.tensor([s for s, _ in spans], device=device)[:, None]
 
-    inits = [_init(c, device, data, import_dirs) for c in configs]
+    inits = [seeded_net(c, device, data, import_dirs) for c in configs]
     nets, gens = [net for net, _ in inits], [g for _, g in inits]
     aug_gens = [augment.generator(c.augment, c.seed, device) for c in configs]
     params, buffers = stack_module_state(nets)  # leaves of shape (k, ...)
@@ -363,7 +363,7 @@ def train_fused(configs: Sequence[TrainConfig], data: DeviceData, eval_every: in
 
     for epoch in range(1, config.epochs + 1):
         skeleton.train()
-        _sync(device)
+        synchronize(device)
         t0 = time.perf_counter()
         order = torch.stack([torch.randperm(n, device=device, generator=g) for g in gens])
         order += offsets
@@ -376,7 +376,7 @@ def train_fused(configs: Sequence[TrainConfig], data: DeviceData, eval_every: in
             if aug_gens[0] is not None:  # each model's own stream, as it would train alone
                 x = torch.stack([augment.apply(x[j], config.augment, aug_gens[j])
                                  for j in range(k)])
-            with _autocast(config, device):
+            with autocast(config, device):
                 losses = batched_loss(params, buffers, x, data.train_y[idx])
             optimizer.zero_grad(set_to_none=True)
             losses.sum().backward()
@@ -391,7 +391,7 @@ def train_fused(configs: Sequence[TrainConfig], data: DeviceData, eval_every: in
             skeleton.eval()
             sums = torch.zeros(k, device=device)
             correct = torch.zeros(k, device=device, dtype=torch.int64)
-            with torch.inference_mode(), _autocast(config, device):
+            with torch.inference_mode(), autocast(config, device):
                 for i in range(0, len(data.test_y), EVAL_BATCH):
                     s, c = batched_eval(params, buffers, data.test_x[i:i + EVAL_BATCH],
                                         data.test_y[i:i + EVAL_BATCH])

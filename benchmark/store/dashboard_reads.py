@@ -78,7 +78,7 @@ class DashboardReads:
 
     def _cell_runs_query(self, study: str):
         """(section, cell, seed) rows of a study with their job's state, its latest run,
-        its run counts and the epochs its running attempt has written (`dashboard._jobs`
+        its run counts and the epochs its running attempt has written (the dashboard
         reads them by the names of `CellRun`)."""
         counts = (select(RunRow.job_id, func.max(RunRow.run_id).label("run_id"),  # the latest
                          func.count().label("runs"),
