@@ -13,14 +13,9 @@ from sqlalchemy import and_, case, func, select
 
 from ..config import CONFIG_FIELDS
 from ..records import JobStatus
+from .queries import frame as _frame
 from .queries import latest_runs, of_study, select_in, stored, study_cells
 from .tables import CellRow, EpochRow, JobRow, LiveEpochRow, RunRow, StudyRow
-
-
-def _frame(rows=(), columns=None):
-    import pandas as pd
-
-    return pd.DataFrame(rows, columns=columns)
 
 
 class CellRun(NamedTuple):

@@ -1,7 +1,7 @@
 """Store stage, the pieces of SQL that several parts share: a study's cell rows joined to
 their jobs (`study_cells`), each job's latest run (`latest_runs`), a seed filter, reading
-many keys under SQLite's bound-parameter limit (`select_in`), and the guard of a read on a
-database that holds no cnnbench tables yet (`stored`).
+many keys under SQLite's bound-parameter limit (`select_in`), rows as a frame (`frame`),
+and the guard of a read on a database that holds no cnnbench tables yet (`stored`).
 """
 
 from __future__ import annotations
@@ -72,6 +72,13 @@ def latest_runs(code_version: str | None = None):
     if code_version is not None:
         query = query.where(RunRow.code_version == code_version)
     return query.group_by(RunRow.job_id).subquery()
+
+
+def frame(rows=(), columns=None):
+    """A pandas frame of query rows (pandas imported on first use)."""
+    import pandas as pd
+
+    return pd.DataFrame(rows, columns=columns)
 
 
 def utc(t: float | None) -> datetime | None:

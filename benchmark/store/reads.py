@@ -17,16 +17,11 @@ from ..records import JobStatus
 from ..state import JobState
 from ..study import Claim
 from .database import now
+from .queries import frame as _frame
 from .queries import latest_runs, of_study, seed_filter, select_in, stored, study_cells
 from .tables import CellRow, ClaimRow, EpochRow, JobRow, LiveEpochRow, RunRow, SectionRow, StudyRow
 
 CONFIG_COLUMNS = list(CONFIG_FIELDS)  # every TrainConfig field is a column of `jobs`
-
-
-def _frame(rows=(), columns=None):
-    import pandas as pd
-
-    return pd.DataFrame(rows, columns=columns)
 
 
 class Reads:
