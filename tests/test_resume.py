@@ -39,15 +39,20 @@ def _cmd(db):
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX process groups")
-def test_kill_9_mid_grid_then_resume_completes_every_job_exactly_once(workdir):
+def test_kill_9_mid_grid_then_resume_completes_every_job_exactly_once(workdir, monkeypatch):
     db = workdir / "r.sqlite"
     cmd = _cmd(db)
+    tmp = workdir / "tmp"  # the runs' own temporary folder: what they leave there is theirs
+    tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp))
     _start_and_interrupt(workdir, cmd, signal.SIGKILL)  # no cleanup at all
     done_before = _count(db, "select count(*) from runs where status='COMPLETE'")
     assert 2 <= done_before < 8, "kill came too late to test resuming"
     assert _count(db, "select count(*) from jobs where status='RUNNING'") > 0
+    assert len(list(tmp.glob("cnnbench-locks-*"))) == 1  # the killed run could not remove it
 
     rerun = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=300)
+    assert not list(tmp.glob("cnnbench-locks-*")), "a run left its folder, or a dead one's"
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert "reclaimed" in rerun.stdout
     assert f"training {8 - done_before} job(s)" in rerun.stdout

@@ -5,18 +5,37 @@ worker dies, hence one per slot); its job is retried once on a fresh worker."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
 from ..feed import FileFeed
+from ..state import pid_alive
 from .base import Backend
 
 _EXIT_CODES = re.compile(r"exit codes of the workers are \{([^}]*)\}")
+LOCKS = "cnnbench-locks-"  # + the runner's pid: a pool's folder of GPU gates and live epochs
+
+
+def lock_dir() -> str:
+    """A new folder for this process's pool, after removing those of runners that are gone
+    (a killed run cannot remove its own)."""
+    for old in Path(tempfile.gettempdir()).glob(f"{LOCKS}*"):
+        owner = old.name[len(LOCKS):].split("-")[0]
+        try:
+            gone = (not pid_alive(int(owner)) if owner.isdigit() else
+                    time.time() - old.stat().st_mtime > 3600)  # an older cnnbench's, by age
+        except OSError:  # removed meanwhile by another runner's sweep
+            continue
+        if gone:
+            shutil.rmtree(old, ignore_errors=True)
+    return tempfile.mkdtemp(prefix=f"{LOCKS}{os.getpid()}-")
 
 
 class LocalPool:
@@ -29,7 +48,7 @@ class LocalPool:
 
     def __init__(self, slots: Sequence[str]):
         self.devices = list(slots)
-        self.lock_dir = tempfile.mkdtemp(prefix="cnnbench-locks-")  # GPU out-of-memory gates
+        self.lock_dir = lock_dir()  # GPU out-of-memory gates
         self.feed = FileFeed(Path(self.lock_dir) / "epochs")  # live progress
         self._executors: list = [None] * len(self.devices)
 
