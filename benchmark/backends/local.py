@@ -8,9 +8,11 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -65,9 +67,10 @@ class LocalPool:
     def submit(self, slot: int, fn: Callable, *args):
         from joblib.externals.loky.process_executor import ProcessPoolExecutor
 
-        if self._executors[slot] is None:
-            self._executors[slot] = ProcessPoolExecutor(max_workers=1)
-        return self._executors[slot].submit(fn, *args)
+        with _ctrl_c_blocked():  # loky starts the worker in this call, in this thread
+            if self._executors[slot] is None:
+                self._executors[slot] = ProcessPoolExecutor(max_workers=1)
+            return self._executors[slot].submit(fn, *args)
 
     @staticmethod
     def death(exc: BaseException) -> str | None:
@@ -103,6 +106,23 @@ class LocalPool:
                 executor.shutdown(wait=False, kill_workers=True)
         shutil.rmtree(self.lock_dir, ignore_errors=True)
 
+
+
+@contextmanager
+def _ctrl_c_blocked() -> Iterator[None]:
+    """SIGINT blocked in this thread while workers start, so that they start with it
+    blocked (the mask is inherited through fork and exec) and never see a Ctrl-C: it is the
+    runner's to handle (it hands the jobs back, then stops the workers), and one reaching a
+    worker while Python starts up printed a traceback. The runner gets a Ctrl-C meanwhile
+    through another of its threads, or as soon as the block ends."""
+    if not hasattr(signal, "pthread_sigmask"):  # not POSIX
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 @dataclass(frozen=True)
