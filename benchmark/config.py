@@ -171,6 +171,7 @@ def normalised(values: dict[str, Any], own: Mapping[str, Any],
 LATER_FIELDS: dict[str, Any] = {"schedule": "constant", "warmup_epochs": 0, "arch_hash": "",
                                 "data_hash": "", "augment": "none"}
 BUILT_IN_ARCHS = ("base", "sk")
+ARCH_LIMIT = 32  # characters of an arch (the database column holds no more)
 USER_ARCH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")  # module.path:function
 
 
@@ -212,6 +213,9 @@ def coerce(name: str, value: Any) -> Any:
         raise SpecError(
             f"field {name!r} must be {kind}, got {type(value).__name__} {value!r}"
         )
+    if name == "arch" and len(value) > ARCH_LIMIT:
+        raise SpecError(f"field 'arch' = {value!r} is {len(value)} characters long; at most "
+                        f"{ARCH_LIMIT}: shorten the module or function name")
     if name == "arch" and value not in BUILT_IN_ARCHS and not USER_ARCH.match(value):
         close = difflib.get_close_matches(value, BUILT_IN_ARCHS, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""

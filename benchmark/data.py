@@ -258,6 +258,11 @@ def kind_of(location: Path) -> str:
         return "npz"
     if not location.exists():
         raise DataError(f"dataset {str(location)!r} does not exist")
+    archives = sorted(p.name for p in location.glob("*.npz")) if location.is_dir() else []
+    if len(archives) > 1:
+        raise DataError(f"dataset directory {str(location)!r} holds {len(archives)} .npz "
+                        f"archives ({', '.join(archives)}): name the one to use, e.g. "
+                        f"{str(location / archives[0])!r}, or keep one in the directory")
     if location.is_dir():
         idx_files(location)  # names the IDX files it lacks, for an IDX directory half there
     raise DataError(f"{str(location)!r} is no dataset: give a directory of MNIST-format IDX "
@@ -298,18 +303,25 @@ def shapes_of(location: Path) -> dict[str, tuple[int, ...]]:
 
 
 def input_shape_and_classes(directory: str | Path) -> tuple[tuple[int, int, int], int]:
-    """A net's input shape (channels, height, width) and the number of classes (1 + the
-    largest label of either split) of the dataset at `directory`."""
+    """A net's input shape (channels, height, width) and the number of classes of the
+    dataset at `directory` (`classes_of`)."""
     location = Path(directory)
-    if kind_of(location) == "idx":
-        shapes = describe(location)
-        files = idx_files(location)
-        classes = 1 + max(int(read_idx(files[f"{split}_labels"]).max())
-                          for split in ("train", "test"))
-        return (1, *shapes["train_images"][1:]), classes
-    a = load_arrays(str(location))
-    classes = 1 + max(int(a.train_y.max()), int(a.test_y.max()))
-    return shapes_of(location)["train_images"][1:], classes
+    return shapes_of(location)["train_images"][1:], classes_of(location)
+
+
+def classes_of(location: str | Path) -> int:
+    """The number of classes of a dataset, its labels checked (`formats.check_labels`):
+    DataError naming the offending label and the file."""
+    location = Path(location)
+    if kind_of(location) != "idx":  # checked as the arrays were read
+        a = load_arrays(str(location))
+        return 1 + int(a.train_y.max())
+    files = idx_files(location)
+    try:
+        return formats.check_labels(read_idx(files["train_labels"]),
+                                    read_idx(files["test_labels"]), str(location))
+    except formats.FormatError as exc:
+        raise DataError(str(exc)) from None
 
 
 def _named(directory: Path) -> NamedDataset | None:

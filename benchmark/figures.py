@@ -43,8 +43,15 @@ class Figure:
 
 
 def slug(name: str) -> str:
-    """A file-name-safe form of a user-given name (section and study names are free text)."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "unnamed"
+    """A file name for a user-given name (study, section and cell names are free text):
+    the name itself where it is one (letters of any script, digits, _ . -, at most 100
+    bytes), else its readable part and a hash of the whole name, so that two names never
+    share a file ("α_run" and "β_run", "a b" and "a_b") and any file system takes it."""
+    readable = re.sub(r"[^\w.-]+", "_", name).strip("._")
+    if name and readable == name and len(name.encode()) <= 100:
+        return name
+    readable = readable.encode()[:80].decode(errors="ignore").rstrip("._-")
+    return f"{readable or 'unnamed'}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
 
 
 # --------------------------------------------------------------------------- intervals

@@ -64,7 +64,31 @@ def check_arrays(x_train, y_train, x_test, y_test, where: str):
     if _image_shape(x_train) != _image_shape(x_test):
         raise FormatError(f"{where}: train images are {_image_shape(x_train)} but test images "
                           f"{_image_shape(x_test)}: both splits need one shape")
+    check_labels(y_train, y_test, where)
     return x_train, y_train.astype(np.int64), x_test, y_test.astype(np.int64)
+
+
+def check_labels(y_train, y_test, where: str) -> int:
+    """The number of classes C of a dataset's labels, which must be 0 .. C-1 with every
+    class in the training split and the test split's within them (a class count comes from
+    the labels, so one stray label would make a net of a billion outputs). FormatError
+    naming the offending label and where it is otherwise."""
+    present = np.unique(y_train)
+    if not len(present) or present[0] < 0:
+        return len(present)  # said by the caller (no images, or a negative label)
+    classes = int(present[-1]) + 1
+    if len(present) != classes:
+        gap = int(np.flatnonzero(present != np.arange(len(present)))[0])
+        raise FormatError(
+            f"{where}: y_train holds label {classes - 1} but only {len(present)} distinct "
+            f"labels, none of them {gap}: labels are class indices 0 .. C-1 with every class "
+            "in the training split; renumber them, e.g. np.unique(y, return_inverse=True)[1]")
+    extra = np.setdiff1d(np.unique(y_test), present)
+    if len(extra):
+        raise FormatError(f"{where}: y_test holds label {int(extra[0])}, which no training "
+                          f"image has (training labels are 0 .. {classes - 1}): a test class "
+                          "must be one the net can learn")
+    return classes
 
 
 def _image_shape(x: np.ndarray) -> tuple[int, ...]:

@@ -110,6 +110,7 @@ def datasets(specs: Sequence[JobSpec], fetch: bool,
         dirs[name] = str(directory)
         shapes = data.shapes_of(directory)["train_images"]
         sizes[name], image_hw[name] = shapes[0], shapes[2:]
+        data.classes_of(directory)  # its labels checked before anything is written
     for s in specs:
         c, n = s.config, sizes[s.config.dataset]
         problem = plan.size_problem(c.arch, image_hw[c.dataset])
@@ -207,9 +208,25 @@ class Cluster:
         self._stack.close()
 
 
+@dataclass(frozen=True)
+class Inputs:
+    """A study's datasets, found (fetched if need be) and checked, and its own networks
+    checked on them: what a run needs before it writes anything."""
+
+    dirs: dict[str, str]  # dataset name -> directory (or file)
+    sizes: dict[str, int]  # dataset name -> training-set size
+
+
+def check_inputs(loaded: LoadedStudy, log: Callable[[str], None] = lambda m: None) -> Inputs:
+    """`Inputs` of `loaded`; DataError, SpecError or StudyFileError naming the problem."""
+    dirs, sizes = datasets(loaded.specs, fetch=True, log=log)
+    check_user_nets(loaded, dirs)
+    return Inputs(dirs, sizes)
+
+
 def run_study(loaded: LoadedStudy, store: ResultStore, options: RunOptions,
-              events: RunEvents | None = None,
-              cluster: Cluster | None = None) -> RunSummary:
+              events: RunEvents | None = None, cluster: Cluster | None = None,
+              inputs: Inputs | None = None) -> RunSummary:
     """Train what is left of `loaded` and record it in `store`.
 
     Raises DataError/SpecError/StoreError/DeviceError for bad input before anything is
@@ -218,8 +235,8 @@ def run_study(loaded: LoadedStudy, store: ResultStore, options: RunOptions,
     cluster kept up after this call (the looks of a sequential run share one).
     """
     events = events or RunEvents()
-    dirs, sizes = datasets(loaded.specs, fetch=True, log=events.message)
-    check_user_nets(loaded, dirs)
+    inputs = inputs or check_inputs(loaded, events.message)
+    dirs, sizes = inputs.dirs, inputs.sizes
     summary = RunSummary()
     with contextlib.ExitStack() as stack:
         if cluster is None:
@@ -370,6 +387,7 @@ def sequential_claims(loaded: LoadedStudy) -> list:
     skipped = {(s.section, s.cell) for s in loaded.specs if s.skip_reason}
     own_seed = {(sec.name, c.label) for sec in loaded.study.sections for c in sec.cells
                 if "seed" in {**sec.fixed, **c.overrides}}
+    own_seeds = {sec.name: sec.seeds for sec in loaded.study.sections if sec.seeds is not None}
     for c in claims:
         for cell in (c.cell, c.baseline):
             if (c.section, cell) in skipped:
@@ -380,6 +398,12 @@ def sequential_claims(loaded: LoadedStudy) -> list:
                 raise SpecError(f"claim {c.text!r} compares cell {cell!r} of section "
                                 f"{c.section!r}, which sets its own seed: it cannot get "
                                 "more seeds; drop the claim or the cell's seed")
+        seeds = own_seeds.get(c.section)
+        if seeds is not None:
+            raise SpecError(f"claim {c.text!r} is on section {c.section!r}, which runs its "
+                            f"own seeds {list(seeds)}: --until-decided cannot add seeds to "
+                            "it; drop the section's seeds (it then takes the study's), or "
+                            "the claim")
     return claims
 
 
@@ -426,7 +450,7 @@ def _same_design(stored: dict, record: dict) -> list[str]:
 def run_until_decided(loaded: LoadedStudy, store: ResultStore, options: RunOptions,
                       until: UntilDecided, events: RunEvents | None = None,
                       on_look: Callable[[LookSummary], None] = lambda look: None,
-                      ) -> RunSummary:
+                      inputs: Inputs | None = None) -> RunSummary:
     """Run the study's seeds, then add `until.batch` seeds at a time to the cells of the
     claims still undecided, until every claim is decided or has had `until.max_seeds`.
 
@@ -437,6 +461,7 @@ def run_until_decided(loaded: LoadedStudy, store: ResultStore, options: RunOptio
 
     events = events or RunEvents()
     claims = check_until(loaded, until)
+    inputs = inputs or check_inputs(loaded, events.message)
     first = len(loaded.study.seeds)
     record = design_record(loaded, until)
     stored = store.study_info(loaded.study.name) if store.exists else None
@@ -485,7 +510,7 @@ def run_until_decided(loaded: LoadedStudy, store: ResultStore, options: RunOptio
                                 sum(total.counts.values()), left))
             if all(p.finished for p in progress.values()) and total.sync is not None:
                 break
-            summary = run_study(subset, store, options, events, cluster)
+            summary = run_study(subset, store, options, events, cluster, inputs)
             if total.sync is None:
                 store.set_design(loaded.study.name, record)
             total.sync = total.sync or summary.sync

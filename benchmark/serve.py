@@ -18,6 +18,7 @@ a fixed list and reports from inside the reports folder only.
 
 from __future__ import annotations
 
+import errno
 import html
 import json
 import secrets
@@ -248,7 +249,15 @@ def check_port(host: str, port: int) -> None:
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         try:
             sock.bind((host, port))
+        except socket.gaierror as exc:  # not an address: no port is to blame
+            raise ServeError(f"cannot listen on {host}: not an address of this machine "
+                             f"({exc.strerror}): pass --host 127.0.0.1, 0.0.0.0 or one of its "
+                             "addresses") from None
         except OSError as exc:
+            if exc.errno == errno.EADDRNOTAVAIL:
+                raise ServeError(f"cannot listen on {host}: not an address of this machine "
+                                 f"({exc.strerror}): pass --host 127.0.0.1, 0.0.0.0 or one of "
+                                 "its addresses") from None
             raise ServeError(f"cannot listen on {host}:{port} ({exc.strerror}): another "
                              "program holds the port, pass another --port (or --port 0 for "
                              "a free one)") from None

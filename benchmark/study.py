@@ -17,6 +17,18 @@ from typing import Any
 
 from .config import SpecError, TrainConfig, check_applies, check_fields, coerce
 
+# The longest name of each kind, in characters: the database's columns hold no more, on
+# every backend (SQLite would take more, PostgreSQL refuses it mid-run).
+NAME_LIMITS = {"study": 200, "section": 200, "cell": 500}
+
+
+def check_name(kind: str, name: str) -> None:
+    limit = NAME_LIMITS[kind]
+    if len(name) > limit:
+        raise SpecError(f"{kind} name {name[:40]!r}... is {len(name)} characters long; at "
+                        f"most {limit}: give the {kind} a shorter name (a Section's title "
+                        "and a Study's description take any length)")
+
 
 class Cell:
     """One point of a section: overrides of the section's baseline, a label, a published value."""
@@ -37,6 +49,7 @@ class Cell:
                                       or not math.isfinite(published)):
             raise SpecError(f"cell {label!r}: published must be a finite number (percent), "
                             f"got {published!r}")
+        check_name("cell", str(label))
         object.__setattr__(self, "label", str(label))
         object.__setattr__(self, "overrides", dict(overrides))
         object.__setattr__(self, "published", None if published is None else float(published))
@@ -161,6 +174,7 @@ class Section:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
             raise SpecError("every Section needs a non-empty name")
+        check_name("section", self.name)
         check_fields(self.fixed, f"section {self.name!r} fixed")
         check_applies(self.fixed, f"section {self.name!r} fixed: ")
         cells = list(self.cells)
@@ -274,6 +288,7 @@ class Study:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
             raise SpecError("Study needs a non-empty name")
+        check_name("study", self.name)
         if self.margin_pp is not None:
             object.__setattr__(self, "margin_pp", check_margin(self.margin_pp,
                                                                f"study {self.name!r}"))

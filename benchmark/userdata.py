@@ -65,6 +65,12 @@ def load(spec: str, dirs: Sequence[str]) -> str:
         raise DataFunctionError(str(exc).replace("arch ", "dataset ", 1)) from None
     try:
         out = function()
+    except (SystemExit, KeyboardInterrupt) as exc:  # exit(), sys.exit(0): never a dataset
+        code = getattr(exc, "code", None)
+        raise DataFunctionError(f"dataset {spec!r}: {function.__name__}() raised "
+                                f"{type(exc).__name__}{'' if code is None else f'({code!r})'}"
+                                f"{_where_raised(exc, module_file)}: a dataset function "
+                                "returns its arrays and never exits") from None
     except Exception as exc:
         raise DataFunctionError(f"dataset {spec!r}: {function.__name__}() raised "
                                 f"{type(exc).__name__}: {exc}"

@@ -39,10 +39,22 @@ def write_idx(path: Path, array: np.ndarray, gz: bool = False) -> Path:
     return path
 
 
+def _every_class(labels: np.ndarray, classes: int) -> np.ndarray:
+    """`labels` with each class they lack given to the first images, so that a dataset
+    of at least `classes` images has every class (as a real one does; cnnbench checks it)."""
+    for c in np.setdiff1d(np.arange(classes), labels):
+        counts = np.bincount(labels, minlength=classes)
+        spare = np.flatnonzero(counts[labels] > 1)  # images whose class has others
+        if not len(spare):
+            break  # fewer images than classes
+        labels[spare[0]] = c
+    return labels
+
+
 def synthetic_digits(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Learnable 28x28 images: label k lights up row band k, plus noise."""
     rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 10, n).astype(np.uint8)
+    labels = _every_class(rng.integers(0, 10, n), 10).astype(np.uint8)
     images = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
     for i, k in enumerate(labels):
         images[i, 2 + 2 * k:4 + 2 * k, 4:24] = 255
@@ -65,7 +77,7 @@ def synthetic_colour(n: int, seed: int, classes: int = 10) -> tuple[np.ndarray, 
     """Learnable 32x32 colour images, (N, 3, 32, 32): label k tints channel k % 3 of row
     band k, plus noise."""
     rng = np.random.default_rng(seed)
-    labels = rng.integers(0, classes, n).astype(np.int64)
+    labels = _every_class(rng.integers(0, classes, n), classes).astype(np.int64)
     images = rng.integers(0, 60, (n, 3, 32, 32)).astype(np.uint8)
     for i, k in enumerate(labels):
         band = 2 + 2 * (k % 14)

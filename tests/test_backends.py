@@ -2,6 +2,10 @@
 backend's settings as they reach the worker job script (no Slurm needed here: the job
 script is dask-jobqueue's own; test_slurm.py runs it on a real Slurm)."""
 
+import os
+import signal
+import sys
+
 import pytest
 
 from benchmark import backends
@@ -103,3 +107,25 @@ def test_a_pool_interrupted_while_starting_a_worker_still_closes():
     pool._executors[0] = executor
     pool.close(kill=False)  # no RuntimeError
     assert pool._executors[0] is None
+
+
+def _blocked_signals() -> int:
+    with open(f"/proc/{os.getpid()}/status") as f:
+        return int(next(line for line in f if line.startswith("SigBlk")).split()[1], 16)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_local_workers_start_with_ctrl_c_blocked():
+    """A Ctrl-C reaches the whole process group; the runner handles it (hands the jobs
+    back, stops the workers). A worker that saw it while Python started up printed a
+    traceback, so workers start with SIGINT blocked: the first worker too (starting loky's
+    resource trackers unblocked it again)."""
+    from benchmark.backends.local import LocalPool
+
+    pool = LocalPool(["cpu", "cpu"])
+    try:
+        masks = [pool.submit(slot, _blocked_signals).result(timeout=60) for slot in (0, 1)]
+    finally:
+        pool.close(kill=True)
+    assert all(mask & (1 << (signal.SIGINT - 1)) for mask in masks), [hex(m) for m in masks]
+    assert not signal.pthread_sigmask(signal.SIG_BLOCK, set())  # the runner's is as it was

@@ -328,6 +328,77 @@ CASES = {
     "unreachable Dask scheduler": ({}, ["run", "tiny.py", "--backend", "dask",
                                         "--scheduler", "tcp://127.0.0.1:9"],
                                    "cannot reach the Dask scheduler at tcp://127.0.0.1:9"),
+    "a sequential claim over a section with its own seeds (it could never be decided)": (
+        _study('''
+        return Study(name="q", baseline=base, seeds=[0, 1, 2],
+                     sections=[Section("A", [Cell("x"), Cell("y", batch_norm=True)],
+                                       seeds=[0, 1])],
+                     claims=[Claim.beats("y beats x", "A", "y", "x")])
+    '''), ["run", "case.py", "--until-decided"],
+        "claim 'y beats x' is on section 'A', which runs its own seeds [0, 1]"),
+    "--dry-run --until-decided on a study without claims": (
+        {}, ["run", "tiny.py", "--until-decided", "--dry-run"],
+        "study 'tiny' has no claims comparing two cells"),
+    "--dry-run --until-decided with --seeds": (
+        {}, ["run", "tiny.py", "--until-decided", "--seeds", "0-4", "--dry-run"],
+        "--until-decided adds seeds itself"),
+    "dataset function calling sys.exit(0) (it ran nothing, exit 0)": (
+        {"baddata.py": "import sys\n\n\ndef make():\n    sys.exit(0)\n",
+         "case.py": _study(ONE_CELL.format(dataset="baddata:make"))}, None,
+        "dataset 'baddata:make': make() raised SystemExit(0)"),
+    "dataset function raising KeyboardInterrupt (it said only 'Aborted!')": (
+        {"baddata.py": "def make():\n    raise KeyboardInterrupt\n",
+         "case.py": _study(ONE_CELL.format(dataset="baddata:make"))}, None,
+        "make() raised KeyboardInterrupt"),
+    "a label of 10**9 in a 4-class dataset (it tried to allocate 2 TB)": (
+        _data_function("x, np.array([0, 1, 2, 3, 0, 1, 2, 10**9]), x, y"), None,
+        "y_train holds label 1000000000 but only 5 distinct labels, none of them 4"),
+    "a train label of 200 in a 4-class dataset (it trained 201 classes)": (
+        _data_function("x, np.array([0, 1, 2, 3, 0, 1, 2, 200]), x, y"), None,
+        "y_train holds label 200 but only 5 distinct labels, none of them 4"),
+    "a test label no training image has": (
+        _data_function("x, np.array([0, 1, 2, 0, 1, 2, 0, 1]), x, np.arange(8) % 4"), None,
+        "y_test holds label 3, which no training image has (training labels are 0 .. 2)"),
+    "a stray label in an IDX dataset": ("<stray label>", ["run", "case.py"],
+                                        "y_train holds label 200 but only 11 distinct labels"),
+    "two .npz archives in a dataset folder (it blamed missing IDX files)": (
+        "<two npz>", ["run", "case.py"], "holds 2 .npz archives (a.npz, b.npz)"),
+    "data --check of a folder of two .npz archives": (
+        "<two npz>", ["data", "--check", "two"], "holds 2 .npz archives (a.npz, b.npz)"),
+    "a 400-character study name (report failed: file name too long)": (_study(f'''
+        return Study(name="{"s" * 400}", baseline=base, sections=[Section("A", [Cell("x")])])
+    '''), None, "study name 'ssss"),
+    "a 600-character cell label (PostgreSQL failed mid-run)": (_study(f'''
+        return Study(name="c", baseline=base, sections=[Section("A", [Cell("{"c" * 600}")])])
+    '''), None, "is 600 characters long; at most 500: give the cell a shorter name"),
+    "a 300-character section name": (_study(f'''
+        return Study(name="c", baseline=base, sections=[Section("{"a" * 300}", [Cell("x")])])
+    '''), None, "is 300 characters long; at most 200: give the section a shorter name"),
+    "an arch longer than its column": (_study('''
+        return Study(name="c", baseline=base, sections=[Section("A", [Cell(
+            "x", arch="a_rather_long_module_name:and_a_function")])])
+    '''), None, "is 40 characters long; at most 32: shorten the module or function name"),
+    "--memory lots on slurm (it ended in a traceback)": (
+        {}, ["run", "tiny.py", "--backend", "slurm", "--memory", "lots"],
+        "bad memory 'lots': give a size with its unit, e.g. 8GB"),
+    "serve --token '' (it answered 401 to everything)": (
+        {}, ["serve", "--token", ""], "--token is empty"),
+    "serve --host 999.1.1.1 (it blamed a port in use)": (
+        {}, ["serve", "--host", "999.1.1.1", "--token", "t"],
+        "cannot listen on 999.1.1.1: not an address of this machine"),
+    "upgrade of a zero-byte file (it said 'nothing to do')": (
+        "<empty file>", ["upgrade", "--db", "zero.sqlite"],
+        "zero.sqlite holds no cnnbench database: nothing to upgrade"),
+    "upgrade --db of a directory": ("<a directory>", ["upgrade", "--db", "adir"],
+                                    "adir is a directory, not a database file"),
+    "serve --db of a directory": ("<a directory>", ["serve", "--db", "adir"],
+                                  "adir is a directory, not a database file"),
+    "compare --code-a of no such code version (it wrote an empty comparison)": (
+        {}, ["compare", "tiny", "tiny", "--code-a", "zzz"],
+        "study 'tiny' has no results of code version 'zzz'; it has: "),
+    "a missing dataset on a new database (the file was made)": (
+        _study(ONE_CELL.format(dataset="no/such")), ["run", "case.py", "--db", "fresh.sqlite"],
+        "does not exist"),
 }
 
 
@@ -404,6 +475,24 @@ def _prepare(workdir, files, finished_db, monkeypatch) -> None:
                      "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
             (cache / name).write_bytes(b"not mnist")
         monkeypatch.setenv("CNNBENCH_DATA", str(cache))
+    elif files == "<stray label>":
+        stray = make_idx_dir(workdir / "stray", 64, 20)
+        labels = np.arange(64) % 10
+        labels[5] = 200
+        write_idx(stray / "train-labels-idx1-ubyte", labels)
+        (workdir / "case.py").write_text(_study(ONE_CELL.format(dataset="stray")))
+    elif files == "<two npz>":
+        two = workdir / "two"
+        two.mkdir()
+        arrays = np.zeros((8, 12, 12), np.uint8), np.arange(8) % 2
+        for name in ("a.npz", "b.npz"):
+            np.savez(two / name, x_train=arrays[0], y_train=arrays[1], x_test=arrays[0],
+                     y_test=arrays[1])
+        (workdir / "case.py").write_text(_study(ONE_CELL.format(dataset="two")))
+    elif files == "<empty file>":
+        (workdir / "zero.sqlite").write_bytes(b"")
+    elif files == "<a directory>":
+        (workdir / "adir").mkdir()
     elif files == "<newer db>":
         con = sqlite3.connect(workdir / "r.sqlite")
         con.execute("update cnnbench_meta set value=?", (str(SCHEMA_VERSION + 1),))
@@ -439,14 +528,14 @@ def test_bad_input_is_refused_cleanly_and_changes_nothing(name, workdir, cli, fi
     databases = [workdir / "r.sqlite"] + [workdir / a for a, flag in zip(args[1:], args[:-1],
                                                                           strict=True)
                                           if flag == "--db"]
-    before = {db: db.read_bytes() if db.exists() else None for db in databases}
+    before = {db: db.read_bytes() if db.is_file() else None for db in databases}
     dump = _dump(workdir / "r.sqlite")
     result = cli(*args)
     assert result.exit_code == 2, result.output
     assert message in result.output, result.output
     assert "Traceback" not in result.output
     for db, content in before.items():  # byte for byte; a missing one is not created
-        assert (db.read_bytes() if db.exists() else None) == content, db
+        assert (db.read_bytes() if db.is_file() else None) == content, db
         for suffix in ("-wal", "-shm", "-journal"):
             assert not db.with_name(db.name + suffix).exists(), suffix
     assert _dump(workdir / "r.sqlite") == dump

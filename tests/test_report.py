@@ -369,3 +369,17 @@ def test_power_with_a_margin_plans_the_seeds_that_show_equivalence(tmp_path, cli
     line = next(x for x in result.output.splitlines() if x.startswith("G: big vs small"))
     expected = planning.tost_seeds_needed(d.mean(), d.std(ddof=1), 0.25)
     assert line[44:].split()[5] == str(expected), line
+
+
+def test_report_folders_are_readable_unique_and_short_for_any_name():
+    """Study names are free text: "α_run" and "β_run" wrote to one folder (reports/run),
+    "études_Ω_🚀" to reports/tudes, a 200-character name past the file system's limit."""
+    from benchmark.figures import slug
+
+    names = ["mnist_quick", "α_run", "β_run", "études_Ω_🚀", "a b", "a_b", "研" * 200, ".."]
+    folders = [slug(n) for n in names]
+    assert len(set(folders)) == len(names), folders
+    assert folders[:3] == ["mnist_quick", "α_run", "β_run"]  # a name that is one stays
+    assert folders[3].startswith("études_Ω-") and folders[5] == "a_b"
+    assert all(0 < len(f.encode()) <= 100 and "/" not in f and not f.startswith(".")
+               for f in folders)

@@ -65,8 +65,13 @@ class LocalPool:
         return self.devices[slot]
 
     def submit(self, slot: int, fn: Callable, *args):
+        from multiprocessing import resource_tracker as stdlib_tracker
+
+        from joblib.externals.loky.backend import resource_tracker
         from joblib.externals.loky.process_executor import ProcessPoolExecutor
 
+        resource_tracker.ensure_running()  # both trackers first: starting the standard
+        stdlib_tracker.ensure_running()  # library's unblocks SIGINT (loky starts it too)
         with _ctrl_c_blocked():  # loky starts the worker in this call, in this thread
             if self._executors[slot] is None:
                 self._executors[slot] = ProcessPoolExecutor(max_workers=1)

@@ -54,6 +54,22 @@ def walltime_seconds(text: str) -> int:
     return a * 60 + (b or 0)  # MM[:SS]
 
 
+def memory_bytes(text: str) -> int:
+    """A Slurm job's memory as dask reads it ("8GB", "512MiB"); DeviceError if it is none."""
+    try:
+        from dask.utils import parse_bytes
+    except ImportError:  # said when the cluster starts: --backend slurm needs dask-jobqueue
+        return -1
+    try:
+        size = parse_bytes(text)
+    except (ValueError, TypeError):
+        size = 0
+    if size <= 0:
+        raise DeviceError(f"bad memory {text!r}: give a size with its unit, e.g. 8GB or "
+                          "512MiB")
+    return size
+
+
 def retirement(walltime: int) -> tuple[int, int]:
     """(lifetime, stagger) of a worker in a Slurm job of `walltime` seconds: it leaves
     between lifetime - stagger and lifetime + stagger, always a margin (a minute, or 5% of
@@ -84,6 +100,8 @@ class SlurmBackend(Backend):
         self.per_job()
         if self.walltime is not None:
             walltime_seconds(self.walltime)
+        if self.memory is not None:
+            memory_bytes(self.memory)
         self._config()
 
     def per_job(self) -> list[str]:

@@ -37,6 +37,9 @@ def serve(db: str | None, host: str, port: int, token: str | None, reports: Path
     from .. import serve as serving
 
     with user_errors():
+        if token is not None and not token.strip():
+            raise UserError("--token is empty (or CNNBENCH_TOKEN is set to nothing): give a "
+                            "token of some characters, or leave it out")
         if token is None and serving.needs_token(host):
             token = secrets.token_urlsafe(24)
         try:
@@ -64,6 +67,9 @@ def upgrade(db: str | None) -> None:
     from ..store.tables import SCHEMA_VERSION
 
     with user_errors(), opened(db, create=False) as store:
+        if not store.exists:
+            raise UserError(f"{store.url_redacted} holds no cnnbench database: nothing to "
+                            "upgrade (check --db / CNNBENCH_DB)")
         if store.upgraded_from is None:
             click.echo(f"{store.url_redacted}: schema version {SCHEMA_VERSION}, nothing to do")
         else:

@@ -138,6 +138,10 @@ def compare(study_a: str, study_b: str, db: str | None, db_b: str | None,
         sides = []
         for store, study, version in ((store_a, study_a, code_a), (store_b, study_b, code_b)):
             name = _study_names(store, (study,))[0]
+            known = store.code_versions(name)
+            if version is not None and version not in known:
+                raise UserError(f"study {name!r} has no results of code version {version!r}; "
+                                f"it has: {', '.join(known) or 'none yet'}")
             sides.append(comparing.Side(store, name, version or code_version(),
                                         name if version is None else f"{name} @ {version}"))
         if sides[0].label == sides[1].label and store_a.url == store_b.url:

@@ -150,14 +150,15 @@ def run(study_file: Path, db: str | None, placement: Placement, seeds: list[int]
             slots=tuple(where.slots()), retry_failed=retry_failed, eval_every=eval_every,
             fuse=fuse, backend=where,
             checkpoints=str(Path(checkpoints).resolve()) if checkpoints else None)
-        if dry_run:
-            _dry_run(loaded, db, options)
-            return
         if until_decided and seeds:
             raise UserError("--until-decided adds seeds itself: leave out --seeds")
         until = runner.UntilDecided(max_seeds=max_seeds, batch=batch)
         if until_decided:
             runner.check_until(loaded, until)  # before the database is opened
+        if dry_run:
+            _dry_run(loaded, db, options)
+            return
+        inputs = runner.check_inputs(loaded, click.echo)  # before the database is opened
         with progress() as events, opened(db, retry_seconds=db_retry,
                                           notify=events.warning) as store:
             design = (store.study_info(loaded.study.name) or {}).get("design")
@@ -170,9 +171,9 @@ def run(study_file: Path, db: str | None, placement: Placement, seeds: list[int]
                     "seeds would mix two designs (give that study another name)")
             if until_decided:
                 summary = runner.run_until_decided(loaded, store, options, until, events,
-                                                   _print_look)
+                                                   _print_look, inputs)
             else:
-                summary = runner.run_study(loaded, store, options, events)
+                summary = runner.run_study(loaded, store, options, events, inputs=inputs)
     _finish(summary, study_file)
 
 

@@ -67,6 +67,9 @@ class StoreBase:
                 raise StoreError(f"no such database: {path}. Check --db / CNNBENCH_DB, or "
                                  "run `cnnbench run STUDY` first to create it")
             return
+        if path is not None and path.is_dir():
+            raise StoreError(f"{path} is a directory, not a database file: pass a file in it, "
+                             f"e.g. --db {path / 'cnnbench.sqlite'}")
         if path is not None and not path.parent.exists():
             raise StoreError(f"cannot create database {path}: directory {path.parent} "
                              "does not exist")

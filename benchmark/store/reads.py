@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from .. import provenance, state
 from ..config import CONFIG_FIELDS
@@ -57,6 +57,17 @@ class Reads:
         if not rows:
             return pd.DataFrame()
         return _frame(rows, columns).sort_values("live_epoch_id")
+
+    @stored(list)
+    def code_versions(self, study: str) -> list[str]:
+        """The training-code versions of the runs of the study's jobs, in order of use."""
+        query = (of_study(select(RunRow.code_version, func.min(RunRow.run_id).label("first"))
+                          .select_from(CellRow), study)
+                 .join(RunRow, RunRow.job_id == JobRow.job_id)
+                 .where(RunRow.code_version.is_not(None))
+                 .group_by(RunRow.code_version).order_by("first"))
+        with self.session() as s:
+            return [version for version, _ in s.execute(query)]
 
     @stored(list)
     def study_names(self) -> list[str]:

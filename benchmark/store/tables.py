@@ -28,6 +28,9 @@ from datetime import datetime
 from sqlalchemy import Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from ..config import ARCH_LIMIT
+from ..study import NAME_LIMITS
+
 SCHEMA_VERSION = 8  # what each version added: migrations/v2.py ... v8.py
 
 
@@ -46,7 +49,7 @@ class StudyRow(Base):
     __tablename__ = "studies"
 
     study_id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(200), unique=True)
+    name: Mapped[str] = mapped_column(String(NAME_LIMITS["study"]), unique=True)
     path: Mapped[str] = mapped_column(Text)
     file_hash: Mapped[str] = mapped_column(String(64))  # SHA-256 of the study file
     description: Mapped[str] = mapped_column(Text, default="")
@@ -61,7 +64,7 @@ class SectionRow(Base):
 
     study_section_id: Mapped[int] = mapped_column(primary_key=True)
     study_id: Mapped[int] = mapped_column(ForeignKey("studies.study_id"))
-    name: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(NAME_LIMITS["section"]))
     position: Mapped[int]
     title: Mapped[str] = mapped_column(Text, default="")
     note: Mapped[str] = mapped_column(Text, default="")
@@ -75,10 +78,10 @@ class ClaimRow(Base):
     study_id: Mapped[int] = mapped_column(ForeignKey("studies.study_id"))
     position: Mapped[int]
     text: Mapped[str] = mapped_column(Text)
-    section: Mapped[str] = mapped_column(String(200))
+    section: Mapped[str] = mapped_column(String(NAME_LIMITS["section"]))
     kind: Mapped[str] = mapped_column(String(32))  # "beats" | "increasing" | "equivalent"
-    cell: Mapped[str | None] = mapped_column(String(500))
-    baseline: Mapped[str | None] = mapped_column(String(500))
+    cell: Mapped[str | None] = mapped_column(String(NAME_LIMITS["cell"]))
+    baseline: Mapped[str | None] = mapped_column(String(NAME_LIMITS["cell"]))
     margin: Mapped[float | None] = mapped_column(Float)  # pp, of an "equivalent" claim
 
 
@@ -88,7 +91,7 @@ class JobRow(Base):
     job_id: Mapped[int] = mapped_column(primary_key=True)
     job_key: Mapped[str] = mapped_column(String(64), unique=True)
     # --- the resolved TrainConfig, one column per field (see config.TrainConfig)
-    arch: Mapped[str] = mapped_column(String(32))
+    arch: Mapped[str] = mapped_column(String(ARCH_LIMIT))
     width: Mapped[float] = mapped_column(Float)
     batch_norm: Mapped[bool]
     dropout: Mapped[str] = mapped_column(String(32))
@@ -128,8 +131,8 @@ class CellRow(Base):
 
     study_cell_id: Mapped[int] = mapped_column(primary_key=True)
     study_id: Mapped[int] = mapped_column(ForeignKey("studies.study_id"), index=True)
-    section: Mapped[str] = mapped_column(String(200))
-    cell: Mapped[str] = mapped_column(String(500))
+    section: Mapped[str] = mapped_column(String(NAME_LIMITS["section"]))
+    cell: Mapped[str] = mapped_column(String(NAME_LIMITS["cell"]))
     position: Mapped[int]  # cell order within the section
     replicate: Mapped[int]  # the job's seed (older databases: its index in the seeds)
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.job_id"), index=True)
