@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.exc import DatabaseError
 
-from . import data, decisions, plan, policy, state, userdata
+from . import data, decisions, plan, policy, spool, state, userdata
 from .backends import Backend
 from .backends.local import LocalBackend
 from .config import SpecError
@@ -243,6 +243,7 @@ def run_study(loaded: LoadedStudy, store: ResultStore, options: RunOptions,
             cluster = stack.enter_context(Cluster(options.backend, options.slots))
         cluster.start(events.message)
         study = loaded.study
+        _replay(store, events)  # results of an earlier run the database did not get
         summary.sync = store.sync_study(
             study.name, str(loaded.path), loaded.file_hash, study.description, study.sections,
             loaded.specs, study.claims, study.margin_pp,
@@ -270,6 +271,24 @@ def run_study(loaded: LoadedStudy, store: ResultStore, options: RunOptions,
     return summary
 
 
+def _cause(exc: BaseException) -> str:
+    return str(getattr(exc, "orig", None) or exc).strip()
+
+
+def _replay(store: ResultStore, events: RunEvents, quiet: bool = False) -> int:
+    """Record the results kept while the database was away (`spool.replay`); the number
+    recorded. `quiet`: a database still away is said by the caller."""
+    try:
+        done = spool.replay(store, events.warning)
+    except (StoreError, DatabaseError):
+        if not quiet:
+            raise
+        return 0
+    if done:
+        events.message(f"recorded {done} result(s) kept while the database was away")
+    return done
+
+
 def _train(store: ResultStore, specs: Sequence[JobSpec], keys: set[str], dirs: dict[str, str],
            sizes: dict[str, int], options: RunOptions, events: RunEvents,
            summary: RunSummary, import_dirs: tuple[str, ...] = ()) -> None:
@@ -292,8 +311,23 @@ def _train(store: ResultStore, specs: Sequence[JobSpec], keys: set[str], dirs: d
                    f"each{spread}")
     events.started(len(tasks), costs)
 
+    lost: list[BaseException] = []  # the database, gone past --db-retry: no job starts now
+
+    def database_lost(exc: BaseException) -> None:
+        if not lost:
+            events.warning(f"the database stays unreachable ({_cause(exc)}): no job starts "
+                           "now; the running ones finish and their results are kept in "
+                           f"{spool.folder(store.url)}")
+        lost.append(exc)
+
     def claim(task: Task) -> bool:
-        claimed = store.claim(task.key, runner, cv, options.retry_failed)
+        if lost:
+            return False
+        try:
+            claimed = store.claim(task.key, runner, cv, options.retry_failed)
+        except (StoreError, DatabaseError) as exc:
+            database_lost(exc)
+            return False
         if claimed:
             events.running(task.key, labels[task.key], task.config.epochs)
         return claimed
@@ -324,16 +358,29 @@ def _train(store: ResultStore, specs: Sequence[JobSpec], keys: set[str], dirs: d
                                   eval_every=options.eval_every, backend=options.backend,
                                   checkpoints=options.checkpoints, notify=events.warning,
                                   on_epochs=live):
-                if not store.record(result, runner):
-                    events.warning(f"lease on {result.key} was lost; result kept")
+                kept = spool.keep(store.url, result, runner)  # on disk before anything
+                if not lost:
+                    try:
+                        if not store.record(result, runner):
+                            events.warning(f"lease on {result.key} was lost; result kept")
+                        spool.drop(kept)
+                    except (StoreError, DatabaseError) as exc:
+                        database_lost(exc)
                 summary.counts[result.status.value] += 1
                 events.finished(result, labels[result.key])
+        if lost:  # one more try, the next contact: recorded now if the database is back
+            _replay(store, events, quiet=True)
+            left = len(spool.kept(store.url))
+            kept = (f"; {left} finished result(s) are kept in {spool.folder(store.url)}, and "
+                    "the next `cnnbench run` on this database records them" if left else
+                    "; it came back, and every finished result is recorded")
+            raise RunError(f"cannot write results to {store.url_redacted}: "
+                           f"{_cause(lost[0])}{kept}", sum(summary.counts.values()), 0)
     except KeyboardInterrupt:
         raise Interrupted("interrupted", sum(summary.counts.values()),
                           store.release(runner)) from None
     except (StoreError, DatabaseError) as exc:  # disk full, read-only, server gone...
-        cause = getattr(exc, "orig", None) or exc
-        raise RunError(f"cannot write results to {store.url_redacted}: {cause}",
+        raise RunError(f"cannot write results to {store.url_redacted}: {_cause(exc)}",
                        sum(summary.counts.values()), 0) from None
     finally:
         with contextlib.suppress(StoreError, DatabaseError):  # the database may be the problem

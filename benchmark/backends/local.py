@@ -10,6 +10,7 @@ import re
 import shutil
 import signal
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -115,19 +116,31 @@ class LocalPool:
 
 @contextmanager
 def _ctrl_c_blocked() -> Iterator[None]:
-    """SIGINT blocked in this thread while workers start, so that they start with it
-    blocked (the mask is inherited through fork and exec) and never see a Ctrl-C: it is the
-    runner's to handle (it hands the jobs back, then stops the workers), and one reaching a
-    worker while Python starts up printed a traceback. The runner gets a Ctrl-C meanwhile
-    through another of its threads, or as soon as the block ends."""
+    """Ctrl-C held off while workers start, in two ways.
+
+    SIGINT is blocked in this thread, so the workers start with it blocked (the mask is
+    inherited through fork and exec) and never see a Ctrl-C: it is the runner's to handle
+    (it hands the jobs back, then stops the workers), and one reaching a worker while
+    Python started up printed a traceback. And the runner's own KeyboardInterrupt waits
+    until the block ends: raised inside loky's start of a worker, it would leave that
+    worker unknown to the pool, never stopped (and the runner waiting for it at exit)."""
     if not hasattr(signal, "pthread_sigmask"):  # not POSIX
         yield
         return
+    deferred: list[tuple] = []
+    handler = signal.getsignal(signal.SIGINT)
+    defer = callable(handler) and threading.current_thread() is threading.main_thread()
+    if defer:
+        signal.signal(signal.SIGINT, lambda *args: deferred.append(args))
     old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        if defer:
+            signal.signal(signal.SIGINT, handler)
+            if deferred:
+                handler(*deferred[0])  # KeyboardInterrupt, now that the pool knows its workers
 
 
 @dataclass(frozen=True)

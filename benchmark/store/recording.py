@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import and_, delete, or_, select, update
 
 from ..records import EpochMetrics, JobResult, JobStatus
 from .database import StoreError, now
@@ -26,13 +26,15 @@ class Recording:
     """Runs, epochs and live epochs (a part of `ResultStore`)."""
 
     @retried
-    def record(self, result: JobResult, runner: Runner) -> bool:
+    def record(self, result: JobResult, runner: Runner, adopt: bool = False) -> bool:
         """Store a finished attempt and set the job's status; False if the lease was lost.
 
         The run row is written either way: a result is never thrown away. Written once:
         when a lost connection leaves it unknown whether an attempt's commit reached the
         server, the retry finds that attempt's run row (same job, runner and start) and
-        writes nothing more.
+        writes nothing more. `adopt` (a result kept while the database was away, see
+        `spool`): the job takes its status also when no runner holds it now (the runner
+        that trained it was since reclaimed), not when another runner does.
         """
         final = result.final
         with self.session() as s:
@@ -66,10 +68,12 @@ class Recording:
                                test_accuracy=_finite(e.test_accuracy), seconds=e.seconds)
                       for e in result.epochs)
             s.execute(delete(LiveEpochRow).where(LiveEpochRow.job_id == job_id))
+            held = and_(JobRow.runner == runner.runner_id,
+                        JobRow.status == JobStatus.RUNNING.value)
             owned = s.execute(
                 update(JobRow)
-                .where(JobRow.job_id == job_id, JobRow.runner == runner.runner_id,
-                       JobRow.status == JobStatus.RUNNING.value)
+                .where(JobRow.job_id == job_id,
+                       or_(held, JobRow.status != JobStatus.RUNNING.value) if adopt else held)
                 .values(status=result.status.value, code_version=result.code_version,
                         runner=None, runner_host=None, runner_pid=None, lease_expires=None,
                         updated_at=now())
