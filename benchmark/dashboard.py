@@ -133,9 +133,9 @@ def updates(store: ResultStore, name: str, after: str) -> dict:
     run_id, live_id, t = parse_cursor(after)
     code, at, here = code_version(), now(), host()
     marks = store.marks(name)
-    since = t - CLOCK_SLACK if t is not None else None
-    changed = [] if t is not None and marks["updated_at"] is not None and (
-        marks["updated_at"] <= t) else store.cell_runs(name, changed_after=since)
+    since = t - CLOCK_SLACK if t is not None else None  # a runner whose clock lags
+    changed = [] if since is not None and marks["updated_at"] is not None and (
+        marks["updated_at"] <= since) else store.cell_runs(name, changed_after=since)
     live = store.live_epochs(study=name, after=live_id)
     live = live.drop_duplicates("live_epoch_id") if len(live) else live
     epochs = [{"key": r.job_key, "epoch": int(r.epoch), "test_accuracy": _num(r.test_accuracy),

@@ -204,3 +204,41 @@ def test_the_cifar_study_dry_runs_where_cifar10_is_cached(monkeypatch, cli):
     assert {s.section for s in loaded.specs} == set("BCDEFGJK")
     assert max(s.config.train_size or 50_000 for s in loaded.specs) == 50_000
     assert {s.config.dataset for s in loaded.specs} == {"cifar10"}
+
+
+def test_each_seed_draws_its_own_flips_and_crops():
+    """The augmentation stream is the job's: seeds differ in what they draw (a stream
+    that ignored the seed gave every replicate the same flips and crops)."""
+    from benchmark import augment
+
+    x = torch.arange(64 * 3 * 8 * 8, dtype=torch.float32).reshape(64, 3, 8, 8)
+    cpu = torch.device("cpu")
+
+    def draw(seed):
+        return augment.apply(x, "flip+crop", augment.generator("flip+crop", seed, cpu))
+
+    assert torch.equal(draw(0), draw(0))
+    assert not torch.equal(draw(0), draw(1))
+
+
+@pytest.mark.parametrize("form", ["npz", "cifar"])
+def test_the_content_hash_holds_the_labels(tmp_path, form):
+    """Two datasets with the same images and other labels are two datasets: their results
+    must never share a key."""
+    tx, ty, vx, vy = write_cifar_dir(tmp_path / "a")
+    relabelled = (ty + 1) % 10
+    if form == "cifar":
+        b = tmp_path / "b"
+        write_cifar_dir(b)
+        import pickle
+
+        for batch in sorted(b.glob("data_batch_*")):
+            content = pickle.loads(batch.read_bytes())
+            content[b"labels"] = [(v + 1) % 10 for v in content[b"labels"]]
+            batch.write_bytes(pickle.dumps(content, protocol=2))
+        a = tmp_path / "a"
+    else:
+        a, b = tmp_path / "a.npz", tmp_path / "b.npz"
+        np.savez(a, x_train=tx, y_train=ty, x_test=vx, y_test=vy)
+        np.savez(b, x_train=tx, y_train=relabelled, x_test=vx, y_test=vy)
+    assert data.content_hash(a) != data.content_hash(b)

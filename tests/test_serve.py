@@ -98,6 +98,7 @@ def test_updates_carry_only_what_changed_after_the_cursor(client, db):
     moved = client.get("/api/studies/s/updates", params={"after": quiet["cursor"]}).json()
     assert [(e["key"], e["epoch"], e["test_accuracy"]) for e in moved["epochs"]] == [
         (KEYS[2], 2, 93.0)]
+    assert moved["summary_changed"]  # a live epoch moves the learning curves
     writer.record(_result(KEYS[2], cv=code_version()), me)
     done = client.get("/api/studies/s/updates", params={"after": moved["cursor"]}).json()
     assert done["summary_changed"] and done["epochs"] == []
@@ -281,3 +282,21 @@ def test_the_summary_brought_up_to_date_equals_one_computed_afresh(db):
     writer.record(_result(KEYS[0], acc=80.0, cv=code_version()), me)
     same(cache.get(reader, "s"), dashboard.SummaryCache().get(reader, "s"))
     reader.close()
+
+
+def test_a_change_by_a_runner_whose_clock_lags_is_not_lost(client, db):
+    """Runners on other machines stamp job changes with their own clocks: a change stamped
+    two seconds before the newest one a reader has seen still reaches it."""
+    from datetime import datetime, timedelta
+
+    path, _, _ = db
+    cursor = client.get("/api/studies/s").json()["cursor"]
+    seen = datetime.fromisoformat(cursor.split(".", 2)[2])
+    con = sqlite3.connect(path)
+    con.execute("update jobs set status = 'RUNNING', runner = 'lagging', runner_host = 'far', "
+                "lease_expires = ?, updated_at = ? where job_key = ?",
+                (str(seen + timedelta(minutes=2)), str(seen - timedelta(seconds=2)), KEYS[3]))
+    con.commit()
+    con.close()
+    update = client.get("/api/studies/s/updates", params={"after": cursor}).json()
+    assert {j["status"] for j in update["jobs"] if j["key"] == KEYS[3]} == {"RUNNING"}, update

@@ -23,6 +23,7 @@ def test_done_current_stale_and_dead_runners_are_told_apart():
     assert _derive("COMPLETE").status == JobStatus.COMPLETE
     assert _derive("COMPLETE").test_accuracy == 97.0
     assert _derive("DIVERGED", "v0").status == JobStatus.STALE  # other code: stale
+    assert _derive("COMPLETE", "v0").test_accuracy == 97.0  # shown beside STALE, in list
     assert _derive("FAILED", "v0").status == JobStatus.FAILED  # not done: never stale
     assert _derive("RUNNING").test_accuracy is None  # nothing finished to show
     assert not _derive("RUNNING").reclaimable  # live lease, another host
@@ -39,32 +40,41 @@ def test_a_grid_waits_while_anything_is_pending_running_or_stale():
         assert not state.finished({JobStatus.COMPLETE: 3, waiting: 1})
 
 
-CASES = [(stored, cv) for stored in ("PENDING", "COMPLETE", "DIVERGED", "FAILED", "RUNNING")
+CASES = [(stored, cv) for stored in ("PENDING", "COMPLETE", "DIVERGED", "FAILED", "RUNNING",
+                                    "RUNNING, lease expired")
          for cv in ("v1", "v0")]
 
 
 @pytest.mark.parametrize("retry_failed", [False, True])
 def test_the_store_claims_exactly_what_state_calls_runnable(tmp_path, retry_failed):
     """Each stored status, with a result (or a claim) of this code version or another,
-    RUNNING under a live lease: `state.runnable` of the job's state and the store's atomic
-    `claim` agree, so the runner's plan and what it may take are one rule."""
+    RUNNING under a live lease or an expired one: `state.runnable` of the job's state and
+    what a run may take (the store's `reclaim`, then its atomic `claim`) agree, so the
+    runner's plan and what it trains are one rule."""
+    from benchmark.store import leases
+
     seen = {}
     for i, (stored, cv) in enumerate(CASES):
         store = _store(tmp_path, f"{i}.sqlite")
         key = next(s.key for s in SPECS if not s.skip_reason)
         me, other = Runner("me", "h", 1), Runner("other", "h", 2)
+        lease = timedelta(seconds=-1) if "expired" in stored else leases.LEASE
         if stored != "PENDING":
-            assert store.claim(key, me, cv)
-        if stored not in ("PENDING", "RUNNING"):
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setattr(leases, "LEASE", lease)
+                assert store.claim(key, me, cv)
+        if not stored.startswith(("PENDING", "RUNNING")):
             store.record(_result(key, JobStatus(stored), cv=cv), me)
         planned = state.runnable(store.job_states([key], "v1")[key], retry_failed)
+        store.reclaim()
         assert planned == store.claim(key, other, "v1", retry_failed), (stored, cv)
         seen[stored, cv] = planned
         store.close()
     runnable = {case for case, yes in seen.items() if yes}
     assert runnable == {("PENDING", "v1"), ("PENDING", "v0"), ("COMPLETE", "v0"),
-                        ("DIVERGED", "v0"), *((("FAILED", "v1"), ("FAILED", "v0"))
-                                              if retry_failed else ())}
+                        ("DIVERGED", "v0"), ("RUNNING, lease expired", "v1"),
+                        ("RUNNING, lease expired", "v0"),
+                        *((("FAILED", "v1"), ("FAILED", "v0")) if retry_failed else ())}
 
 
 LEASES = {"none": None, "expired": timedelta(seconds=-5), "live": timedelta(minutes=5)}

@@ -1,6 +1,7 @@
 import functools
 import sqlite3
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -388,3 +389,27 @@ def test_a_lost_server_is_told_once_and_waited_for(tmp_path):
     calls.clear()
     with pytest.raises(StoreError, match="stayed unreachable for 0 s .* check the server"):
         Flaky().write()
+
+
+def test_live_epochs_are_the_current_attempts_of_the_runner_holding_the_job(tmp_path,
+                                                                            monkeypatch):
+    """A reader sees the epochs of the attempt running now, not those an earlier attempt
+    wrote before it was interrupted; and a runner whose lease was reclaimed, still training,
+    writes none for the job another runner holds now."""
+    from benchmark.store import leases
+
+    store = _store(tmp_path)
+    key = SPECS[0].key
+    first, second = Runner("first", "far", 1), Runner("second", "far", 2)
+    monkeypatch.setattr(leases, "LEASE", timedelta(seconds=-1))  # the first lease expires
+    assert store.claim(key, first, "v1")
+    assert store.record_epochs(first, [(key, EpochMetrics(e, 0.5, 0.4, 80.0 + e, 1.0))
+                                       for e in (1, 2)]) == 2
+    monkeypatch.undo()
+    assert store.reclaim() == 1 and store.claim(key, second, "v1")  # the second attempt
+    assert store.record_epochs(second, [(key, EpochMetrics(1, 0.6, 0.5, 70.0, 1.0))]) == 1
+    assert store.record_epochs(first, [(key, EpochMetrics(3, 0.4, 0.3, 83.0, 1.0))]) == 0
+    live = store.live_epochs([key])
+    assert list(zip(live["epoch"], live["test_accuracy"], strict=True)) == [(1, 70.0)]
+    by_study = store.live_epochs(study="s")
+    assert set(by_study["test_accuracy"]) == {70.0}
