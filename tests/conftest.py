@@ -248,3 +248,18 @@ def pytest_make_collect_report(collector):
         report.outcome = "failed"
         report.longrepr = (f"{collector.nodeid} skipped as a whole under CI: {reason}. "
                            "Install what it needs (see .ci/run).")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """A test session leaves no pool folder in the temporary directory: its own pools are
+    closed (a folder of this process left is a leak, and fails the session), and those of
+    the runs its tests killed go as a next run's would (`sweep_locks`)."""
+    import tempfile
+
+    from benchmark.backends.local import LOCKS, sweep_locks
+
+    sweep_locks()
+    mine = sorted(Path(tempfile.gettempdir()).glob(f"{LOCKS}{os.getpid()}-*"))
+    if mine:
+        print(f"\nthe session left pool folders of its own: {[str(p) for p in mine]}")
+        session.exitstatus = 1

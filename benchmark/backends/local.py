@@ -29,6 +29,12 @@ LOCKS = "cnnbench-locks-"  # + the runner's pid: a pool's folder of GPU gates an
 def lock_dir() -> str:
     """A new folder for this process's pool, after removing those of runners that are gone
     (a killed run cannot remove its own)."""
+    sweep_locks()
+    return tempfile.mkdtemp(prefix=f"{LOCKS}{os.getpid()}-")
+
+
+def sweep_locks() -> None:
+    """Remove the pool folders of runners that are gone."""
     for old in Path(tempfile.gettempdir()).glob(f"{LOCKS}*"):
         owner = old.name[len(LOCKS):].split("-")[0]
         try:
@@ -38,7 +44,6 @@ def lock_dir() -> str:
             continue
         if gone:
             shutil.rmtree(old, ignore_errors=True)
-    return tempfile.mkdtemp(prefix=f"{LOCKS}{os.getpid()}-")
 
 
 class LocalPool:

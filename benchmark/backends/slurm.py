@@ -232,9 +232,9 @@ def test_only(script: str) -> None:
 
 class _Replacer:
     """Keeps `jobs` Slurm jobs up: a job that ended (its worker retired before the wall
-    time, or it was preempted, cancelled, or lost with its node) is replaced by a new one.
-    dask-jobqueue keeps the spec of a job whose worker left, so scale() alone would
-    never resubmit; this drops such jobs from the spec and scales back up."""
+    time, or it was preempted, cancelled, or lost with its node) is replaced by a new one:
+    dropped from the cluster's running workers, it is started again from its spec by
+    distributed's SpecCluster when the cluster is scaled (test_slurm cancels one)."""
 
     interval = 2.0
 
@@ -262,7 +262,6 @@ class _Replacer:
         ended = [name for name, job in list(cluster.workers.items())
                  if getattr(job, "job_id", None) and job.job_id not in queued]
         for name in ended:
-            cluster.worker_spec.pop(name, None)
             cluster.workers.pop(name, None)
         if ended:
             cluster.scale(jobs=self.jobs)
