@@ -90,3 +90,31 @@ def test_first_looks_trained_by_another_study_are_used_not_mistaken_for_a_stall(
     assert "cannot train" not in result.output
     assert "one job is equivalent to itself: equivalent at 5 seeds" in result.output
     assert _seeds_by_cell(db)[("B", "x")] == 5
+
+
+def test_ctrl_c_during_an_added_look_resumes_the_design(workdir, cli, monkeypatch):
+    """The design is stored once the first look is trained, before any seed beyond the
+    study's: a run interrupted while training an added look resumes as the same design
+    (it used to be refused as a fixed-n study holding extra seeds)."""
+    from benchmark import runner
+
+    db = workdir / "r.sqlite"
+    args = ("run", "sequential.py", "--db", str(db), "--jobs", "2", "--until-decided",
+            "--max-seeds", "9", "--batch", "2")
+    real, rounds = runner.run_study, []
+
+    def interrupted_second_round(*a, **k):
+        rounds.append(1)
+        if len(rounds) == 2:  # the first added look: as a Ctrl-C mid-look would
+            raise runner.Interrupted("interrupted", 0, 0)
+        return real(*a, **k)
+
+    monkeypatch.setattr(runner, "run_study", interrupted_second_round)
+    stopped = cli(*args)
+    assert stopped.exit_code == 130, stopped.output
+    assert sqlite3.connect(db).execute(
+        "select design from studies where name = 'sequential'").fetchone()[0] is not None
+    monkeypatch.setattr(runner, "run_study", real)
+    resumed = cli(*args)
+    assert resumed.exit_code == 0, resumed.output
+    assert "one job is equivalent to itself: equivalent at 5 seeds" in resumed.output
