@@ -2,7 +2,7 @@
 stored results through the design that was run (pure pandas/numpy, no torch).
 
 Beside `aggregate` (the fixed-n tables and claims): takes the usable results frame, the
-stored design record (`runner.design_record`) and the claims it decides; gives each
+stored design record (`sequential_run.design_record`) and the claims it decides; gives each
 claim's `decisions.Progress` (what the runner needs for its next look), the claims'
 verdicts with their evidence and the per-look rows of the report's figure.
 """
@@ -21,7 +21,7 @@ from .aggregate import equivalent_text, resolution
 
 
 def study_design(record: dict, claims) -> decisions.Design:
-    """The design a stored sequential record (`runner.design_record`) describes: its
+    """The design a stored sequential record (`sequential_run.design_record`) describes: its
     looks, alpha, claims and spending, with the bounds stored with it (calibrated now
     for a record written before bounds were stored)."""
     margins = policy.claim_margins(claims, record["margin_pp"])

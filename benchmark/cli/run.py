@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from .. import backends, data, plan, runner
+from .. import backends, data, plan, runner, sequential_run
 from ..config import SpecError
 from ..studyfile import LoadedStudy, load_study
 from .common import (
@@ -152,9 +152,9 @@ def run(study_file: Path, db: str | None, placement: Placement, seeds: list[int]
             checkpoints=str(Path(checkpoints).resolve()) if checkpoints else None)
         if until_decided and seeds:
             raise UserError("--until-decided adds seeds itself: leave out --seeds")
-        until = runner.UntilDecided(max_seeds=max_seeds, batch=batch)
+        until = sequential_run.UntilDecided(max_seeds=max_seeds, batch=batch)
         if until_decided:
-            runner.check_until(loaded, until)  # before the database is opened
+            sequential_run.check_until(loaded, until)  # before the database is opened
         if dry_run:
             _dry_run(loaded, db, options)
             return
@@ -170,14 +170,14 @@ def run(study_file: Path, db: str | None, placement: Placement, seeds: list[int]
                     f"{design['max_seeds']} --batch {design['batch']}`; a fixed number of "
                     "seeds would mix two designs (give that study another name)")
             if until_decided:
-                summary = runner.run_until_decided(loaded, store, options, until, events,
+                summary = sequential_run.run_until_decided(loaded, store, options, until, events,
                                                    _print_look, inputs)
             else:
                 summary = runner.run_study(loaded, store, options, events, inputs=inputs)
     _finish(summary, study_file)
 
 
-def _print_look(look: runner.LookSummary) -> None:
+def _print_look(look: sequential_run.LookSummary) -> None:
     """After each look of --until-decided: what is decided, what is left."""
     if not look.seeds:
         return
