@@ -55,7 +55,8 @@ def colour_dir(tmp_path):
     arrays = write_cifar_dir(tmp_path / "cifar-dir")
     np.savez(tmp_path / "colour.npz", **dict(zip(formats.NPZ_KEYS, arrays, strict=True)))
     (tmp_path / "conftest_like.py").write_text(
-        "import numpy as np\n\n\n" + inspect.getsource(conftest.synthetic_colour))
+        "import numpy as np\n\n\n" + inspect.getsource(conftest._every_class) + "\n\n"
+        + inspect.getsource(conftest.synthetic_colour))
     (tmp_path / "colourdata.py").write_text(MODULE)
     (tmp_path / "colour.py").write_text(STUDY)
     return tmp_path
