@@ -2,6 +2,7 @@
 found them and no -wal/-shm file behind, with or without a writer's log beside it; an
 older schema is refused with the command that upgrades it, which keeps every result."""
 
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -19,7 +20,7 @@ READERS = [
     ("list", "tiny.py", "--db", "r.sqlite"),
     ("report", "tiny", "--db", "r.sqlite", "--out", "rep", "--format", "md"),
     ("export", "tiny", "--db", "r.sqlite", "--out", "exp"),
-    ("compare", "tiny", "tiny", "--db", "r.sqlite", "--code-b", "old", "--out", "cmp",
+    ("compare", "tiny", "tiny", "--db", "r.sqlite", "--db-b", "copy.sqlite", "--out", "cmp",
      "--format", "md"),
     ("power", "tiny", "--db", "r.sqlite"),
     ("run", "tiny.py", "--db", "r.sqlite", "--dry-run"),
@@ -37,6 +38,7 @@ def done_db(workdir, cli):
     assert cli("run", "tiny.py", "--jobs", "1", "--db", "r.sqlite").exit_code == 0
     db = workdir / "r.sqlite"
     assert set(_files(db)) == {"r.sqlite"}  # the runner checkpointed and removed its log
+    shutil.copy(db, workdir / "copy.sqlite")  # for compare: the same study in another file
     return db
 
 

@@ -148,7 +148,9 @@ def compare(study_a: str, study_b: str, db: str | None, db_b: str | None,
             raise UserError("A and B are the same results: name two studies, or give "
                             "--code-a/--code-b or --db-b")
         title, parts = comparing.build(*sides)
-    folder = out / f"{slug(sides[0].label)}_vs_{slug(sides[1].label)}"
+    folder = out / "_vs_".join(
+        slug(name) + ("" if version is None else f"_{slug(version)}")
+        for name, version in ((sides[0].study, code_a), (sides[1].study, code_b)))
     reporting.save(title, parts, folder, wanted)
     claims = next((p.rows for p in parts if p.kind == "table" and p.headers
                    and p.headers[0] == "claim"), [])
