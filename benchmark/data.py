@@ -313,13 +313,14 @@ def classes_of(location: str | Path) -> int:
     """The number of classes of a dataset, its labels checked (`formats.check_labels`):
     DataError naming the offending label and the file."""
     location = Path(location)
-    if kind_of(location) != "idx":  # checked as the arrays were read
+    if kind_of(location) == "idx":
+        files = idx_files(location)
+        labels = read_idx(files["train_labels"]), read_idx(files["test_labels"])
+    else:
         a = load_arrays(str(location))
-        return 1 + int(a.train_y.max())
-    files = idx_files(location)
+        labels = a.train_y, a.test_y
     try:
-        return formats.check_labels(read_idx(files["train_labels"]),
-                                    read_idx(files["test_labels"]), str(location))
+        return formats.check_labels(*labels, str(location))
     except formats.FormatError as exc:
         raise DataError(str(exc)) from None
 

@@ -64,7 +64,6 @@ def check_arrays(x_train, y_train, x_test, y_test, where: str):
     if _image_shape(x_train) != _image_shape(x_test):
         raise FormatError(f"{where}: train images are {_image_shape(x_train)} but test images "
                           f"{_image_shape(x_test)}: both splits need one shape")
-    check_labels(y_train, y_test, where)
     return x_train, y_train.astype(np.int64), x_test, y_test.astype(np.int64)
 
 
@@ -73,9 +72,16 @@ def check_labels(y_train, y_test, where: str) -> int:
     class in the training split and the test split's within them (a class count comes from
     the labels, so one stray label would make a net of a billion outputs). FormatError
     naming the offending label and where it is otherwise."""
+    for name, y in (("y_train", y_train), ("y_test", y_test)):
+        if not np.issubdtype(np.asarray(y).dtype, np.integer):
+            raise FormatError(f"{where}: {name} has dtype {np.asarray(y).dtype}: labels are "
+                              "integer class indices 0, 1, 2, ...")
+        if len(y) and np.min(y) < 0:
+            raise FormatError(f"{where}: {name} holds label {int(np.min(y))}: labels are "
+                              "class indices 0, 1, 2, ...")
     present = np.unique(y_train)
-    if not len(present) or present[0] < 0:
-        return len(present)  # said by the caller (no images, or a negative label)
+    if not len(present):
+        return 0
     classes = int(present[-1]) + 1
     if len(present) != classes:
         gap = int(np.flatnonzero(present != np.arange(len(present)))[0])

@@ -242,12 +242,12 @@ def run_study(loaded: LoadedStudy, store: ResultStore, options: RunOptions,
             cluster = stack.enter_context(Cluster(options.backend, options.slots))
         cluster.start(events.message)
         study = loaded.study
-        _replay(store, events)  # results of an earlier run the database did not get
         summary.sync = store.sync_study(
             study.name, str(loaded.path), loaded.file_hash, study.description, study.sections,
             loaded.specs, study.claims, study.margin_pp,
             membership=functools.partial(plan.with_stored_seeds, loaded.specs))
         summary.reclaimed = store.reclaim()
+        _replay(store, events)  # results of an earlier run the database did not get
         sync = summary.sync
         kept = f", {sync.kept_seeds} cell run(s) of seeds stored earlier" if sync.kept_seeds else ""
         events.message(f"{study.name}: {sync.cells} cells, {sync.jobs} distinct jobs "
@@ -276,12 +276,15 @@ def _cause(exc: BaseException) -> str:
 
 def _replay(store: ResultStore, events: RunEvents, quiet: bool = False) -> int:
     """Record the results kept while the database was away (`spool.replay`); the number
-    recorded. `quiet`: a database still away is said by the caller."""
+    recorded. A database still away keeps them (said unless `quiet`)."""
     try:
         done = spool.replay(store, events.warning)
-    except (StoreError, DatabaseError):
-        if not quiet:
+    except (StoreError, DatabaseError) as exc:
+        if not spool.unavailable(exc):
             raise
+        if not quiet:
+            events.warning(f"results kept in {spool.folder(store.url)} wait for the "
+                           f"database ({_cause(exc)})")
         return 0
     if done:
         events.message(f"recorded {done} result(s) kept while the database was away")
@@ -319,12 +322,26 @@ def _train(store: ResultStore, specs: Sequence[JobSpec], keys: set[str], dirs: d
                            f"{spool.folder(store.url)}")
         lost.append(exc)
 
+    unkept: list[OSError] = []  # the spool cannot be written: results go to the database only
+
+    def keep(result: JobResult):
+        try:
+            return spool.keep(store.url, result, runner)
+        except OSError as exc:
+            if not unkept:
+                events.warning(f"results are not kept on disk ({exc}): each goes to the "
+                               "database only")
+            unkept.append(exc)
+            return None
+
     def claim(task: Task) -> bool:
         if lost:
             return False
         try:
             claimed = store.claim(task.key, runner, cv, options.retry_failed)
         except (StoreError, DatabaseError) as exc:
+            if not spool.unavailable(exc):
+                raise
             database_lost(exc)
             return False
         if claimed:
@@ -357,31 +374,38 @@ def _train(store: ResultStore, specs: Sequence[JobSpec], keys: set[str], dirs: d
                                   eval_every=options.eval_every, backend=options.backend,
                                   checkpoints=options.checkpoints, notify=events.warning,
                                   on_epochs=live):
-                kept = spool.keep(store.url, result, runner)  # on disk before anything
+                kept = keep(result)  # on disk before anything
                 if not lost:
                     try:
                         if not store.record(result, runner):
                             events.warning(f"lease on {result.key} was lost; result kept")
-                        spool.drop(kept)
+                        if kept is not None:
+                            spool.drop(kept)
                     except (StoreError, DatabaseError) as exc:
+                        if not spool.unavailable(exc):
+                            raise
                         database_lost(exc)
                 summary.counts[result.status.value] += 1
                 events.finished(result, labels[result.key])
         if lost:  # one more try, the next contact: recorded now if the database is back
             _replay(store, events, quiet=True)
-            left = len(spool.kept(store.url))
+            left = sum(f"-{runner.runner_id}-" in p.name for p in spool.kept(store.url))
             kept = (f"; {left} finished result(s) are kept in {spool.folder(store.url)}, and "
                     "the next `cnnbench run` on this database records them" if left else
                     "; it came back, and every finished result is recorded")
             raise RunError(f"cannot write results to {store.url_redacted}: "
                            f"{_cause(lost[0])}{kept}", sum(summary.counts.values()), 0)
     except KeyboardInterrupt:
-        raise Interrupted("interrupted", sum(summary.counts.values()),
-                          store.release(runner)) from None
+        released = 0
+        if not lost:  # else the release would wait out --db-retry again
+            with contextlib.suppress(StoreError, DatabaseError):
+                released = store.release(runner)
+        raise Interrupted("interrupted", sum(summary.counts.values()), released) from None
     except (StoreError, DatabaseError) as exc:  # disk full, read-only, server gone...
         raise RunError(f"cannot write results to {store.url_redacted}: {_cause(exc)}",
                        sum(summary.counts.values()), 0) from None
     finally:
-        with contextlib.suppress(StoreError, DatabaseError):  # the database may be the problem
-            store.release(runner)  # anything claimed but not finished (aborted pool, error)
+        if not lost:
+            with contextlib.suppress(StoreError, DatabaseError):  # it may be the problem
+                store.release(runner)  # anything claimed but not finished (aborted pool)
         summary.wall_seconds = time.monotonic() - t0

@@ -77,6 +77,7 @@ def load(spec: str, dirs: Sequence[str]) -> str:
                                 f"{_where_raised(exc, module_file)}") from None
     try:
         arrays = formats.check_arrays(*_four(spec, out), where=f"dataset {spec!r}")
+        formats.check_labels(arrays[1], arrays[3], f"dataset {spec!r}")
     except formats.FormatError as exc:
         raise DataFunctionError(str(exc)) from None
     digest = formats.array_hash(*arrays)

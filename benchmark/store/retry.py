@@ -17,6 +17,11 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from .database import StoreError, redact
 
 
+class DatabaseUnavailable(StoreError):
+    """A write waited out a locked, contended or unreachable database for its whole retry
+    bound (--db-retry) and gave up: the database is away, not the write wrong."""
+
+
 class Contended(Exception):
     """Another process is mid-way through the same write (schema creation, a sync)."""
 
@@ -80,7 +85,7 @@ def retried(method=None, *, outage: bool = True):
                     what = "unreachable" if down else "locked or contended"
                     fix = ("check the server, then run again: the run resumes" if down else
                            "another process holds it; retry when it finishes")
-                    raise StoreError(
+                    raise DatabaseUnavailable(
                         f"{redact(self.url)} stayed {what} for {self.retry_seconds:.0f} s "
                         f"({' '.join(str(cause).split())}): {fix} (nothing was written)") from None
                 if down and down_at is None:
