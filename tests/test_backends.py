@@ -129,3 +129,20 @@ def test_local_workers_start_with_ctrl_c_blocked():
         pool.close(kill=True)
     assert all(mask & (1 << (signal.SIGINT - 1)) for mask in masks), [hex(m) for m in masks]
     assert not signal.pthread_sigmask(signal.SIG_BLOCK, set())  # the runner's is as it was
+
+
+def test_a_pool_folder_goes_once_its_owner_is_gone_never_before(tmp_path, monkeypatch):
+    """A pool's folder is swept when its owner lock can be taken: its runner exited, however
+    it ended (kill -9 included); never while the pool is open, whatever pids say."""
+    import tempfile
+    from pathlib import Path
+
+    from benchmark.backends import local
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    folder, owner = local.lock_dir()
+    local.sweep_locks()
+    assert Path(folder).is_dir()  # held
+    os.close(owner)  # as the kernel does when its process dies
+    local.sweep_locks()
+    assert not Path(folder).exists()

@@ -18,32 +18,59 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
+
 from ..feed import FileFeed
 from ..state import pid_alive
 from .base import Backend
 
 _EXIT_CODES = re.compile(r"exit codes of the workers are \{([^}]*)\}")
 LOCKS = "cnnbench-locks-"  # + the runner's pid: a pool's folder of GPU gates and live epochs
+OWNER = "owner.lock"  # in it: held (flock) by the pool's process for the pool's life
 
 
-def lock_dir() -> str:
-    """A new folder for this process's pool, after removing those of runners that are gone
-    (a killed run cannot remove its own)."""
+def lock_dir() -> tuple[str, int | None]:
+    """A new folder for this process's pool, and the descriptor of its owner lock (held
+    until the pool closes it), after removing the folders of runners that are gone (a
+    killed run cannot remove its own)."""
     sweep_locks()
-    return tempfile.mkdtemp(prefix=f"{LOCKS}{os.getpid()}-")
+    folder = tempfile.mkdtemp(prefix=f"{LOCKS}{os.getpid()}-")
+    fd = os.open(os.path.join(folder, OWNER), os.O_CREAT | os.O_RDWR, 0o600)
+    if fcntl is not None:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    return folder, fd
 
 
 def sweep_locks() -> None:
-    """Remove the pool folders of runners that are gone."""
+    """Remove the pool folders of runners that are gone: whose owner lock can be taken
+    (its holder exited, however it ended; a lock works across the pid namespaces of
+    containers that share the folder). Without one (an older cnnbench's, or a folder being
+    made this instant), by age."""
     for old in Path(tempfile.gettempdir()).glob(f"{LOCKS}*"):
-        owner = old.name[len(LOCKS):].split("-")[0]
         try:
-            gone = (not pid_alive(int(owner)) if owner.isdigit() else
-                    time.time() - old.stat().st_mtime > 3600)  # an older cnnbench's, by age
+            gone = _unowned(old / OWNER) if (old / OWNER).exists() else (
+                time.time() - old.stat().st_mtime > 3600)
         except OSError:  # removed meanwhile by another runner's sweep
             continue
         if gone:
             shutil.rmtree(old, ignore_errors=True)
+
+
+def _unowned(lock: Path) -> bool:
+    if fcntl is None:  # no flock (Windows): by the pid in the folder's name
+        owner = lock.parent.name[len(LOCKS):].split("-")[0]
+        return owner.isdigit() and not pid_alive(int(owner))
+    fd = os.open(lock, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False  # its pool is open
+    finally:
+        os.close(fd)  # (a lock taken goes with it)
+    return True
 
 
 class LocalPool:
@@ -56,7 +83,7 @@ class LocalPool:
 
     def __init__(self, slots: Sequence[str]):
         self.devices = list(slots)
-        self.lock_dir = lock_dir()  # GPU out-of-memory gates
+        self.lock_dir, self._owner = lock_dir()  # GPU out-of-memory gates
         self.feed = FileFeed(Path(self.lock_dir) / "epochs")  # live progress
         self._executors: list = [None] * len(self.devices)
 
@@ -116,6 +143,9 @@ class LocalPool:
                 # the run (it hands the jobs back and says how to resume).
                 executor.shutdown(wait=False, kill_workers=True)
         shutil.rmtree(self.lock_dir, ignore_errors=True)
+        if self._owner is not None:
+            os.close(self._owner)
+            self._owner = None
 
 
 
