@@ -20,7 +20,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from sqlalchemy.exc import DatabaseError, OperationalError
+from sqlalchemy.exc import OperationalError
 
 from . import data, provenance, state
 from .records import EpochMetrics, JobResult, JobStatus
@@ -97,20 +97,14 @@ def replay(store: ResultStore, warn: Callable[[str], None] = lambda line: None) 
             continue
         try:
             store.record(result, runner, adopt=True)
-        except (DatabaseError, DatabaseUnavailable) as exc:
+        except Exception as exc:
             if unavailable(exc):
                 os.replace(taken, path)
                 raise
-            aside = path.with_suffix(".refused")
+            aside = path.with_suffix(".refused")  # refused as wrong (or no such job here)
             os.replace(taken, aside)
-            warn(f"the database refuses the kept result of job {result.key} "
+            warn(f"{store.url_redacted} refuses the kept result of job {result.key} "
                  f"({str(getattr(exc, 'orig', None) or exc).strip()}); moved to {aside}")
-            continue
-        except Exception as exc:  # "result for unknown job": not for this database
-            aside = path.with_suffix(".refused")
-            os.replace(taken, aside)
-            warn(f"a kept result for job {result.key} cannot be recorded in "
-                 f"{store.url_redacted} ({exc}); moved to {aside}")
             continue
         taken.unlink(missing_ok=True)
         done += 1
