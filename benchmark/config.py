@@ -20,7 +20,64 @@ from typing import Any
 
 
 class SpecError(ValueError):
-    """A study or configuration the user wrote is invalid; the message says how to fix it."""
+    """A study or configuration the user wrote is invalid; the message says how to fix it.
+
+    `origin`: (file, line) of what the user wrote, where the check runs later than the line
+    that wrote it (a cell's factor is checked against the Study's declarations)."""
+
+    def __init__(self, message: str, origin: tuple[str, int] | None = None):
+        super().__init__(message)
+        self.origin = origin
+
+
+FACTOR_TYPES = (bool, int, float, str)
+
+
+class Factors(dict):
+    """A job's declared factors (`Study(factors=...)`): every name -> its value, the
+    declared default where the job's cell sets none. Read by your own code as
+    `config.factors["name"]`; read-only. Only values off their default are part of the
+    job's key (`changed`), so declaring a factor keeps every stored job's key. A dict, so
+    it is stored as JSON as it is."""
+
+    def __init__(self, values: Mapping[str, Any] | None = None,
+                 defaults: Mapping[str, Any] | None = None):
+        defaults = dict(defaults or {})
+        super().__init__(sorted({**defaults, **dict(values or {})}.items()))
+        self._defaults = defaults
+
+    def __getitem__(self, name: str) -> Any:
+        try:
+            return super().__getitem__(name)
+        except KeyError:
+            close = difflib.get_close_matches(str(name), list(self), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise KeyError(f"no factor {name!r}{hint} (declared: "
+                           f"{', '.join(self) or 'none'}; declare it in "
+                           "Study(factors={...}))") from None
+
+    def _read_only(self, *args: Any, **kwargs: Any):
+        raise TypeError("a job's factors are read-only: set a factor in the study's cells")
+
+    __setitem__ = __delitem__ = update = pop = popitem = clear = setdefault = _read_only
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(tuple(sorted(self.items())))
+
+    def __repr__(self) -> str:
+        return f"Factors({dict(self)!r})"
+
+    def __reduce__(self):
+        return Factors, (dict(self), self._defaults)
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        return dict(self._defaults)
+
+    def changed(self) -> dict[str, Any]:
+        """The values that are part of the key: those off their declared default."""
+        return {k: v for k, v in sorted(self.items())
+                if k not in self._defaults or v != self._defaults[k]}
 
 
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -30,7 +87,12 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "schedule": ("constant", "step", "cosine"),
     "precision": ("fp32", "bf16"),
     "augment": ("none", "flip", "crop", "flip+crop"),
+    "loss": ("nll",),
+    "step": ("standard",),
 }
+# Fields that take your own code as "module:function" beside their built-in choices (see
+# `pieces`), and `metrics`, a tuple of them.
+PIECE_FIELDS = ("optimizer", "schedule", "loss", "step")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,12 +125,22 @@ class TrainConfig:
     warmup_epochs: int = 0  # linear warm-up from lr/steps to lr over these epochs, then schedule
     augment: str = "none"  # none | flip (mirror left-right) | crop (shift by up to 1/8 of the
     #                        side, reflected padding) | flip+crop: per batch, on the device
+    loss: str = "nll"  # "nll" (of the net's log-probabilities) or your own "module:function"
+    step: str = "standard"  # one training step: "standard" (loss, backward, optimizer step)
+    #                         or your own "module:function" (mixup, SAM, clipping...)
+    metrics: tuple[str, ...] = ()  # your own "module:function" metrics, evaluated with the
+    #                                test set (see pieces); optimizer and schedule also take
+    #                                your own "module:function"
+    val_size: int = 0  # training samples held out (after the slice) for validation metrics
+    pieces_hash: str = ""  # SHA-256 of the modules of the job's own pieces; set by the loader
     arch_hash: str = ""  # SHA-256 of a "module:function" net's module source; set by the loader
     data_hash: str = ""  # content hash of a path or function dataset; set by the loader.
     #                      With it, the key holds the content instead of the path or name
+    factors: Factors = dataclasses.field(default_factory=Factors)  # declared in
+    #                      Study(factors=...), set by cells like fields; read by your code
 
     def __new__(cls, **kwargs: Any) -> TrainConfig:
-        check_fields(kwargs, "TrainConfig")
+        check_fields({k: v for k, v in kwargs.items() if k != "factors"}, "TrainConfig")
         return super().__new__(cls)
 
     def __post_init__(self) -> None:
@@ -79,20 +151,27 @@ class TrainConfig:
         check_applies(self.to_dict(), "")
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Every field (`factors` a dict of every declared factor's value, with its
+        defaults: `TrainConfig(**config.to_dict())` is the same job)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    def identity(self) -> dict[str, Any]:
+        """What the key hashes: `to_dict` with only the factors off their default."""
+        return {**self.to_dict(), "factors": self.factors.changed()}
 
     def key(self) -> str:
         """Content hash of the resolved configuration: the job's identity.
 
         Fields added after results were first stored are left out while at their
-        default, so every job stored before they existed keeps its key. A directory
-        dataset is identified by its content (`data_hash`), not where it lies."""
-        return key_of(self.to_dict())
+        default, and factors while at their declared default, so every job stored before
+        they existed keeps its key. A directory dataset is identified by its content
+        (`data_hash`), not where it lies."""
+        return key_of(self.identity())
 
     def unnormalised_key(self, unused: Mapping[str, Any]) -> str:
         """The key this job had before settings its other settings leave unused were put
         back to their defaults (`normalised`): with those `unused` values in place."""
-        return key_of({**self.to_dict(), **unused})
+        return key_of({**self.identity(), **unused})
 
     def path_key(self) -> str:
         """The key this job had before directory datasets were keyed by content (schema
@@ -130,6 +209,8 @@ def unused_field(values: Mapping[str, Any]) -> tuple[str, str] | None:
     for name, (decider, uses) in APPLIES.items():
         if name in NET_FIELDS and (values.get("arch") is None or is_user_arch(values["arch"])):
             continue  # your own network gets every field and may use this one
+        if is_user_piece(values.get(decider)):
+            continue  # so does your own optimizer
         if (name in values and decider in values and values[decider] not in uses
                 and values[name] != CONFIG_FIELDS[name].default):
             return name, decider
@@ -169,33 +250,123 @@ def normalised(values: dict[str, Any], own: Mapping[str, Any],
 
 # Fields added to TrainConfig after databases held results, with their defaults.
 LATER_FIELDS: dict[str, Any] = {"schedule": "constant", "warmup_epochs": 0, "arch_hash": "",
-                                "data_hash": "", "augment": "none"}
+                                "data_hash": "", "augment": "none", "factors": {},
+                                "loss": "nll", "step": "standard", "metrics": (),
+                                "val_size": 0, "pieces_hash": ""}
 BUILT_IN_ARCHS = ("base", "sk")
-ARCH_LIMIT = 32  # characters of an arch (the database column holds no more)
+ARCH_LIMIT = 32  # characters of an arch or a piece (the database column holds no more)
+METRIC_NAME_LIMIT = 64  # characters of a metric's name
 USER_ARCH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")  # module.path:function
 
 
 def is_user_arch(arch: str) -> bool:
     return arch not in BUILT_IN_ARCHS
+
+
+def is_user_piece(value: Any) -> bool:
+    """A "module:function" value of a field that also has built-in choices."""
+    return isinstance(value, str) and USER_ARCH.match(value) is not None
+
+
+def user_pieces(config: TrainConfig) -> dict[str, str]:
+    """The job's own pieces: "field" (or "metrics[i]") -> "module:function"."""
+    own = {f: getattr(config, f) for f in PIECE_FIELDS if is_user_piece(getattr(config, f))}
+    own.update({f"metrics[{i}]": m for i, m in enumerate(config.metrics)})
+    return own
 CONFIG_FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(TrainConfig)}
 _FIELD_TYPES: dict[str, str] = {name: str(f.type) for name, f in CONFIG_FIELDS.items()}
 
 
-def check_fields(overrides: Mapping[str, Any], where: str) -> None:
-    """Reject unknown configuration fields, suggesting the closest valid name."""
+SETTABLE = tuple(n for n in CONFIG_FIELDS if n != "factors")  # a cell sets a factor by name
+
+
+def check_fields(overrides: Mapping[str, Any], where: str,
+                 factors: Mapping[str, Any] | None = None,
+                 origin: tuple[str, int] | None = None) -> None:
+    """Reject names that are neither configuration fields nor declared `factors`,
+    suggesting the closest valid name."""
+    factors = factors or {}
+    valid = [*SETTABLE, *factors]
     for name in overrides:
-        if name not in CONFIG_FIELDS:
-            close = difflib.get_close_matches(str(name), CONFIG_FIELDS, n=1)
+        if name == "factors":
+            raise SpecError(f"{where} sets 'factors': set each declared factor by its name "
+                            "(label_smoothing=0.1), and declare it with its default in "
+                            "Study(factors={...})", origin)
+        if name not in CONFIG_FIELDS and name not in factors:
+            close = difflib.get_close_matches(str(name), valid, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
+            declared = (f" Declared factors: {', '.join(factors)}." if factors else
+                        " A factor of your own is declared with its default in "
+                        "Study(factors={...}).")
             raise SpecError(
                 f"unknown field {name!r} in {where}{hint} "
-                f"Valid fields: {', '.join(CONFIG_FIELDS)}."
+                f"Valid fields: {', '.join(SETTABLE)}.{declared}", origin
             )
+
+
+def check_factors(declared: Any, where: str) -> dict[str, Any]:
+    """A study's factor declarations: identifiers that are no built-in field, each with
+    a default of type bool, int, float or str (the factor's type)."""
+    if not isinstance(declared, Mapping):
+        raise SpecError(f"{where}: factors must be a dict of name -> default value, got "
+                        f"{type(declared).__name__}")
+    for name, default in declared.items():
+        if not isinstance(name, str) or not name.isidentifier():
+            raise SpecError(f"{where}: factor name {name!r} must be a Python identifier "
+                            "(letters, digits, underscores)")
+        if name in CONFIG_FIELDS:
+            raise SpecError(f"{where}: factor {name!r} shadows the built-in field {name!r}: "
+                            f"set the field itself, or give your factor another name")
+        if name in RESERVED_NAMES:
+            raise SpecError(f"{where}: factor {name!r} is a column of every result "
+                            f"(reserved: {', '.join(RESERVED_NAMES)}): give it another name")
+        if type(default) not in FACTOR_TYPES or (
+                isinstance(default, float) and not math.isfinite(default)):
+            raise SpecError(f"{where}: factor {name!r} has default {default!r} of type "
+                            f"{type(default).__name__}; a factor's default is a bool, int, "
+                            "float (finite) or str, and its type is the factor's type")
+    return dict(declared)
+
+
+# Columns every result frame has beside the fields: a factor cannot take their names.
+RESERVED_NAMES = ("study", "section", "cell", "position", "seed", "replicate", "job_key",
+                  "status", "published", "skip_reason", "current", "code_version", "error",
+                  "test_accuracy", "test_loss", "train_loss", "epoch", "epochs_done",
+                  "param_count", "train_seconds", "wall_seconds", "metric", "value")
+
+
+def coerce_factor(name: str, value: Any, default: Any) -> Any:
+    """A factor's value checked against its default's type (an int is a float's value)."""
+    kind = type(default)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if type(value) is not kind:
+        raise SpecError(f"factor {name!r} must be {kind.__name__} (the type of its default, "
+                        f"{default!r}), got {type(value).__name__} {value!r}")
+    if kind is float and not math.isfinite(value):
+        raise SpecError(f"factor {name!r} must be a finite number, got {value!r}")
+    return value
 
 
 def coerce(name: str, value: Any) -> Any:
     """Check one field's type and canonicalize numbers (width=1 and width=1.0 are one job)."""
     kind = _FIELD_TYPES[name]
+    if name == "factors":
+        if isinstance(value, Factors):
+            return value
+        if not isinstance(value, Mapping):
+            raise SpecError(f"field 'factors' must be a dict, got {type(value).__name__}")
+        return Factors(check_factors(value, "field 'factors'"))
+    if name == "metrics":
+        value = (value,) if isinstance(value, str) else value
+        if not isinstance(value, (tuple, list)) or not all(map(is_user_piece, value)):
+            raise SpecError(f"field 'metrics' must be a tuple of your own metrics as "
+                            f"\"module:function\", got {value!r}")
+        for m in value:
+            _check_length("metrics", m)
+        if len(set(value)) != len(value):
+            raise SpecError(f"field 'metrics' names a metric twice: {list(value)}")
+        return tuple(value)
     if kind == "bool":
         ok = isinstance(value, bool)
     elif kind == "int":
@@ -222,11 +393,22 @@ def coerce(name: str, value: Any) -> Any:
         raise SpecError(f"field 'arch' got {value!r}{hint}; valid: {', '.join(BUILT_IN_ARCHS)}, "
                         "or your own network as 'module:function'")
     choices = CHOICES.get(name)
+    if name in PIECE_FIELDS and is_user_piece(value):
+        _check_length(name, value)
+        return value
     if choices and value not in choices:
         close = difflib.get_close_matches(value, choices, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise SpecError(f"field {name!r} got {value!r}{hint}; valid choices: {', '.join(choices)}")
+        own = ", or your own \"module:function\"" if name in PIECE_FIELDS else ""
+        raise SpecError(f"field {name!r} got {value!r}{hint}; valid choices: "
+                        f"{', '.join(choices)}{own}")
     return value
+
+
+def _check_length(name: str, value: str) -> None:
+    if len(value) > ARCH_LIMIT:
+        raise SpecError(f"field {name!r} = {value!r} is {len(value)} characters long; at "
+                        f"most {ARCH_LIMIT}: shorten the module or function name")
 
 
 _LIMITS: dict[str, tuple[float, float | None, str]] = {
@@ -243,6 +425,7 @@ _LIMITS: dict[str, tuple[float, float | None, str]] = {
     "train_offset": (0, None, ">= 0"),
     "seed": (0, 2**63 - 1, "in [0, 2**63)"),
     "warmup_epochs": (0, None, ">= 0"),
+    "val_size": (0, None, ">= 0"),
 }
 
 

@@ -31,7 +31,7 @@ from . import provenance
 from .backends import Backend
 from .backends.local import LocalBackend
 from .config import TrainConfig
-from .plan import fusion_key
+from .plan import fusable, fusion_key
 from .records import EpochMetrics, JobResult, JobStatus
 
 
@@ -279,14 +279,16 @@ def failed_results(tasks: Sequence[Task], error: str, device: str | None) -> lis
 def fuse(tasks: Sequence[Task], size: int) -> list[list[Task]]:
     """Groups of at most `size` tasks that can train as one vectorised model.
 
-    Tasks fuse when their configs differ only in seed and training-slice start and they
-    use the same dataset; a group takes the position of its first task, so an order such
-    as longest-first is kept. `size` 1 gives one task per group.
+    Tasks fuse when their configs differ only in seed and training-slice start, they use
+    the same dataset and the built-in training pieces (`plan.fusable`); a group takes the
+    position of its first task, so an order such as longest-first is kept. `size` 1 gives
+    one task per group.
     """
     groups: list[list[Task]] = []
     open_groups: dict[tuple, list[Task]] = {}
     for task in tasks:
-        key = (fusion_key(task.config), task.data_dir) if size > 1 else (task.key,)
+        key = ((fusion_key(task.config), task.data_dir) if size > 1 and fusable(task.config)
+               else (task.key,))
         group = open_groups.get(key)
         if group is None or len(group) >= size:
             group = open_groups[key] = []

@@ -10,19 +10,30 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import replace
 
-from .config import SpecError, TrainConfig, is_user_arch, normalised
+from .config import (
+    CONFIG_FIELDS,
+    Factors,
+    SpecError,
+    TrainConfig,
+    is_user_arch,
+    normalised,
+    user_pieces,
+)
 from .records import JobSpec
-from .study import Study
+from .study import Study, factor_values
 
 
 def expand(study: Study) -> list[JobSpec]:
     """Every (section, cell, replicate) of the study, with its resolved configuration."""
     specs = []
     base = study.baseline.to_dict()
+    del base["factors"]  # the study's declarations and the cell's values (none in a baseline)
     for section in study.sections:
         seeds = section.seeds if section.seeds is not None else study.seeds
         for position, cell in enumerate(section.cells):
-            overrides = {**section.fixed, **cell.overrides}
+            merged = {**section.fixed, **cell.overrides}
+            overrides = {k: v for k, v in merged.items() if k in CONFIG_FIELDS}
+            factors = Factors(factor_values(merged, study.factors), study.factors)
             # A cell that sets its own seed is one replicate; otherwise one job per seed.
             cell_seeds = [overrides["seed"]] if "seed" in overrides else list(seeds)
             for seed in cell_seeds:
@@ -30,7 +41,7 @@ def expand(study: Study) -> list[JobSpec]:
                 try:  # a setting the cell's choices leave unused takes its default
                     values, reset = normalised({**base, **overrides, "seed": seed},
                                                cell.overrides, "")
-                    config = TrainConfig(**values)
+                    config = TrainConfig(**values, factors=factors)
                 except SpecError as exc:
                     raise SpecError(f"{where}: {exc}") from None
                 reason = next((e.reason for e in section.exclude if e.matches(config)), None)
@@ -154,6 +165,12 @@ def estimated_costs(jobs: dict[str, TrainConfig], train_len: dict[str, int]) -> 
 def longest_first(costs: dict[str, float]) -> list[str]:
     """Job keys by decreasing estimated cost, so a grid does not end on a long tail."""
     return sorted(costs, key=lambda k: (-costs[k], k))
+
+
+def fusable(config: TrainConfig) -> bool:
+    """Fused training (`train.train_fused`) trains the built-in loss, step, optimizer and
+    schedule, without metrics of your own or a validation split; other jobs train alone."""
+    return not user_pieces(config) and config.val_size == 0
 
 
 def fusion_key(config: TrainConfig) -> TrainConfig:

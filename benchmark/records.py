@@ -70,6 +70,8 @@ class EpochMetrics:
     test_loss: float  # mean NLL over the full test set
     test_accuracy: float  # percent
     seconds: float  # training time of the epoch, evaluation excluded
+    metrics: Mapping[str, float] = field(default_factory=dict)  # your own metrics and the
+    #     validation split's (val_loss, val_accuracy, val_<metric>), when evaluated
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,9 @@ def frames(store, study: str, seeds: Sequence[int] | None = None
         jobs = jobs[ID_COLUMNS + [c for c in jobs.columns if c not in ID_COLUMNS]]
     epochs = store.epochs_frame(study, seeds)
     if len(epochs) and len(jobs):
-        config = [c for c in CONFIG_FIELDS if c != "seed"]
+        info = store.study_info(study) or {}
+        config = [c for c in CONFIG_FIELDS if c not in ("seed", "factors")]
+        config += [f for f in info.get("factors", {}) if f in jobs.columns]
         epochs = epochs.drop(columns=["position"]).merge(
             jobs[["section", "cell", "seed", "job_key", "current", *config]],
             on=["section", "cell", "seed"], how="left")

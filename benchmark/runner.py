@@ -161,6 +161,40 @@ def check_user_nets(loaded: LoadedStudy, dirs: dict[str, str]) -> None:
             raise StudyFileError(f"{loaded.where(config.arch)}: {exc}") from None
 
 
+def check_pieces(loaded: LoadedStudy, dirs: dict[str, str], sizes: dict[str, int]) -> None:
+    """Call every "module:function" piece of the study once (`pieces.check`) on a batch
+    of its dataset's shape, and check each validation split against its training slice:
+    a StudyFileError naming the study file's line and the piece's, before anything is
+    written. Imports torch only for such studies."""
+    from .config import user_pieces
+    from .studyfile import StudyFileError
+
+    seen = set()
+    for spec in loaded.specs:
+        config = spec.config
+        if config.val_size and spec.skip_reason is None:
+            samples = plan.train_samples(config, sizes)
+            if config.val_size >= samples:
+                raise StudyFileError(
+                    f"{loaded.where('val_size')}: section {spec.section!r}, cell "
+                    f"{spec.cell!r}: val_size {config.val_size} leaves no training samples "
+                    f"of the {samples} in its training slice: hold out fewer")
+        own = user_pieces(config)
+        shape_key = plan.fusion_key(config)
+        if not own or shape_key in seen or spec.skip_reason is not None:
+            continue
+        seen.add(shape_key)
+        from . import pieces
+
+        input_shape, classes = data.input_shape_and_classes(dirs[config.dataset])
+        try:
+            pieces.check(config, input_shape, classes, loaded.import_dirs)
+        except pieces.PieceError as exc:
+            culprit = next((p for p in own.values() if repr(p) in str(exc)),
+                           next(iter(own.values())))
+            raise StudyFileError(f"{loaded.where(culprit)}: {exc}") from None
+
+
 def job_labels(specs: Sequence[JobSpec]) -> dict[str, str]:
     labels: dict[str, str] = {}
     for s in specs:
@@ -220,6 +254,7 @@ def check_inputs(loaded: LoadedStudy, log: Callable[[str], None] = lambda m: Non
     """`Inputs` of `loaded`; DataError, SpecError or StudyFileError naming the problem."""
     dirs, sizes = datasets(loaded.specs, fetch=True, log=log)
     check_user_nets(loaded, dirs)
+    check_pieces(loaded, dirs, sizes)
     return Inputs(dirs, sizes)
 
 
@@ -245,7 +280,8 @@ def run_study(loaded: LoadedStudy, store: ResultStore, options: RunOptions,
         summary.sync = store.sync_study(
             study.name, str(loaded.path), loaded.file_hash, study.description, study.sections,
             loaded.specs, study.claims, study.margin_pp,
-            membership=functools.partial(plan.with_stored_seeds, loaded.specs))
+            membership=functools.partial(plan.with_stored_seeds, loaded.specs),
+            factors=study.factors)
         summary.reclaimed = store.reclaim()
         _replay(store, events)  # results of an earlier run the database did not get
         sync = summary.sync
@@ -305,6 +341,10 @@ def _train(store: ResultStore, specs: Sequence[JobSpec], keys: set[str], dirs: d
     threads = threads_per_worker(options.slots) if local else 1
     shared = cores() if local and "cpu" in options.slots else None  # for the last jobs
     fused = f" in {len(groups)} fused group(s)" if len(groups) < len(tasks) else ""
+    alone = sum(not plan.fusable(t.config) for t in tasks) if options.fuse > 1 else 0
+    if alone:
+        events.message(f"{alone} job(s) with training pieces of their own or a validation "
+                       "split train unfused (--fuse trains the built-in ones)")
     where = options.backend.where(options.slots)
     first = (min(shares(shared, min(len(groups), len(options.slots)))) if shared
              else threads)  # the threads the first jobs start with; the last get more

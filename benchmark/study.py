@@ -11,11 +11,41 @@ import dataclasses
 import difflib
 import itertools
 import math
+import os
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import SpecError, TrainConfig, check_applies, check_fields, coerce
+from .config import (
+    CONFIG_FIELDS,
+    SpecError,
+    TrainConfig,
+    check_applies,
+    check_factors,
+    check_fields,
+    coerce,
+    coerce_factor,
+)
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _origin() -> tuple[str, int] | None:
+    """(file, line) of the nearest caller outside cnnbench: the study file's line that
+    wrote a cell, for the checks the Study makes later (a name that may be a factor)."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if not os.path.abspath(filename).startswith(_PACKAGE):
+            return filename, frame.f_lineno
+        frame = frame.f_back
+    return None
+
+
+def _fields_only(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """The built-in fields of `overrides`; other names are factors, checked by the Study."""
+    return {k: v for k, v in overrides.items() if k in CONFIG_FIELDS}
 
 # The longest name of each kind, in characters: the database's columns hold no more, on
 # every backend (SQLite would take more, PostgreSQL refuses it mid-run).
@@ -31,15 +61,22 @@ def check_name(kind: str, name: str) -> None:
 
 
 class Cell:
-    """One point of a section: overrides of the section's baseline, a label, a published value."""
+    """One point of a section: overrides of the section's baseline (built-in fields and
+    the study's declared factors), a label, a published value."""
 
     label: str
     overrides: Mapping[str, Any] = field(default_factory=dict)
     published: float | None = None  # published test accuracy, percent
 
-    def __init__(self, label: str, *, published: float | None = None, **overrides: Any):
-        check_fields(overrides, f"cell {label!r}")
-        for name, value in overrides.items():  # types, choices, finiteness: at the cell's line
+    def __init__(self, label: str, *, published: float | None = None,
+                 _context: str | None = None, **overrides: Any):
+        # A name that is no field may be a factor: the Study checks it against its
+        # declarations, naming this line. Fields are checked here, at the cell's line.
+        object.__setattr__(self, "origin", _origin())
+        object.__setattr__(self, "context", _context or f"cell {label!r}")
+        if "factors" in overrides:
+            check_fields(overrides, self.context)
+        for name, value in _fields_only(overrides).items():  # types, choices, finiteness
             try:
                 coerce(name, value)
             except SpecError as exc:
@@ -82,12 +119,11 @@ def _published_for(published: Any, key: Any, position: int, count: int) -> float
 def vary(name: str, values: Sequence[Any], *, labels: Sequence[str] | None = None,
          published: Sequence[float] | Mapping[Any, float] | None = None) -> list[Cell]:
     """One axis: a cell per value. `published` is a list aligned with values or a dict by value."""
-    check_fields({name: None}, "vary()")
     values = _axis_values(name, values)
     if labels is not None and len(labels) != len(values):
         raise SpecError(f"vary({name!r}): {len(labels)} labels for {len(values)} values")
     return [
-        Cell(labels[i] if labels else _label({name: v}),
+        Cell(labels[i] if labels else _label({name: v}), _context="vary()",
              published=_published_for(published, v, i, len(values)), **{name: v})
         for i, v in enumerate(values)
     ]
@@ -98,7 +134,6 @@ def grid(*, published: Mapping[tuple, float] | None = None, **axes: Sequence[Any
 
     `published` maps a tuple of values, one per axis in order, to a published value.
     """
-    check_fields(axes, "grid()")
     names = list(axes)
     if not names:
         raise SpecError("grid() needs at least one axis")
@@ -107,13 +142,12 @@ def grid(*, published: Mapping[tuple, float] | None = None, **axes: Sequence[Any
     for combo in itertools.product(*value_lists):
         overrides = dict(zip(names, combo, strict=True))
         pub = (published or {}).get(combo if len(combo) > 1 else combo[0])
-        cells.append(Cell(_label(overrides), published=pub, **overrides))
+        cells.append(Cell(_label(overrides), published=pub, _context="grid()", **overrides))
     return cells
 
 
 def zipped(*, published: Sequence[float] | None = None, **axes: Sequence[Any]) -> list[Cell]:
     """Paired axes: the i-th cell takes the i-th value of every axis (all axes equally long)."""
-    check_fields(axes, "zipped()")
     if not axes:
         raise SpecError("zipped() needs at least one axis")
     value_lists = {n: _axis_values(n, v) for n, v in axes.items()}
@@ -125,7 +159,7 @@ def zipped(*, published: Sequence[float] | None = None, **axes: Sequence[Any]) -
     for i in range(count):
         overrides = {n: v[i] for n, v in value_lists.items()}
         cells.append(Cell(_label(overrides), published=_published_for(published, None, i, count),
-                          **overrides))
+                          _context="zipped()", **overrides))
     return cells
 
 
@@ -151,12 +185,15 @@ class Exclude:
     reason: str
 
     def __post_init__(self) -> None:
-        check_fields(self.where, "Exclude(where=...)")
+        object.__setattr__(self, "origin", _origin())  # its factors are checked by the Study
+        if "factors" in self.where:
+            check_fields(self.where, "Exclude(where=...)")
         if not self.reason:
             raise SpecError("Exclude needs a reason")
 
     def matches(self, config: TrainConfig) -> bool:
-        return all(getattr(config, k) == coerce(k, v) for k, v in self.where.items())
+        return all(getattr(config, k) == coerce(k, v) if k in CONFIG_FIELDS
+                   else config.factors.get(k) == v for k, v in self.where.items())
 
 
 @dataclass(frozen=True)
@@ -175,7 +212,9 @@ class Section:
         if not isinstance(self.name, str) or not self.name.strip():
             raise SpecError("every Section needs a non-empty name")
         check_name("section", self.name)
-        check_fields(self.fixed, f"section {self.name!r} fixed")
+        object.__setattr__(self, "origin", _origin())  # its factors are checked by the Study
+        if "factors" in self.fixed:
+            check_fields(self.fixed, f"section {self.name!r} fixed")
         check_applies(self.fixed, f"section {self.name!r} fixed: ")
         cells = list(self.cells)
         if not cells:
@@ -284,11 +323,15 @@ class Study:
     claims: Sequence[Claim] = ()  # checked by the report
     margin_pp: float | None = None  # smallest effect of interest, pp: every comparison is
     #                                 better, worse, equivalent within +/- it, or undecided
+    factors: Mapping[str, Any] = field(default_factory=dict)  # your own factors: name ->
+    #                                 default (bool, int, float or str); cells set them by name
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
             raise SpecError("Study needs a non-empty name")
         check_name("study", self.name)
+        object.__setattr__(self, "factors", check_factors(self.factors,
+                                                          f"study {self.name!r}"))
         if self.margin_pp is not None:
             object.__setattr__(self, "margin_pp", check_margin(self.margin_pp,
                                                                f"study {self.name!r}"))
@@ -303,6 +346,12 @@ class Study:
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise SpecError(f"study {self.name!r} has duplicate section names: {dupes}")
+        if len(self.baseline.factors):
+            raise SpecError(f"study {self.name!r}: the baseline sets factors "
+                            f"{dict(self.baseline.factors)}; declare each factor with its "
+                            "default in Study(factors={...}) and set other values in cells")
+        for section in sections:
+            _check_section_factors(section, self.factors)
         object.__setattr__(self, "sections", tuple(sections))
         object.__setattr__(self, "seeds", _check_seeds(self.seeds, f"study {self.name!r}"))
         object.__setattr__(self, "claims", tuple(self.claims))
@@ -319,3 +368,30 @@ class Study:
     def with_seeds(self, seeds: Sequence[int]) -> Study:
         """The same study with other replicate seeds (sections with their own seeds keep them)."""
         return dataclasses.replace(self, seeds=tuple(seeds))
+
+
+def _check_factors_in(values: Mapping[str, Any], where: str, factors: Mapping[str, Any],
+                      origin: tuple[str, int] | None) -> None:
+    """Every name of `values` a field or a declared factor of the right type (SpecError
+    naming `origin`, the line that wrote them)."""
+    check_fields(values, where, factors, origin)
+    for name, value in values.items():
+        if name in factors:
+            try:
+                coerce_factor(name, value, factors[name])
+            except SpecError as exc:
+                raise SpecError(f"{where}: {exc}", origin) from None
+
+
+def _check_section_factors(section: Section, factors: Mapping[str, Any]) -> None:
+    _check_factors_in(section.fixed, f"section {section.name!r} fixed", factors,
+                      section.origin)
+    for cell in section.cells:
+        _check_factors_in(cell.overrides, cell.context, factors, cell.origin)
+    for exclude in section.exclude:
+        _check_factors_in(exclude.where, "Exclude(where=...)", factors, exclude.origin)
+
+
+def factor_values(overrides: Mapping[str, Any], factors: Mapping[str, Any]) -> dict[str, Any]:
+    """The declared factors `overrides` sets, each as its factor's type."""
+    return {k: coerce_factor(k, v, factors[k]) for k, v in overrides.items() if k in factors}

@@ -18,8 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import data, userdata, usernets
-from .config import SpecError, is_user_arch
+from . import data, pieces, userdata, usernets
+from .config import SpecError, is_user_arch, user_pieces
 from .plan import expand
 from .records import JobSpec
 from .study import Study
@@ -39,6 +39,8 @@ class Resolution:
 
     datasets: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     archs: Mapping[str, str] = field(default_factory=dict)
+    pieces: Mapping[str, str] = field(default_factory=dict)  # "module:function" of a
+    #                                   piece -> its module's source hash
 
     def apply(self, specs: Sequence[JobSpec]) -> tuple[JobSpec, ...]:
         out = []
@@ -50,6 +52,9 @@ class Resolution:
             wanted = self.archs.get(config.arch, "")
             if config.arch_hash != wanted:
                 config = dataclasses.replace(config, arch_hash=wanted)
+            own = pieces.source_hash(config, hashes=self.pieces) if user_pieces(config) else ""
+            if config.pieces_hash != own:
+                config = dataclasses.replace(config, pieces_hash=own)
             out.append(s if config is s.config else dataclasses.replace(s, config=config))
         return tuple(out)
 
@@ -71,7 +76,7 @@ class LoadedStudy:
 
     @property
     def import_dirs(self) -> tuple[str, ...]:
-        """Where the study's own modules (user networks) are imported from."""
+        """Where the study's own modules (networks, pieces) are imported from."""
         return (str(self.path.parent),)
 
     def where(self, text: str) -> str:
@@ -83,7 +88,14 @@ class LoadedStudy:
 
 
 def _line_in(path: Path, exc: BaseException) -> str:
-    """', line N' for the deepest traceback frame inside the study file, if any."""
+    """', line N' of what raised: the line a check made later names (a SpecError's
+    `origin`: a cell's factor, checked by the Study), else the deepest traceback frame
+    inside the study file, if any."""
+    origin = getattr(exc, "origin", None)
+    if origin is not None:
+        file, line = origin
+        same = Path(file).resolve() == path.resolve()
+        return f", line {line}" if same else f" ({file}, line {line})"
     line = usernets.line_in(path, exc)
     return f", line {line}" if line else ""
 
@@ -175,6 +187,22 @@ def _user_nets(specs: Sequence[JobSpec], path: Path) -> dict[str, str]:
     return hashes
 
 
+def _user_pieces(specs: Sequence[JobSpec], path: Path) -> dict[str, str]:
+    """The source hash of each "module:function" piece's module (the job's identity)."""
+    hashes: dict[str, str] = {}
+    for job in specs:
+        for name, spec in user_pieces(job.config).items():
+            if spec in hashes:
+                continue
+            try:
+                hashes[spec] = usernets.source_hash(spec, [str(path.parent)],
+                                                    name.split("[")[0])
+            except usernets.UserNetError as exc:
+                line = LoadedStudy(None, path, "", ()).where(spec)  # type: ignore[arg-type]
+                raise StudyFileError(f"{line}: {exc}") from None
+    return hashes
+
+
 def load_study(path: str | Path, seeds: Sequence[int] | None = None) -> LoadedStudy:
     """Run a study file and expand its Study; StudyFileError on any problem.
 
@@ -195,7 +223,8 @@ def load_study(path: str | Path, seeds: Sequence[int] | None = None) -> LoadedSt
         if seeds is not None:
             study = study.with_seeds(seeds)
         specs = expand(study)
-        resolution = Resolution(_datasets(specs, path.parent, path), _user_nets(specs, path))
+        resolution = Resolution(_datasets(specs, path.parent, path), _user_nets(specs, path),
+                                _user_pieces(specs, path))
         specs = resolution.apply(specs)
     except SpecError as exc:
         raise StudyFileError(f"{path}: {exc}") from None

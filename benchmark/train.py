@@ -38,14 +38,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import augment
-from .config import TrainConfig
+from . import augment, pieces
+from .config import TrainConfig, is_user_piece
 from .nets import build_net, channels, param_count
-from .plan import fusion_key
+from .plan import fusable, fusion_key
 from .records import EpochMetrics, JobStatus
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 EVAL_BATCH = 500  # test samples per forward pass; larger batches fall out of cache on CPU
+STEP_SEED_OFFSET = 7_919  # a user step's generator: seed + this (augmentation has its own)
+VAL_SEED_OFFSET = 104_729  # the validation draw: seed + this, the same for every cell
 
 
 @dataclass(frozen=True)
@@ -98,9 +100,48 @@ def to_device(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
     return DeviceData(images(train_x), labels(train_y), images(test_x), labels(test_y), classes)
 
 
-def optimizer_for(config: TrainConfig, params) -> torch.optim.Optimizer:
-    """The config's optimizer at its peak learning rate (every one of them elementwise, so
+@dataclass(frozen=True)
+class Pieces:
+    """A job's loss, step, schedule, optimizer and metrics: the built-in ones, or its own
+    "module:function" pieces, imported once per job (see `pieces`)."""
+
+    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    step: Callable | None = None  # (net, x, y, optimizer, config, generator) -> loss
+    schedule: Callable | None = None  # (step, total_steps, config) -> lr factor
+    optimizer: Callable | None = None  # (params, config) -> Optimizer
+    metrics: tuple[tuple[str, Callable], ...] = ()  # (spec, (net, data, config) -> dict)
+
+    @classmethod
+    def of(cls, config: TrainConfig, dirs: Sequence[str] = ()) -> Pieces:
+        def own(field):
+            return pieces.load(config, field, dirs)
+
+        loss = F.nll_loss
+        if is_user_piece(config.loss):
+            user_loss = own("loss")
+
+            def loss(output, targets):
+                value = user_loss(output, targets, config)
+                pieces.scalar_loss(config.loss, value)
+                return value.reshape(())
+
+        return cls(loss,
+                   own("step") if is_user_piece(config.step) else None,
+                   own("schedule") if is_user_piece(config.schedule) else None,
+                   own("optimizer") if is_user_piece(config.optimizer) else None,
+                   tuple((m, own(f"metrics[{i}]")) for i, m in enumerate(config.metrics)))
+
+
+def optimizer_for(config: TrainConfig, params, own: Pieces | None = None
+                  ) -> torch.optim.Optimizer:
+    """The config's optimizer at its peak learning rate (every built-in one elementwise, so
     fused training keeps per-model state). Other settings are torch's defaults."""
+    if own is not None and own.optimizer is not None:
+        optimizer = own.optimizer(params, config)
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise pieces.PieceError(f"optimizer {config.optimizer!r} returned "
+                                    f"{type(optimizer).__name__}, not a torch.optim.Optimizer")
+        return optimizer
     kind, lr, wd = config.optimizer, config.lr, config.weight_decay
     if kind == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=config.momentum, weight_decay=wd)
@@ -109,12 +150,21 @@ def optimizer_for(config: TrainConfig, params) -> torch.optim.Optimizer:
     return adaptive[kind](params, lr=lr, weight_decay=wd)
 
 
-def lr_factor(config: TrainConfig, step: int, steps_per_epoch: int) -> float:
+def lr_factor(config: TrainConfig, step: int, steps_per_epoch: int,
+              schedule: Callable | None = None) -> float:
     """Multiplier of `config.lr` for training step `step` (0-based over the whole run):
-    linear warm-up over `warmup_epochs`, then the schedule over the remaining steps."""
+    linear warm-up over `warmup_epochs`, then the schedule over the remaining steps (your
+    own `schedule(step, total_steps, config)` counts them from 0)."""
     warm = config.warmup_epochs * steps_per_epoch
     if step < warm:
         return (step + 1) / warm
+    if schedule is not None:
+        factor = schedule(step - warm, config.epochs * steps_per_epoch - warm, config)
+        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not (
+                math.isfinite(factor) and factor >= 0):
+            raise pieces.PieceError(f"schedule {config.schedule!r} returned {factor!r} for "
+                                    f"step {step - warm}; expected a finite number >= 0")
+        return float(factor)
     if config.schedule == "cosine":
         total = config.epochs * steps_per_epoch
         return 0.5 * (1.0 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
@@ -130,8 +180,8 @@ def _scheduled(config: TrainConfig) -> bool:
 
 
 def _set_lr(optimizer: torch.optim.Optimizer, config: TrainConfig, step: int,
-            steps_per_epoch: int) -> None:
-    lr = config.lr * lr_factor(config, step, steps_per_epoch)
+            steps_per_epoch: int, schedule: Callable | None = None) -> None:
+    lr = config.lr * lr_factor(config, step, steps_per_epoch, schedule)
     for group in optimizer.param_groups:
         group["lr"] = lr
 
@@ -206,27 +256,26 @@ def _rng_state(device: torch.device) -> dict:
 
 def _save(path: Path, net: torch.nn.Module, optimizer: torch.optim.Optimizer,
           order_gen: torch.Generator, epochs: list[EpochMetrics], train_seconds: float,
-          aug_gen: torch.Generator | None = None) -> None:
+          gens: dict[str, torch.Generator]) -> None:
     """Everything the next epoch depends on, written atomically (temp file, then rename)."""
     state = {"net": net.state_dict(), "optimizer": optimizer.state_dict(),
              "order_rng": order_gen.get_state(), "rng": _rng_state(order_gen.device),
              "epochs": [asdict(e) for e in epochs], "train_seconds": train_seconds}
-    if aug_gen is not None:
-        state["augment_rng"] = aug_gen.get_state()
+    state.update({f"{name}_rng": gen.get_state() for name, gen in gens.items()})
     tmp = path.with_name(path.name + ".tmp")
     torch.save(state, tmp)
     os.replace(tmp, path)
 
 
 def _resume(path: Path, net: torch.nn.Module, optimizer: torch.optim.Optimizer,
-            order_gen: torch.Generator, aug_gen: torch.Generator | None = None,
+            order_gen: torch.Generator, gens: dict[str, torch.Generator],
             ) -> tuple[list[EpochMetrics], float]:
     state = torch.load(path, map_location=order_gen.device, weights_only=True)
     net.load_state_dict(state["net"])
     optimizer.load_state_dict(state["optimizer"])
     order_gen.set_state(state["order_rng"].cpu())
-    if aug_gen is not None:
-        aug_gen.set_state(state["augment_rng"].cpu())
+    for name, gen in gens.items():
+        gen.set_state(state[f"{name}_rng"].cpu())
     torch.set_rng_state(state["rng"]["cpu"].cpu())
     if "cuda" in state["rng"]:
         torch.cuda.set_rng_state(state["rng"]["cuda"].cpu(), order_gen.device)
@@ -234,6 +283,20 @@ def _resume(path: Path, net: torch.nn.Module, optimizer: torch.optim.Optimizer,
 
 
 OnEpoch = Callable[[int, EpochMetrics], None]  # (model index in the call, its epoch)
+
+
+def split_validation(config: TrainConfig, n: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(training, validation) positions within a training slice of `n` samples: `val_size`
+    of them held out by a draw seeded with the job's seed alone, so every cell of a
+    replicate validates on the same samples (None without a validation split)."""
+    if config.val_size == 0:
+        return None
+    if config.val_size >= n:
+        raise ValueError(f"val_size {config.val_size} leaves no training samples of the {n} "
+                         "in the job's training slice")
+    draw = torch.randperm(n, generator=torch.Generator().manual_seed(
+        config.seed + VAL_SEED_OFFSET))
+    return draw[config.val_size:].sort().values, draw[:config.val_size].sort().values
 
 
 def train(config: TrainConfig, data: DeviceData, eval_every: int = 1,
@@ -244,35 +307,73 @@ def train(config: TrainConfig, data: DeviceData, eval_every: int = 1,
     With `checkpoint`, the state after each epoch is saved there and a run that finds
     the file resumes after its last epoch, with the same result as an unbroken run; the
     file is removed when the job ends. `import_dirs`: where a "module:function" net's
-    module is imported from (the study file's folder). `on_epoch(0, metrics)` hears of
-    each finished epoch (live progress; it changes nothing in the training).
+    and pieces' modules are imported from (the study file's folder). `on_epoch(0,
+    metrics)` hears of each finished epoch (live progress; it changes nothing in the
+    training).
     """
     device = data.train_x.device
     start, stop = _slice(config, len(data.train_y))
     train_x, train_y = data.train_x[start:stop], data.train_y[start:stop]
+    val = None
+    split = split_validation(config, stop - start)
+    if split is not None:
+        kept, held = (p.to(device) for p in split)
+        val = DeviceData(train_x[kept], train_y[kept], train_x[held], train_y[held],
+                         data.num_classes)
+        train_x, train_y = val.train_x, val.train_y
 
+    own = Pieces.of(config, import_dirs)
     net, order_gen = seeded_net(config, device, data, import_dirs)
+    gens = {}
     aug_gen = augment.generator(config.augment, config.seed, device)
-    optimizer = optimizer_for(config, net.parameters())
+    if aug_gen is not None:
+        gens["augment"] = aug_gen
+    if own.step is not None:
+        gens["step"] = torch.Generator(device=device).manual_seed(
+            config.seed + STEP_SEED_OFFSET)
+    optimizer = optimizer_for(config, net.parameters(), own)
     epochs: list[EpochMetrics] = []
     train_seconds = 0.0
     if checkpoint is not None and checkpoint.exists():
-        epochs, train_seconds = _resume(checkpoint, net, optimizer, order_gen, aug_gen)
+        epochs, train_seconds = _resume(checkpoint, net, optimizer, order_gen, gens)
     outcome = _epochs(config, data, net, optimizer, order_gen, train_x, train_y, epochs,
-                      train_seconds, eval_every, checkpoint, on_epoch or _quiet, aug_gen)
+                      train_seconds, eval_every, checkpoint, on_epoch or _quiet, gens, own,
+                      val)
     if checkpoint is not None:
         checkpoint.unlink(missing_ok=True)
     return outcome
+
+
+def measure(net: torch.nn.Module, data: DeviceData, config: TrainConfig, own: Pieces,
+            val: DeviceData | None) -> dict[str, float]:
+    """The job's own metrics on the test set, and with a validation split the validation
+    loss and accuracy and each metric on it (as val_<name>)."""
+    device = data.test_x.device
+    values: dict[str, float] = {}
+    if val is not None:
+        values["val_loss"], values["val_accuracy"] = evaluate(net, val, config, device)
+    for spec, function in own.metrics:
+        for split, prefix in ((data, ""), (val, "val_")):
+            if split is None:
+                continue
+            net.eval()
+            with torch.no_grad():
+                got = pieces.metric_values(spec, function(net, split, config))
+            values.update({prefix + name: value for name, value in got.items()})
+    return values
 
 
 def _epochs(config: TrainConfig, data: DeviceData, net: torch.nn.Module,
             optimizer: torch.optim.Optimizer, order_gen: torch.Generator,
             train_x: torch.Tensor, train_y: torch.Tensor, epochs: list[EpochMetrics],
             train_seconds: float, eval_every: int, checkpoint: Path | None,
-            on_epoch: OnEpoch, aug_gen: torch.Generator | None = None) -> TrainOutcome:
+            on_epoch: OnEpoch, gens: dict[str, torch.Generator], own: Pieces,
+            val: DeviceData | None) -> TrainOutcome:
     """The training loop, from the epoch after `epochs` to the last."""
     device, n = train_x.device, len(train_y)
-    steps, scheduled = math.ceil(n / config.batch_size), _scheduled(config)
+    steps = math.ceil(n / config.batch_size)
+    scheduled = _scheduled(config) or own.schedule is not None
+    aug_gen = gens.get("augment")
     for epoch in range(len(epochs) + 1, config.epochs + 1):
         # --- train one epoch
         net.train()
@@ -282,15 +383,21 @@ def _epochs(config: TrainConfig, data: DeviceData, net: torch.nn.Module,
         loss_sum = torch.zeros((), device=device)
         for step, i in enumerate(range(0, n, config.batch_size)):
             if scheduled:  # the rate follows the step count, so a resumed job needs no state
-                _set_lr(optimizer, config, (epoch - 1) * steps + step, steps)
+                _set_lr(optimizer, config, (epoch - 1) * steps + step, steps, own.schedule)
             idx = order[i:i + config.batch_size]
             x = train_x[idx] if aug_gen is None else augment.apply(train_x[idx],
                                                                     config.augment, aug_gen)
-            with autocast(config, device):
-                loss = F.nll_loss(net(x).float(), train_y[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            if own.step is not None:  # your own step: forward, backward, optimizer step
+                with autocast(config, device):
+                    loss = own.step(net, x, train_y[idx], optimizer, config, gens["step"])
+                pieces.scalar_loss(config.step, loss, "step")
+                loss = loss.reshape(()).float()
+            else:
+                with autocast(config, device):
+                    loss = own.loss(net(x).float(), train_y[idx])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
             loss_sum += loss.detach() * len(idx)
         train_loss = loss_sum.item() / n  # the one host sync of the epoch
         seconds = time.perf_counter() - t0
@@ -301,11 +408,13 @@ def _epochs(config: TrainConfig, data: DeviceData, net: torch.nn.Module,
             epochs.append(EpochMetrics(epoch, train_loss, math.nan, math.nan, seconds))
             return TrainOutcome(JobStatus.DIVERGED, tuple(epochs), param_count(net),
                                 train_seconds, f"non-finite training loss in epoch {epoch}")
-        test_loss, test_acc = (evaluate(net, data, config, device)
-                               if _due(epoch, config, eval_every) else (math.nan, math.nan))
-        epochs.append(EpochMetrics(epoch, train_loss, test_loss, test_acc, seconds))
+        due = _due(epoch, config, eval_every)
+        test_loss, test_acc = (evaluate(net, data, config, device) if due
+                               else (math.nan, math.nan))
+        extra = measure(net, data, config, own, val) if due else {}
+        epochs.append(EpochMetrics(epoch, train_loss, test_loss, test_acc, seconds, extra))
         if checkpoint is not None and epoch < config.epochs:
-            _save(checkpoint, net, optimizer, order_gen, epochs, train_seconds, aug_gen)
+            _save(checkpoint, net, optimizer, order_gen, epochs, train_seconds, gens)
         on_epoch(0, epochs[-1])  # after the checkpoint: it may stop the job here (Retiring)
 
     return TrainOutcome(JobStatus.COMPLETE, tuple(epochs), param_count(net), train_seconds)
@@ -333,6 +442,9 @@ def train_fused(configs: Sequence[TrainConfig], data: DeviceData, eval_every: in
 
     if len({fusion_key(c) for c in configs}) != 1:
         raise ValueError("train_fused needs configs that differ only in seed and train_offset")
+    if not all(map(fusable, configs)):
+        raise ValueError("train_fused trains the built-in pieces without a validation split "
+                         "(see plan.fusable)")
     config, k = configs[0], len(configs)
     device = data.train_x.device
     spans = [_slice(c, len(data.train_y)) for c in configs]

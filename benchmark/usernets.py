@@ -50,7 +50,7 @@ def importable(dirs: Sequence[str]) -> Iterator[None]:
                 sys.path.remove(d)
 
 
-def _spec(arch: str, dirs: Sequence[str]):
+def _spec(arch: str, dirs: Sequence[str], what: str = "arch"):
     """The module's spec: a top-level module in `dirs` first (looked up on disk, never from
     sys.modules, where a same-named module of another folder may sit), else installed."""
     module_name = arch.split(":")[0]
@@ -62,33 +62,36 @@ def _spec(arch: str, dirs: Sequence[str]):
         with importable(dirs):
             return importlib.util.find_spec(module_name), False
     except (ImportError, ValueError) as exc:
-        raise UserNetError(f"arch {arch!r}: cannot look up module {module_name!r}: {exc}")\
+        raise UserNetError(f"{what} {arch!r}: cannot look up module {module_name!r}: {exc}")\
             from None
 
 
-def module_file(arch: str, dirs: Sequence[str] = ()) -> Path:
+def module_file(arch: str, dirs: Sequence[str] = (), what: str = "arch") -> Path:
     module_name = arch.split(":")[0]
-    spec, _ = _spec(arch, dirs)
+    spec, _ = _spec(arch, dirs, what)
     if spec is None or not spec.origin or not Path(spec.origin).is_file():
         where = ", ".join(dirs) or "sys.path"
-        raise UserNetError(f"arch {arch!r}: no module {module_name!r} (looked in {where} and "
+        raise UserNetError(f"{what} {arch!r}: no module {module_name!r} (looked in {where} and "
                            f"the installed packages); put {module_name}.py next to the study "
                            "file, or install it")
     return Path(spec.origin)
 
 
-def source_hash(arch: str, dirs: Sequence[str] = ()) -> str:
-    return hashlib.sha256(module_file(arch, dirs).read_bytes()).hexdigest()
+def source_hash(arch: str, dirs: Sequence[str] = (), what: str = "arch") -> str:
+    return hashlib.sha256(module_file(arch, dirs, what).read_bytes()).hexdigest()
 
 
-def load(arch: str, dirs: Sequence[str] = (), expected_hash: str | None = None):
-    """The function behind `arch`, imported. With `expected_hash`, refuse a module whose
-    source changed since its jobs were defined (their identity would be wrong)."""
-    if expected_hash and source_hash(arch, dirs) != expected_hash:
-        raise UserNetError(f"arch {arch!r}: {module_file(arch, dirs)} changed since the study "
-                           "was loaded; run the study again to train the new version")
+def load(arch: str, dirs: Sequence[str] = (), expected_hash: str | None = None,
+         what: str = "arch"):
+    """The function behind `arch` (a "module:function" of the field `what`), imported.
+    With `expected_hash`, refuse a module whose source changed since its jobs were
+    defined (their identity would be wrong)."""
+    if expected_hash and source_hash(arch, dirs, what) != expected_hash:
+        raise UserNetError(f"{what} {arch!r}: {module_file(arch, dirs, what)} changed since "
+                           "the study was loaded; run the study again to train the new "
+                           "version")
     module_name, function_name = arch.split(":")
-    spec, local = _spec(arch, dirs)
+    spec, local = _spec(arch, dirs, what)
     with importable(dirs):
         try:
             if local:  # the file as it is now, not an earlier import of another folder's
@@ -98,12 +101,12 @@ def load(arch: str, dirs: Sequence[str] = (), expected_hash: str | None = None):
             else:
                 module = importlib.import_module(module_name)
         except Exception as exc:
-            raise UserNetError(f"arch {arch!r}: importing {module_name!r} raised "
+            raise UserNetError(f"{what} {arch!r}: importing {module_name!r} raised "
                                f"{type(exc).__name__}: {exc}") from None
     function = getattr(module, function_name, None)
     if not callable(function):
         names = sorted(n for n in vars(module) if callable(getattr(module, n))
                        and not n.startswith("_"))
-        raise UserNetError(f"arch {arch!r}: module {module_name!r} ({module.__file__}) has no "
+        raise UserNetError(f"{what} {arch!r}: module {module_name!r} ({module.__file__}) has no "
                            f"function {function_name!r}; it has: {', '.join(names) or 'none'}")
     return function

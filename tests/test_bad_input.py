@@ -396,6 +396,59 @@ CASES = {
     "compare --code-a of no such code version (it wrote an empty comparison)": (
         {}, ["compare", "tiny", "tiny", "--code-a", "zzz"],
         "study 'tiny' has no results of code version 'zzz'; it has: "),
+    "a factor default of an unsupported type": (_study('''
+        return Study(name="t", baseline=base, factors={"mix": [0.1]},
+                     sections=[Section("A", [Cell("x", mix=[0.2])])])
+    '''), None, "factor 'mix' has default [0.1] of type list; a factor's default is a "
+                 "bool, int, float (finite) or str"),
+    "a factor that shadows a built-in field": (_study('''
+        return Study(name="t", baseline=base, factors={"lr": 0.1},
+                     sections=[Section("A", [Cell("x", lr=0.2)])])
+    '''), None, "factor 'lr' shadows the built-in field 'lr'"),
+    "a misspelt factor in a cell": (_study('''
+        return Study(name="t", baseline=base, factors={"label_smoothing": 0.0},
+                     sections=[Section("A", [Cell("x"),
+                                             Cell("y", label_smothing=0.1)])])
+    '''), None, "case.py, line 9: unknown field 'label_smothing' in cell 'y'; did you mean "
+                 "'label_smoothing'?"),
+    "a factor of the wrong type in vary()": (_study('''
+        return Study(name="t", baseline=base, factors={"label_smoothing": 0.0},
+                     sections=[Section("A", vary("label_smoothing", [0.0, "0.1"]))])
+    '''), None, "case.py, line 8: vary(): factor 'label_smoothing' must be float (the type "
+                 "of its default, 0.0), got str '0.1'"),
+    "a factor whose default changed since its jobs ran": ("<factor default changed>", None,
+                                                           "the study now gives that job "
+                                                           "ls=0.5"),
+    "a piece that is not module:function": (_study('''
+        return Study(name="t", baseline=base, sections=[Section("A", [Cell("x", loss="smoothed")])])
+    '''), None, "field 'loss' got 'smoothed'; valid choices: nll, or your own \"module:function\""),
+    "a piece of a missing module": (_study('''
+        return Study(name="t", baseline=base, sections=[Section("A", [Cell("x", step="nomod:step")])])
+    '''), None, "case.py, line 7: step 'nomod:step': no module 'nomod'"),
+    "a piece of a missing function": (_study('''
+        return Study(name="t", baseline=base, sections=[Section("A", [Cell("x", loss="mypieces:nothing")])])
+    '''), None, "case.py, line 7: loss 'mypieces:nothing': module 'mypieces'"),
+    "a piece that raises when checked": (_study('''
+        return Study(name="t", baseline=base, sections=[Section("A", [Cell("x", loss="mypieces:raising_loss")])])
+    '''), None, "case.py, line 7: loss 'mypieces:raising_loss' raised RuntimeError ("),
+    "a loss returning a non-scalar": (_study('''
+        return Study(name="t", baseline=base, sections=[Section("A", [Cell("x", loss="mypieces:vector_loss")])])
+    '''), None, "returned (4,); expected a scalar tensor"),
+    "an optimizer returning no optimizer": (_study('''
+        return Study(name="t", baseline=base, sections=[Section("A", [Cell("x", optimizer="mypieces:not_an_optimizer")])])
+    '''), None, "returned str, not a torch.optim.Optimizer"),
+    "a metric returning a non-dict": (_study('''
+        return Study(name="t", baseline=base, sections=[Section("A", [Cell("x", metrics=("mypieces:list_metric",))])])
+    '''), None, "metric 'mypieces:list_metric' returned list, expected a dict"),
+    "a metric returning a non-number": (_study('''
+        return Study(name="t", baseline=base, sections=[Section("A", [Cell("x", metrics=("mypieces:text_metric",))])])
+    '''), None, "returned ece='low' (str); each value must be a number"),
+    "a metric named like a built-in": (_study('''
+        return Study(name="t", baseline=base, sections=[Section("A", [Cell("x", metrics=("mypieces:shadowing_metric",))])])
+    '''), None, "returned 'test_accuracy', the name of a built-in measurement"),
+    "a validation split as large as the training slice": (_study('''
+        return Study(name="t", baseline=base, sections=[Section("A", [Cell("x", val_size=64)])])
+    '''), None, "val_size 64 leaves no training samples of the 64 in its training slice"),
     "a missing dataset on a new database (the file was made)": (
         _study(ONE_CELL.format(dataset="no/such")), ["run", "case.py", "--db", "fresh.sqlite"],
         "does not exist"),
@@ -489,6 +542,22 @@ def _prepare(workdir, files, finished_db, monkeypatch) -> None:
             np.savez(two / name, x_train=arrays[0], y_train=arrays[1], x_test=arrays[0],
                      y_test=arrays[1])
         (workdir / "case.py").write_text(_study(ONE_CELL.format(dataset="two")))
+    elif files == "<factor default changed>":  # jobs of default ls=0.0 synced, then 0.5
+        from benchmark.store import ResultStore
+        from benchmark.studyfile import load_study
+
+        factor_study = _study('''
+            return Study(name="f", baseline=base, factors={{"ls": {default}}},
+                         sections=[Section("A", vary("ls", [0.0, 0.5]))])
+        ''')
+        (workdir / "case.py").write_text(factor_study.format(default=0.0))
+        make_idx_dir(workdir / "idx", 64, 20)
+        loaded = load_study(workdir / "case.py")
+        store = ResultStore(f"sqlite:///{workdir / 'r.sqlite'}")
+        store.sync_study("f", str(loaded.path), loaded.file_hash, "", loaded.study.sections,
+                         loaded.specs, factors=loaded.study.factors)
+        store.close()
+        (workdir / "case.py").write_text(factor_study.format(default=0.5))
     elif files == "<empty file>":
         (workdir / "zero.sqlite").write_bytes(b"")
     elif files == "<a directory>":

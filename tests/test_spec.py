@@ -18,8 +18,13 @@ def test_numbers_are_canonical_so_equal_configs_share_a_key():
 def test_unknown_field_names_the_field_and_suggests():
     with pytest.raises(SpecError, match=r"field 'arhc' in TrainConfig; did you mean 'arch'"):
         TrainConfig(arhc="sk")
-    with pytest.raises(SpecError, match=r"'batchnorm' in cell 'x'; did you mean 'batch_norm'"):
-        Cell("x", batchnorm=True)
+    # A name that is no field may be a declared factor: the Study checks it, naming the
+    # line that wrote the cell.
+    cell = Cell("x", batchnorm=True)
+    with pytest.raises(SpecError, match=r"'batchnorm' in cell 'x'; did you mean 'batch_norm'"
+                       ) as raised:
+        Study("s", TrainConfig(), [Section("A", [cell])])
+    assert raised.value.origin == (__file__, cell.origin[1])
 
 
 @pytest.mark.parametrize("field,value,message", [

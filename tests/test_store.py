@@ -261,9 +261,10 @@ def test_a_database_written_by_schema_2_code_opens_migrated_with_every_result(tm
     assert set(rows["schedule"]) == {"constant"} and set(rows["warmup_epochs"]) == {0}
     assert set(rows["augment"]) == {"none"}  # schema 8: the jobs of before, unaugmented
     assert rows["slurm_job_id"].isna().all()  # schema 7: no run was a Slurm job's
+    assert con.execute("select distinct factors from jobs").fetchall() == [("{}",)]  # 9
     for _, row in rows.iterrows():  # a job's key is still its config's key
         config = TrainConfig(**{f: row[f] if f != "train_size" else int(row[f])
-                                for f in CONFIG_FIELDS})
+                                for f in CONFIG_FIELDS if f != "factors"})
         assert config.key() == row["job_key"]
     states = store.job_states(rows["job_key"], code_version())
     assert {s.status for s in states.values()} == {JobStatus.COMPLETE}  # not stale

@@ -10,8 +10,9 @@ returns, in one transaction with the study row locked.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
@@ -44,13 +45,15 @@ class Grid:
                    sections: Sequence[Section], specs: Sequence[JobSpec],
                    claims: Sequence[Claim] = (), margin_pp: float | None = None,
                    membership: Callable[[Stored], Sequence[JobSpec]] | None = None,
-                   ) -> SyncSummary:
+                   factors: Mapping[str, Any] | None = None) -> SyncSummary:
         """Write the study's whole grid: new jobs as PENDING (SKIPPED if excluded everywhere).
 
         The study's cell runs are `membership(stored)` of the seeds the database holds for
         it (the runner passes `plan.with_stored_seeds`: a study never loses seeds), or
         `specs` alone; read and written in one transaction with the study row locked, so
-        two runners syncing at once lose nothing."""
+        two runners syncing at once lose nothing. `factors`: the study's declared factors
+        and their defaults; a stored job that ran with another value of a factor than the
+        job now given its key (a default changed) is a StoreError, nothing written."""
         with self.session() as s:
             self.insert_ignore(s, StudyRow, [dict(name=name, path=path, file_hash=file_hash,
                                                   description=description, updated_at=now())])
@@ -58,6 +61,7 @@ class Grid:
             study.path, study.file_hash = path, file_hash
             study.description, study.updated_at = description, now()
             study.margin_pp = margin_pp
+            study.factors = dict(factors or {})
             members = (list(specs) if membership is None else
                        list(membership(self._stored_seeds(s, study.study_id))))
             needed = {m.key for m in members if m.skip_reason is None}
@@ -73,6 +77,7 @@ class Grid:
             self._adopt_path_keys(s, configs)
             self._adopt_earlier_keys(s, members)
             known = self._job_ids(s, configs)
+            self._check_factors(s, configs, known)
             new = [k for k in configs if k not in known]
             self.insert_ignore(s, JobRow, [
                 dict(job_key=k, **configs[k].to_dict(), updated_at=now(), attempts=0,
@@ -128,6 +133,30 @@ class Grid:
             s.execute(update(JobRow).where(JobRow.job_id == job_id).values(
                 job_key=member.key, **{name: getattr(member.config, name)
                                        for name, _ in member.unused}))
+
+    @staticmethod
+    def _check_factors(s: Session, configs: dict, known: dict[str, int]) -> None:
+        """A factor at its default is not in the key: a stored job whose recorded value of
+        a factor differs from the value of the job now under its key ran otherwise (the
+        factor's default was changed), and taking it would mix two trainings. A stored
+        job that has no value of a factor yet (stored before the factor was declared) is
+        recorded with the value it is now taken to have had."""
+        keys = [k for k in known if len(configs[k].factors)]
+        for key, stored_factors in select_in(s, select(JobRow.job_key, JobRow.factors),
+                                             JobRow.job_key, keys):
+            stored_factors = dict(stored_factors or {})
+            now_factors = configs[key].factors
+            for name, value in stored_factors.items():
+                if name in now_factors and now_factors[name] != value:
+                    raise StoreError(
+                        f"factor {name!r}: job {key} is stored with {name}={value!r}, and "
+                        f"the study now gives that job {name}={now_factors[name]!r} (a "
+                        "factor at its default is not part of the key, and its default "
+                        f"was {value!r} when the job was stored). Put the default back to "
+                        f"{value!r}, or give the factor a new name for its new default")
+            if set(now_factors) - set(stored_factors):
+                s.execute(update(JobRow).where(JobRow.job_key == key).values(
+                    factors={**dict(now_factors.items()), **stored_factors}))
 
     @staticmethod
     def _job_ids(s: Session, keys) -> dict[str, int]:

@@ -19,9 +19,40 @@ from ..study import Claim
 from .database import now
 from .queries import frame as _frame
 from .queries import latest_runs, of_study, seed_filter, select_in, stored, study_cells
-from .tables import CellRow, ClaimRow, EpochRow, JobRow, LiveEpochRow, RunRow, SectionRow, StudyRow
+from .tables import (
+    CellRow,
+    ClaimRow,
+    EpochRow,
+    JobRow,
+    LiveEpochRow,
+    MetricRow,
+    RunRow,
+    SectionRow,
+    StudyRow,
+)
 
 CONFIG_COLUMNS = list(CONFIG_FIELDS)  # every TrainConfig field is a column of `jobs`
+
+
+def with_factor_columns(frame, declared: dict):
+    """`frame`'s `factors` (a dict per job) as one column per factor the study declares
+    (after the config columns), the default where a job was stored before its
+    declaration; without declarations, no factor columns."""
+    values = frame.pop("factors")
+    at = frame.columns.get_loc("data_hash") + 1
+    for offset, (name, default) in enumerate(declared.items()):
+        frame.insert(at + offset, name, [(v or {}).get(name, default) for v in values])
+    return frame
+
+
+def _metrics(s, run_ids: Sequence[int]):
+    """The metrics rows of `run_ids` as a frame (run_id, epoch, name, value)."""
+    import pandas as pd
+
+    rows = select_in(s, select(MetricRow.run_id, MetricRow.epoch, MetricRow.name,
+                               MetricRow.value), MetricRow.run_id, run_ids)
+    return pd.DataFrame(rows, columns=["run_id", "epoch", "name", "value"]).astype(
+        {"value": float})
 
 
 class Reads:
@@ -105,7 +136,7 @@ class Reads:
                                .order_by(ClaimRow.position)).all()
             return {"name": row.name, "path": row.path, "file_hash": row.file_hash,
                     "description": row.description, "updated_at": row.updated_at,
-                    "margin_pp": row.margin_pp,
+                    "margin_pp": row.margin_pp, "factors": dict(row.factors or {}),
                     "design": json.loads(row.design) if row.design else None,
                     "sections": [dict(r._mapping) for r in sections],
                     "claims": [Claim(c.text, c.section, c.kind, c.cell, c.baseline, c.margin)
@@ -136,8 +167,20 @@ class Reads:
         with self.session() as s:
             result = s.execute(query)
             frame = _frame(result.all(), list(result.keys()))
+            declared = s.scalar(select(StudyRow.factors).where(StudyRow.name == study)) or {}
+            metrics = _metrics(s, frame["run_id"].dropna().astype(int).unique().tolist()
+                               if len(frame) else [])
         if frame.empty:
             return _frame()
+        frame = with_factor_columns(frame, declared)
+        if len(metrics):  # each run's values at its last epoch, one column per name
+            last = metrics[metrics["epoch"] == metrics.groupby("run_id")["epoch"]
+                           .transform("max")]
+            wide = last.pivot(index="run_id", columns="name", values="value")
+            at = frame.columns.get_loc("wall_seconds") + 1
+            merged = frame.merge(wide, left_on="run_id", right_index=True, how="left")
+            columns = list(frame.columns)
+            frame = merged[columns[:at] + list(wide.columns) + columns[at:]]
         if code_version is not None:  # where that version stands, not the job's latest
             frame["status"] = frame["run_status"].fillna(JobStatus.PENDING.value)
         frame.loc[frame["skip_reason"].notna(), "status"] = JobStatus.SKIPPED.value
@@ -150,7 +193,7 @@ class Reads:
         query = (of_study(select(CellRow.section, CellRow.cell, CellRow.position, JobRow.seed,
                                  EpochRow.epoch, EpochRow.train_loss, EpochRow.test_loss,
                                  EpochRow.test_accuracy, EpochRow.seconds,
-                                 RunRow.code_version), study)
+                                 RunRow.code_version, RunRow.run_id), study)
                  .join(latest, latest.c.job_id == JobRow.job_id)
                  .join(RunRow, RunRow.run_id == latest.c.run_id)
                  .join(EpochRow, EpochRow.run_id == RunRow.run_id)
@@ -158,4 +201,10 @@ class Reads:
                  .order_by(CellRow.section, CellRow.position, JobRow.seed, EpochRow.epoch))
         with self.session() as s:
             rows = s.execute(query).all()
-        return _frame([r._mapping for r in rows])
+            metrics = _metrics(s, list({r.run_id for r in rows}))
+        frame = _frame([r._mapping for r in rows])
+        if len(metrics):  # one column per metric name, NaN where an epoch has none
+            wide = metrics.pivot(index=["run_id", "epoch"], columns="name", values="value")
+            frame = frame.merge(wide, left_on=["run_id", "epoch"], right_index=True,
+                                how="left")
+        return frame.drop(columns=["run_id"]) if len(frame) else frame

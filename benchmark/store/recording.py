@@ -1,6 +1,7 @@
-"""Store stage, results in: a finished attempt (`record`: its run, its epochs, the job's
-new status) and the epochs of running attempts as the feed brings them (`record_epochs`),
-each in one transaction, each written once however often a lost connection retries it.
+"""Store stage, results in: a finished attempt (`record`: its run, its epochs and their
+metrics, the job's new status) and the epochs of running attempts as the feed brings them
+(`record_epochs`), each in one transaction, each written once however often a lost
+connection retries it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from .database import StoreError, now
 from .leases import Runner
 from .queries import select_in, utc
 from .retry import retried
-from .tables import EpochRow, JobRow, LiveEpochRow, RunRow
+from .tables import EpochRow, JobRow, LiveEpochRow, MetricRow, RunRow
 
 
 def _finite(x: float | None) -> float | None:
@@ -78,6 +79,8 @@ class Recording:
                                test_loss=_finite(e.test_loss),
                                test_accuracy=_finite(e.test_accuracy), seconds=e.seconds)
                       for e in result.epochs)
+            s.add_all(MetricRow(run_id=run.run_id, epoch=e.epoch, name=name, value=_finite(v))
+                      for e in result.epochs for name, v in e.metrics.items())
             owned = s.execute(
                 update(JobRow)
                 .where(JobRow.job_id == job_id, held)

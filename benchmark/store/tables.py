@@ -14,6 +14,9 @@ Tables (plural snake_case, `<entity>_id` keys, a unique constraint on each natur
 - runs            one row per finished attempt (COMPLETE, FAILED or DIVERGED) with final
                   metrics, error text, code version and provenance. Never deleted.
 - epochs          per-epoch metrics of a run.
+- metrics         every other number a run records, per epoch: your own metrics and the
+                  validation split's (val_loss, val_accuracy, val_<metric>); long, one
+                  row per (run, epoch, name), so any of them can be queried and decided on.
 - live_epochs     each epoch of a running attempt as the runner receives it (batched, one
                   transaction per poll), so that any reader on any machine sees a running
                   job's curve; a job's rows go once its run is recorded in runs/epochs.
@@ -25,13 +28,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from ..config import ARCH_LIMIT
+from ..config import ARCH_LIMIT, METRIC_NAME_LIMIT
 from ..study import NAME_LIMITS
 
-SCHEMA_VERSION = 8  # what each version added: migrations/v2.py ... v8.py
+SCHEMA_VERSION = 9  # what each version added: migrations/v2.py ... v9.py
 
 
 class Base(DeclarativeBase):
@@ -56,6 +59,8 @@ class StudyRow(Base):
     updated_at: Mapped[datetime]
     margin_pp: Mapped[float | None] = mapped_column(Float)  # smallest effect of interest
     design: Mapped[str | None] = mapped_column(Text)  # JSON: a sequential run's decision rule
+    factors: Mapped[dict] = mapped_column(JSON, server_default="{}")  # schema 9: declared
+    #                                                       factors, name -> default
 
 
 class SectionRow(Base):
@@ -108,12 +113,20 @@ class JobRow(Base):
     train_offset: Mapped[int]
     seed: Mapped[int] = mapped_column(Integer)
     precision: Mapped[str] = mapped_column(String(16))
-    schedule: Mapped[str] = mapped_column(String(16), server_default="constant")  # schema 3
+    schedule: Mapped[str] = mapped_column(String(ARCH_LIMIT), server_default="constant")  # 3;
+    #                                                   widened to a "module:function" in 9
     warmup_epochs: Mapped[int] = mapped_column(server_default="0")  # schema 3
     augment: Mapped[str] = mapped_column(String(16), server_default="none")  # schema 8
     arch_hash: Mapped[str] = mapped_column(String(64), server_default="")  # schema 3
     dataset: Mapped[str] = mapped_column(Text)  # a name, or the directory last run from
     data_hash: Mapped[str] = mapped_column(String(64), server_default="")  # schema 4
+    factors: Mapped[dict] = mapped_column(JSON, server_default="{}")  # schema 9: name ->
+    #                                         value of every factor its study declared
+    loss: Mapped[str] = mapped_column(String(ARCH_LIMIT), server_default="nll")  # schema 9
+    step: Mapped[str] = mapped_column(String(ARCH_LIMIT), server_default="standard")  # 9
+    metrics: Mapped[list] = mapped_column(JSON, server_default="[]")  # schema 9
+    val_size: Mapped[int] = mapped_column(server_default="0")  # schema 9
+    pieces_hash: Mapped[str] = mapped_column(String(64), server_default="")  # schema 9
     # --- state
     status: Mapped[str] = mapped_column(String(16), index=True)  # records.JobStatus
     code_version: Mapped[str | None] = mapped_column(String(32))  # of the latest finished run
@@ -175,6 +188,15 @@ class EpochRow(Base):
     test_loss: Mapped[float | None] = mapped_column(Float)
     test_accuracy: Mapped[float | None] = mapped_column(Float)  # percent
     seconds: Mapped[float] = mapped_column(Float)  # training time, evaluation excluded
+
+
+class MetricRow(Base):
+    __tablename__ = "metrics"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.run_id"), primary_key=True)
+    epoch: Mapped[int] = mapped_column(primary_key=True)  # 1-based
+    name: Mapped[str] = mapped_column(String(METRIC_NAME_LIMIT), primary_key=True)
+    value: Mapped[float | None] = mapped_column(Float)  # NULL when non-finite
 
 
 class LiveEpochRow(Base):
