@@ -1,7 +1,9 @@
 """Aggregate stage: statistics over stored results (pure pandas/numpy/scipy, no torch).
 
 Takes the tidy results frame of `ResultStore.results_frame` (one row per section, cell
-and replicate); gives summary frames:
+and replicate); gives summary frames, each on the outcome its section or claim decides on
+(`outcome.Outcome`: final test accuracy unless it names another recorded metric; a
+difference is in that metric's unit, "better" follows its direction):
 
 - `cell_table`: per cell, n seeds, mean, standard deviation and 95% confidence interval
   of the final test accuracy (percent), mean test loss, training seconds, parameter
@@ -17,7 +19,8 @@ and replicate); gives summary frames:
   `sequential_verdicts` holds the same family through the design of `--until-decided`.
 - `power_table`: seed planning at the level the verdicts use (`policy`).
 
-Differences are compared at the data's resolution (one test image, `decisions`).
+Accuracy differences are compared at the data's resolution (one test image, `decisions`);
+other metrics as they are.
 
 Only rows that are COMPLETE under the current code version count (`state.usable`); the
 frame's stale rows are reported separately, never mixed in.
@@ -29,6 +32,7 @@ functions: scipy.stats costs a second of import time, a third of `cnnbench repor
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from functools import lru_cache
 
 import numpy as np
@@ -36,6 +40,7 @@ import pandas as pd
 from scipy.special import stdtr, stdtrit  # Student t CDF and quantile
 
 from . import decisions, planning
+from .outcome import ACCURACY, Outcome
 from .policy import ALPHA, POWER, planning_alpha
 
 TEST_SET_SIZE = 10_000  # MNIST test images; used for the one-seed noise floor
@@ -101,28 +106,55 @@ def holm(p_values: list[float]) -> list[float]:
     return adjusted
 
 
-def resolution(frame: pd.DataFrame) -> float:
-    """The accuracy step (pp) of a results frame: one test image (`decisions`)."""
-    if not len(frame) or "test_accuracy" not in frame:
+def resolution(frame: pd.DataFrame, outcome: Outcome = ACCURACY) -> float:
+    """The step of an accuracy (pp) in a results frame: one test image (`decisions`); 0
+    for any other outcome (no rounding)."""
+    if not outcome.percent or not len(frame) or outcome.metric not in frame:
         return 0.0
-    return decisions.resolution_of(frame["test_accuracy"].dropna())
+    return decisions.resolution_of(frame[outcome.metric].dropna())
 
 
-def cell_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per (section, cell) statistics of the final test accuracy; see the module doc."""
+Outcomes = Mapping[str, Outcome] | Outcome | None  # per section, or one for every section
+
+
+def outcome_in(outcomes: Outcomes, section: str) -> Outcome:
+    """A section's outcome: from a mapping by section name, or the one given (accuracy)."""
+    if isinstance(outcomes, Mapping):
+        return outcomes.get(section, ACCURACY)
+    return outcomes or ACCURACY
+
+
+def values_of(frame: pd.DataFrame, outcome: Outcome) -> np.ndarray:
+    """The outcome's values of `frame`'s rows (NaN where a row does not record it)."""
+    if outcome.metric not in frame:
+        return np.full(len(frame), math.nan)
+    return frame[outcome.metric].to_numpy(dtype=float)
+
+
+def cell_table(frame: pd.DataFrame, outcomes: Outcomes = None) -> pd.DataFrame:
+    """Per (section, cell) statistics of the section's outcome (final test accuracy unless
+    it decides on another metric); see the module doc."""
     rows = []
-    res = resolution(frame)
     for (section, position, cell), g in frame.groupby(["section", "position", "cell"],
                                                       sort=False):
-        acc = g["test_accuracy"].to_numpy(dtype=float)
+        outcome = outcome_in(outcomes, section)
+        res = resolution(frame[frame["section"] == section], outcome)
+        acc = values_of(g, outcome)
+        acc = acc[~np.isnan(acc)]
+        if not len(acc):
+            continue
         mean, low, high = mean_ci(acc, 0.95, res)
         published = g["published"].dropna()
-        pub = float(published.iloc[0]) if len(published) else math.nan
+        pub = (float(published.iloc[0]) if len(published) and outcome.metric == "test_accuracy"
+               else math.nan)
         rows.append({
             "section": section, "position": position, "cell": cell, "n": len(acc),
+            "metric": outcome.metric,
             "mean": mean, "std": float(acc.std(ddof=1)) if len(acc) > 1 else math.nan,
             "ci_low": low, "ci_high": high,
-            "noise_floor": binomial_se(mean) if len(acc) == 1 else math.nan,
+            "noise_floor": (binomial_se(mean) if len(acc) == 1 and outcome.percent
+                            else math.nan),
+            "test_accuracy_mean": float(g["test_accuracy"].mean()),
             "test_loss": float(g["test_loss"].mean()),
             "train_seconds": float(g["train_seconds"].mean()),
             "param_count": int(g["param_count"].iloc[0]),
@@ -131,38 +163,46 @@ def cell_table(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def equivalent_text(margin: float) -> str:
-    return f"equivalent within ±{margin:g} pp"
+def equivalent_text(margin: float, outcome: Outcome = ACCURACY) -> str:
+    return f"equivalent within {outcome.band(margin)}"
 
 
 def compare(base: pd.DataFrame, other: pd.DataFrame, margin: float | None = None,
-            res: float | None = None) -> dict:
-    """Difference other - base in accuracy, with test, CI and method; with a `margin`
-    (pp), also TOST's p-value for "within +/- margin" (`p_equiv`, paired seeds only).
-    `n_paired`: the seeds the paired test used (0 for Welch's or one seed)."""
-    res = resolution(pd.concat([base, other])) if res is None else res
-    d = _paired(base, other)
-    row = _compare(base, other, d, res)
+            res: float | None = None, outcome: Outcome = ACCURACY) -> dict:
+    """Difference other - base in the outcome (its own unit), with test, CI and method;
+    with a `margin` (the outcome's unit), also TOST's p-value for "within +/- margin"
+    (`p_equiv`, paired seeds only). `n_paired`: the seeds the paired test used (0 for
+    Welch's or one seed). P(better) follows the outcome's direction."""
+    res = resolution(pd.concat([base, other]), outcome) if res is None else res
+    d = _paired(base, other, outcome)
+    row = _compare(base, other, d, res, outcome)
     row["p_equiv"] = math.nan
     if margin is not None and row["method"].startswith("paired"):
         row["p_equiv"] = decisions.ttost_paired(d, margin, res)[1]
     return row
 
 
-def _paired(base: pd.DataFrame, other: pd.DataFrame) -> np.ndarray:
-    pairs = base[["seed", "test_accuracy"]].merge(other[["seed", "test_accuracy"]], on="seed",
-                                                   suffixes=("_base", "_other"))
-    return (pairs["test_accuracy_other"] - pairs["test_accuracy_base"]).to_numpy(float)
+def _paired(base: pd.DataFrame, other: pd.DataFrame, outcome: Outcome = ACCURACY
+            ) -> np.ndarray:
+    """other - base by seed, for the seeds both sides record the outcome for."""
+    column = outcome.metric
+    if column not in base or column not in other:
+        return np.array([])
+    pairs = base[["seed", column]].merge(other[["seed", column]], on="seed",
+                                         suffixes=("_base", "_other")).dropna()
+    return (pairs[f"{column}_other"] - pairs[f"{column}_base"]).to_numpy(float)
 
 
-def _compare(base: pd.DataFrame, other: pd.DataFrame, d: np.ndarray, res: float) -> dict:
-    a, b = base["test_accuracy"].to_numpy(float), other["test_accuracy"].to_numpy(float)
+def _compare(base: pd.DataFrame, other: pd.DataFrame, d: np.ndarray, res: float,
+             outcome: Outcome = ACCURACY) -> dict:
+    a, b = values_of(base, outcome), values_of(other, outcome)
+    a, b = a[~np.isnan(a)], b[~np.isnan(b)]
     if len(d) >= 2:  # d: the paired differences (`_paired`)
         diff, _, p = decisions.paired_t(d, res)
         rounded = decisions.at_resolution(d, res)
         _, low, high = mean_ci(rounded, 0.95, res)
         sd = max(float(rounded.std(ddof=1)), res)
-        better, b_low, b_high = planning.probability_of_improvement(d, res)
+        better, b_low, b_high = planning.probability_of_improvement(outcome.sign * d, res)
         return {"diff": diff, "ci_low": low, "ci_high": high, "p": p,
                 "method": f"paired t, {len(d)} seeds", "sd_diff": sd, "n_paired": len(d),
                 "p_improve": better, "p_improve_low": b_low, "p_improve_high": b_high}
@@ -172,7 +212,10 @@ def _compare(base: pd.DataFrame, other: pd.DataFrame, d: np.ndarray, res: float)
         diff, low, high, p = welch(a, b)
         return {"diff": diff, "ci_low": low, "ci_high": high, "p": p, **unpaired,
                 "method": f"Welch t, {len(b)} vs {len(a)} seeds (unpaired)"}
-    diff = float(b.mean() - a.mean())
+    diff = float(b.mean() - a.mean()) if len(a) and len(b) else math.nan
+    if not outcome.percent:
+        return {"diff": diff, "ci_low": math.nan, "ci_high": math.nan, "p": math.nan,
+                **unpaired, "method": "1 seed; no noise estimate", "noise": math.nan}
     noise = math.hypot(binomial_se(a.mean()), binomial_se(b.mean()))
     return {"diff": diff, "ci_low": math.nan, "ci_high": math.nan, "p": math.nan, **unpaired,
             "method": f"1 seed; test-set noise ±{noise:.2f} pp (1 SE)", "noise": noise}
@@ -210,36 +253,49 @@ def beyond_noise(comparison: dict) -> bool:
     return abs(comparison["diff"]) > 2 * comparison["noise"]
 
 
-def _both_text(row: dict, margin: float) -> str:
-    return (f"{equivalent_text(margin)}; also {BETTER if row['diff'] > 0 else WORSE} by "
-            f"{row['diff']:+.2f} pp (a difference smaller than the margin)")
+def detectable_text(x: float, outcome: Outcome) -> str:
+    """'±0.42 pp', or '±0.0123 s' in another outcome's unit."""
+    return f"±{x:.2f} pp" if outcome.percent else outcome.band(float(f"{x:.3g}"))
 
 
-def _verdict(row: dict, margin: float | None = None) -> str:
+def _direction(diff: float, outcome: Outcome) -> str:
+    return BETTER if outcome.better(diff) else WORSE
+
+
+def _both_text(row: dict, margin: float, outcome: Outcome = ACCURACY) -> str:
+    return (f"{equivalent_text(margin, outcome)}; also {_direction(row['diff'], outcome)} by "
+            f"{outcome.diff(row['diff'])} (a difference smaller than the margin)")
+
+
+def _verdict(row: dict, margin: float | None = None, outcome: Outcome = ACCURACY) -> str:
     """A table row's verdict from its family's closed test (`reject_diff`, `reject_equiv`)."""
+    d = outcome.diff(row["diff"])
     if math.isnan(row["p"]) and math.isnan(row.get("p_equiv", math.nan)):
         if row["method"].startswith("1 seed"):
+            if not outcome.percent:
+                return f"1 seed: no test ({d})"
             return UNTESTED_BEYOND if beyond_noise(row) else UNTESTED_WITHIN
-        return f"no test: the seeds show no spread ({row['diff']:+.2f} pp)"
+        return f"no test: the seeds show no spread ({d})"
     if row["reject_equiv"] and row["reject_diff"]:
-        return _both_text(row, margin)
+        return _both_text(row, margin, outcome)
     if row["reject_equiv"]:
-        return equivalent_text(margin)
+        return equivalent_text(margin, outcome)
     if row["reject_diff"]:
-        return BETTER if row["diff"] > 0 else WORSE
+        return _direction(row["diff"], outcome)
     if row["p"] < ALPHA:
-        return f"{HOLM_ONLY} ({row['diff']:+.2f} pp)"
+        return f"{HOLM_ONLY} ({d})"
     if margin is not None:
+        band = outcome.band(margin)
         if math.isnan(row.get("sd_diff", math.nan)):
-            return f"{UNDECIDED} ({row['diff']:+.2f} pp; needs paired seeds to plan)"
-        return (f"{UNDECIDED} ({row['diff']:+.2f} pp; power {row['power']:.2f} for ±{margin:g}"
-                f" pp, {seeds_text(row['seeds_needed'])} seeds for 80%; "
-                f"{seeds_text(row.get('seeds_equivalent'))} to show ±{margin:g} pp if there is "
+            return f"{UNDECIDED} ({d}; needs paired seeds to plan)"
+        return (f"{UNDECIDED} ({d}; power {row['power']:.2f} for {band}, "
+                f"{seeds_text(row['seeds_needed'])} seeds for 80%; "
+                f"{seeds_text(row.get('seeds_equivalent'))} to show {band} if there is "
                 "no difference)")
     if row["detectable"] == row["detectable"]:  # not NaN
-        return (f"{SAME} ({row['diff']:+.2f} pp; {row['n_paired']} paired seeds detect "
-                f"±{row['detectable']:.2f} pp with 80% power)")
-    return f"{SAME} ({row['diff']:+.2f} pp; unpaired seeds: no plan)"
+        return (f"{SAME} ({d}; {row['n_paired']} paired seeds detect "
+                f"{detectable_text(row['detectable'], outcome)} with 80% power)")
+    return f"{SAME} ({d}; unpaired seeds: no plan)"
 
 
 def _family(rows: list[dict], alpha: float = ALPHA) -> None:
@@ -270,28 +326,43 @@ def claimed_pairs(claims) -> dict:
             if c.kind in ("beats", "equivalent")}
 
 
+def margin_for(margin: float | None, outcome: Outcome, study_outcome: Outcome
+               ) -> float | None:
+    """The study's margin where a comparison decides on the study's outcome (it is in
+    that outcome's unit); none for a section or claim on another metric."""
+    return margin if outcome == study_outcome else None
+
+
 def effects(frame: pd.DataFrame, margin: float | None = None,
             claim_verdicts: dict | None = None, claims_family: int | None = None,
-            alpha: float = ALPHA) -> pd.DataFrame:
-    """Each cell against its section's first cell; see the module doc. With a `margin`
-    (the study's smallest effect of interest, pp), each gets one of four verdicts:
-    better, worse, equivalent within +/- margin (TOST), or undecided, from the section's
-    family. `claim_verdicts`: (section, frozenset of the two cells) -> the verdict of the
-    claim that makes this comparison (such rows leave the section's family and show it,
-    and are planned in the claims' family of `claims_family` claims)."""
+            alpha: float = ALPHA, outcomes: Outcomes = None,
+            study_outcome: Outcome = ACCURACY) -> pd.DataFrame:
+    """Each cell against its section's first cell, on the section's outcome (`outcomes`:
+    by section name; test accuracy by default); see the module doc. With a `margin` (the
+    study's smallest effect of interest, in the unit of `study_outcome`), each comparison
+    on that outcome gets one of four verdicts: better, worse, equivalent within +/-
+    margin (TOST), or undecided, from the section's family. `claim_verdicts`: (section,
+    frozenset of the two cells) -> the verdict of the claim that makes this comparison
+    (such rows leave the section's family and show it, and are planned in the claims'
+    family of `claims_family` claims)."""
     claim_verdicts = claim_verdicts or {}
     claims_family = claims_family or max(len(claim_verdicts), 1)
-    res = resolution(frame)
+    study_margin = margin
     out = []
     for section, g in frame.groupby("section", sort=False):
+        outcome = outcome_in(outcomes, section)
+        margin = margin_for(study_margin, outcome, study_outcome)
+        res = resolution(g, outcome)
+        g = g[~np.isnan(values_of(g, outcome))]
         cells = g.groupby(["position", "cell"], sort=True)
         groups = [(position, cell, sub) for (position, cell), sub in cells]
         # The baseline is the section's declared first cell; without its results, no test.
         if len(groups) < 2 or groups[0][0] != 0:
             continue
         _, base_cell, base = groups[0]
-        rows = [{"section": section, "cell": cell, "baseline": base_cell,
-                 "n": len(sub), **compare(base, sub, margin, res)} for _, cell, sub in groups[1:]]
+        rows = [{"section": section, "cell": cell, "baseline": base_cell, "metric": outcome.metric,
+                 "n": len(sub), **compare(base, sub, margin, res, outcome)}
+                for _, cell, sub in groups[1:]]
         own = [r for r in rows
                if (section, frozenset((r["cell"], base_cell))) not in claim_verdicts]
         _family(own, alpha)
@@ -308,10 +379,10 @@ def effects(frame: pd.DataFrame, margin: float | None = None,
                 row.update(reject_diff=False, reject_equiv=False, step_level=math.nan)
                 row["verdict"] = f"{CLAIMED}: {claim_verdicts[key]}"
             else:
-                row["verdict"] = _verdict(row, margin)
+                row["verdict"] = _verdict(row, margin, outcome)
             row["family"] = "claims" if key in claim_verdicts else f"section {section}"
         out += rows
-    columns = ["section", "cell", "baseline", "n", "diff", "ci_low", "ci_high", "p",
+    columns = ["section", "cell", "baseline", "metric", "n", "diff", "ci_low", "ci_high", "p",
                "step_level", "method", "noise", "verdict", "sd_diff", "n_paired", "p_improve",
                "p_improve_low", "p_improve_high", "effect", "power", "seeds_needed",
                "detectable", "level", "p_equiv", "reject_diff", "reject_equiv",
@@ -319,20 +390,29 @@ def effects(frame: pd.DataFrame, margin: float | None = None,
     return pd.DataFrame(out, columns=columns)
 
 
+def claim_outcome(claim) -> Outcome:
+    return claim.outcome or ACCURACY
+
+
 def claim_tests(frame: pd.DataFrame, claim, margin: float | None = None,
-                res: float | None = None) -> dict:
-    """One claim's tests on the results: its comparison (`compare`) or trend (`page_trend`),
-    the p-values that enter the claims' family (`p`, `p_equiv`), before any correction."""
+                res: float | None = None, study_outcome: Outcome = ACCURACY) -> dict:
+    """One claim's tests on the results, on the claim's outcome: its comparison
+    (`compare`) or trend (`page_trend`), the p-values that enter the claims' family (`p`,
+    `p_equiv`), before any correction. The study's `margin` applies to a "beats" claim on
+    `study_outcome`."""
+    outcome = claim_outcome(claim)
     section = frame[frame["section"] == claim.section]
-    res = resolution(frame) if res is None else res
+    section = section[~np.isnan(values_of(section, outcome))]
+    res = resolution(frame, outcome) if res is None else res
     if claim.kind == "increasing":
-        return {"kind": claim.kind, **page_trend(section), "p_equiv": math.nan}
+        return {"kind": claim.kind, **page_trend(section, outcome), "p_equiv": math.nan}
     a, b = section[section["cell"] == claim.baseline], section[section["cell"] == claim.cell]
     if not len(a) or not len(b):
         return {"kind": claim.kind, "missing": True, "p": math.nan, "p_equiv": math.nan}
-    band = claim.margin if claim.kind == "equivalent" else margin
-    r = compare(a, b, band, res)
-    d = _paired(a, b)
+    band = (claim.margin if claim.kind == "equivalent"
+            else margin_for(margin, outcome, study_outcome))
+    r = compare(a, b, band, res, outcome)
+    d = _paired(a, b, outcome)
     r["band"] = band
     if len(d) >= 2 and band is not None:
         r["paired_diffs"] = decisions.at_resolution(d, res)
@@ -344,15 +424,14 @@ CLAIM_COLUMNS = ["claim", "section", "verdict", "evidence"]  # what the reports 
 
 
 def check_claims(frame: pd.DataFrame, claims, margin: float | None = None,
-                 alpha: float = ALPHA) -> pd.DataFrame:
+                 alpha: float = ALPHA, study_outcome: Outcome = ACCURACY) -> pd.DataFrame:
     """The study's claims (study.Claim) as one family: each claim's tests (`claim_tests`),
     the closed test over all of them at `alpha`, and each claim's verdict with the evidence
     behind it (`decided`: a hypothesis of it was rejected). `margin`: the study's smallest
     effect of interest, against which a "beats" claim can also be shown not to matter
     (equivalent within it)."""
     claims = list(claims)
-    res = resolution(frame)
-    tests = [claim_tests(frame, c, margin, res) for c in claims]
+    tests = [claim_tests(frame, c, margin, None, study_outcome) for c in claims]
     _family(tests, alpha)
     rows = []
     for claim, t in zip(claims, tests, strict=True):
@@ -366,6 +445,7 @@ def check_claims(frame: pd.DataFrame, claims, margin: float | None = None,
 
 
 def _claim_verdict(claim, t: dict) -> tuple[str, str]:
+    outcome = claim_outcome(claim)
     if t.get("missing"):
         return "no data", f"needs results for {claim.cell!r} and {claim.baseline!r}"
     if claim.kind == "increasing":
@@ -377,53 +457,59 @@ def _claim_verdict(claim, t: dict) -> tuple[str, str]:
                     if t["statistic"] > 0 else
                     "contradicted (a falling trend overall)"), evidence
         return "not shown", evidence
+    d = outcome.diff(t["diff"]) if "diff" in t else ""
     if math.isnan(t["p"]) and t["method"].startswith("1 seed"):
-        direction = "consistent with" if t["diff"] > 0 else "against"
-        within = "" if beyond_noise(t) else ", within test-set noise"
+        direction = "consistent with" if outcome.better(t["diff"]) else "against"
+        within = ("" if not outcome.percent or beyond_noise(t)
+                  else ", within test-set noise")
         return (f"1 seed: {direction} the claim{within}",
-                f"{t['diff']:+.2f} pp; {t['method']}; seed noise untested")
-    evidence = _claim_evidence(t)
+                f"{d}; {t['method']}; seed noise untested")
+    evidence = _claim_evidence(t, outcome)
     band = t.get("band")
     if claim.kind == "equivalent":
         if math.isnan(t["p_equiv"]):
             return "undecided: needs 2+ paired seeds with spread", evidence
         if t["reject_equiv"]:
-            return ("holds" + (f"; also {BETTER if t['diff'] > 0 else WORSE} by "
-                               f"{t['diff']:+.2f} pp" if t["reject_diff"] else "")), evidence
+            return ("holds" + (f"; also {_direction(t['diff'], outcome)} by {d}"
+                               if t["reject_diff"] else "")), evidence
         if t["reject_diff"]:
-            return (f"not shown: the cells differ ({BETTER if t['diff'] > 0 else WORSE}, "
-                    f"{t['diff']:+.2f} pp)"), evidence
+            return (f"not shown: the cells differ ({_direction(t['diff'], outcome)}, "
+                    f"{d})"), evidence
         needed = planning.tost_seeds_needed(0.0, t["sd_diff"], band, POWER, t["level"])
-        return (f"undecided ({seeds_text(needed)} seeds to show ±{band:g} pp if there is no "
-                "difference)"), evidence
+        return (f"undecided ({seeds_text(needed)} seeds to show {outcome.band(band)} if there "
+                "is no difference)"), evidence
     if t["reject_diff"]:
-        verdict = "holds" if t["diff"] > 0 else "contradicted"
+        verdict = "holds" if outcome.better(t["diff"]) else "contradicted"
         if t["reject_equiv"]:
-            verdict += (f", by {t['diff']:+.2f} pp: also {equivalent_text(band)}, a difference "
+            verdict += (f", by {d}: also {equivalent_text(band, outcome)}, a difference "
                         "smaller than the study's margin")
         return verdict, evidence
     if t["reject_equiv"]:
-        return f"not shown: {equivalent_text(band)}", evidence
+        return f"not shown: {equivalent_text(band, outcome)}", evidence
     if math.isnan(t["p"]):
         return f"not shown: no test ({t['method']}, no spread)", evidence
     if band is not None and t["power"] == t["power"]:
-        return (f"not shown: undecided (power {t['power']:.2f} for ±{band:g} pp; "
+        return (f"not shown: undecided (power {t['power']:.2f} for {outcome.band(band)}; "
                 f"{seeds_text(t['seeds_needed'])} seeds for 80%)"), evidence
     if t.get("detectable", math.nan) == t.get("detectable", math.nan):
         return (f"not shown: no detectable difference ({t['n_paired']} paired seeds "
-                f"detect ±{t['detectable']:.2f} pp with 80% power)"), evidence
+                f"detect {detectable_text(t['detectable'], outcome)} with 80% power)"), evidence
     return "not shown: no detectable difference", evidence
 
 
-def _claim_evidence(t: dict) -> str:
+def _claim_evidence(t: dict, outcome: Outcome = ACCURACY) -> str:
+    def num(x: float) -> str:
+        return f"{x:+.2f}" if outcome.percent else f"{x:+.4g}"
+
     ci = ("" if math.isnan(t["ci_low"]) else
-          f", 95% CI [{t['ci_low']:+.2f}, {t['ci_high']:+.2f}]")
-    text = f"{t['diff']:+.2f} pp{ci}, {_p(t['p'])} ({t['method']})"
+          f", 95% CI [{num(t['ci_low'])}, {num(t['ci_high'])}]")
+    on = "" if outcome.metric == "test_accuracy" else f" in {outcome.label}"
+    text = f"{outcome.diff(t['diff'])}{on}{ci}, {_p(t['p'])} ({t['method']})"
     if t.get("band") is not None and t.get("paired_diffs") is not None:
         level = 1 - 2 * t["step_level"]  # what TOST at the family's level compares
         low, high = mean_ci(t["paired_diffs"], level, t["res"])[1:]
-        text += (f"; {level:.1%} CI [{low:+.2f}, {high:+.2f}] against ±{t['band']:g} pp, "
-                 f"TOST {_p(t['p_equiv'])}")
+        text += (f"; {level:.1%} CI [{num(low)}, {num(high)}] against "
+                 f"{outcome.band(t['band'])}, TOST {_p(t['p_equiv'])}")
     text += f"; family level {t['step_level']:.3g}"
     if t.get("p_improve") == t.get("p_improve"):
         text += (f"; P(better on a seed) = {t['p_improve']:.2f} [{t['p_improve_low']:.2f}, "
@@ -436,7 +522,7 @@ def _p(p: float) -> str:
     return "p n/a" if p != p else ("p < 0.001" if p < 0.001 else f"p = {p:.3g}")
 
 
-def page_trend(section: pd.DataFrame) -> dict:
+def page_trend(section: pd.DataFrame, outcome: Outcome = ACCURACY) -> dict:
     """Page's test of a monotone trend of accuracy along a section's cells (their declared
     order), with seeds as blocks: within each seed that has every cell, the cells are
     ranked, and L = sum over blocks and positions of position x rank. Its p-value (two
@@ -448,7 +534,10 @@ def page_trend(section: pd.DataFrame) -> dict:
     k = len(positions)
     if k < 3:
         return {"p": math.nan, "statistic": 0.0, "evidence": "needs results for at least 3 cells"}
-    table = section.pivot_table(index="seed", columns="position", values="test_accuracy",
+    if outcome.metric not in section:
+        return {"p": math.nan, "statistic": 0.0,
+                "evidence": f"no job of the section records {outcome.metric!r}"}
+    table = section.pivot_table(index="seed", columns="position", values=outcome.metric,
                                 aggfunc="first").dropna()
     if not len(table):
         return {"p": math.nan, "statistic": 0.0,
@@ -459,7 +548,7 @@ def page_trend(section: pd.DataFrame) -> dict:
     blocks = len(ranks)
     center = blocks * k * (k + 1) ** 2 / 4
     p, how = _page_p(ranks, weights, observed - center)
-    means = section.groupby("position")["test_accuracy"].mean().sort_index()
+    means = section.groupby("position")[outcome.metric].mean().sort_index()
     steps = int((means.diff().dropna() > 0).sum())
     rho = 12 * (observed - center) / (blocks * k * (k * k - 1))  # mean Spearman rho
     evidence = (f"Page's L = {observed:g} over {blocks} seed(s) of {k} cells (mean Spearman "
@@ -502,7 +591,8 @@ def _page_p(ranks: np.ndarray, weights: np.ndarray, deviation: float) -> tuple[f
 
 def power_table(frame: pd.DataFrame, claims=(), effect: float | None = None,
                 power: float = POWER, alpha: float = ALPHA,
-                margin: float | None = None) -> pd.DataFrame:
+                margin: float | None = None, outcomes: Outcomes = None,
+                study_outcome: Outcome = ACCURACY) -> pd.DataFrame:
     """Seed planning for every comparison of `effects` (cell vs section baseline) and every
     "beats" and "equivalent" claim, at the level its verdict uses (`policy.planning_alpha`:
     alpha / the size of its family) with the seeds its paired test used: for the effect
@@ -514,20 +604,21 @@ def power_table(frame: pd.DataFrame, claims=(), effect: float | None = None,
     claims = list(claims)
     paired = [c for c in claims if c.kind in ("beats", "equivalent")]
     claimed = claimed_pairs(paired)
-    claim_table = check_claims(frame, claims, margin, alpha) if claims else None
+    claim_table = (check_claims(frame, claims, margin, alpha, study_outcome) if claims
+                   else None)
     verdicts = ({(c.section, frozenset((c.cell, c.baseline))): v for c, v in
                  zip(claims, claim_table["verdict"], strict=True) if c.kind != "increasing"}
                 if claim_table is not None else {})
-    eff = effects(frame, margin, verdicts, len(claims), alpha)
+    eff = effects(frame, margin, verdicts, len(claims), alpha, outcomes, study_outcome)
     rows = []
     for _, r in eff.iterrows():
         key = (r["section"], frozenset((r["cell"], r["baseline"])))
         if key in claimed:
             continue  # planned as the claim below
         family = int((eff["family"] == r["family"]).sum())
-        rows.append(_plan(r.to_dict(), "", margin, family, effect, power, alpha,
+        band = margin_for(margin, outcome_in(outcomes, r["section"]), study_outcome)
+        rows.append(_plan(r.to_dict(), "", band, family, effect, power, alpha,
                           decided=bool(r["reject_diff"] or r["reject_equiv"])))
-    res = resolution(frame)
     for c, decided in zip(claims, claim_table["decided"] if claim_table is not None else [],
                           strict=False):
         if c.kind not in ("beats", "equivalent"):
@@ -536,13 +627,16 @@ def power_table(frame: pd.DataFrame, claims=(), effect: float | None = None,
         a, b = sub[sub["cell"] == c.baseline], sub[sub["cell"] == c.cell]
         if not len(a) or not len(b):
             continue
-        band = c.margin if c.kind == "equivalent" else margin
-        r = {**compare(a, b, band, res), "section": c.section, "cell": c.cell,
-             "baseline": c.baseline, "n": min(len(a), len(b))}
+        outcome = claim_outcome(c)
+        band = (c.margin if c.kind == "equivalent"
+                else margin_for(margin, outcome, study_outcome))
+        r = {**compare(a, b, band, resolution(frame, outcome), outcome), "section": c.section,
+             "cell": c.cell, "baseline": c.baseline, "n": min(len(a), len(b)),
+             "metric": outcome.metric}
         rows.append(_plan(r, c.text, band, len(claims), effect, power, alpha, bool(decided)))
-    columns = ["section", "cell", "baseline", "claim", "n", "n_paired", "diff", "sd_diff", "p",
-               "margin", "p_equiv", "decided", "level", "effect", "power", "seeds_needed",
-               "detectable", "seeds_equivalent"]
+    columns = ["section", "cell", "baseline", "claim", "metric", "n", "n_paired", "diff",
+               "sd_diff", "p", "margin", "p_equiv", "decided", "level", "effect", "power",
+               "seeds_needed", "detectable", "seeds_equivalent"]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -552,7 +646,8 @@ def _plan(r: dict, claim: str, band, family: int, effect, power, alpha, decided)
                   if band is not None and r.get("sd_diff", math.nan) == r.get("sd_diff")
                   and "sd_diff" in r else None)
     return {"section": r["section"], "cell": r["cell"], "baseline": r["baseline"],
-            "claim": claim, "n": r["n"], "n_paired": r.get("n_paired", 0), "diff": r["diff"],
+            "claim": claim, "metric": r.get("metric", "test_accuracy"), "n": r["n"],
+            "n_paired": r.get("n_paired", 0), "diff": r["diff"],
             "sd_diff": r.get("sd_diff", math.nan), "p": r["p"], "margin": band,
             "p_equiv": r.get("p_equiv", math.nan), "decided": decided, **planned,
             "seeds_equivalent": equivalent}

@@ -25,6 +25,7 @@ import pandas as pd
 from scipy.special import stdtrit
 
 from . import aggregate, sequential_verdicts, state
+from .outcome import ACCURACY
 from .provenance import code_version, host
 from .records import JobStatus
 from .store import ResultStore, now
@@ -194,7 +195,7 @@ class SummaryCache:
 
 
 def _refresh_claims(store: ResultStore, name: str, code: str, claims, margin, design,
-                    entry: _Summary) -> tuple[dict, int]:
+                    entry: _Summary, outcome=ACCURACY) -> tuple[dict, int]:
     """The claims' verdicts, all at once: they form one family, so each depends on every
     claim's results (the whole study's frame is read). Returns the table rows' mapping
     to the claims that make them and the claims' family size (`aggregate.effects`'s
@@ -206,7 +207,7 @@ def _refresh_claims(store: ResultStore, name: str, code: str, claims, margin, de
     good = state.usable(frame, code) if len(frame) else frame
     if not len(good):
         return {}, 1
-    judged = sequential_verdicts.judge(good, claims, margin, design)
+    judged = sequential_verdicts.judge(good, claims, margin, design, outcome)
     table = pd.concat([t for t in (judged.table, judged.trends) if t is not None])
     for i, (_, r) in enumerate(table.iterrows()):
         entry.claims[i] = {"claim": r["claim"], "section": r["section"],
@@ -222,13 +223,17 @@ def _refresh(store: ResultStore, name: str, code: str, info: dict, entry: _Summa
     study, so with claims every section is computed again."""
     margin, design = info.get("margin_pp"), info.get("design")
     claims = list(info.get("claims") or ())
+    outcome = info.get("outcome") or ACCURACY
+    outcomes = {s["name"]: s.get("outcome") or outcome for s in info.get("sections", ())}
     if sections is None or sections:
-        claimed, family = _refresh_claims(store, name, code, claims, margin, design, entry)
+        claimed, family = _refresh_claims(store, name, code, claims, margin, design, entry,
+                                          outcome)
         if claims:  # a claim's verdict, shown in its table row, depends on every section
             sections = None
         frame = store.results_frame(name, sections=None if sections is None else sorted(sections))
         good = state.usable(frame, code) if len(frame) else frame
-        eff = (aggregate.effects(good, margin, claimed, family) if len(good)
+        eff = (aggregate.effects(good, margin, claimed, family, outcomes=outcomes,
+                                 study_outcome=outcome) if len(good)
                else pd.DataFrame())
         for sec in ([s["name"] for s in info.get("sections", ())] if sections is None
                     else sections):
@@ -238,7 +243,8 @@ def _refresh(store: ResultStore, name: str, code: str, info: dict, entry: _Summa
                  "diff": _num(r["diff"]), "ci_low": _num(r["ci_low"]),
                  "ci_high": _num(r["ci_high"]), "p": _num(r["p"]),
                  "level": _num(r["step_level"]), "method": r["method"],
-                 "verdict": r["verdict"]} for _, r in rows.iterrows()]
+                 "verdict": r["verdict"], "metric": outcomes[sec].label}
+                for _, r in rows.iterrows()]
     if jobs is None:
         entry.sums, entry.runs = store.curve_sums(name, code)
     elif jobs:  # take the changed jobs' old runs out of the sums, put their new ones in

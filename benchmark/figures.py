@@ -25,8 +25,9 @@ import numpy as np
 import pandas as pd
 
 from . import aggregate
+from .outcome import ACCURACY, Outcome
 
-FIGURE_VERSION = "2"  # bump when a drawing function changes what it draws
+FIGURE_VERSION = "3"  # bump when a drawing function changes what it draws
 NUMERIC_AXES = ("train_size", "width", "train_offset", "lr", "batch_size", "dropout_p",
                 "hidden", "epochs", "weight_decay", "warmup_epochs")
 LOG_AXES = ("train_size", "lr", "weight_decay")
@@ -168,21 +169,32 @@ def varying_axis(rows: pd.DataFrame) -> str | None:
     return varying[0] if len(varying) == 1 and not others else None
 
 
-def section_figure(name: str, title: str, rows: pd.DataFrame, cells: pd.DataFrame) -> Figure:
-    """Each seed's accuracy (grey), the mean with its 95% CI (blue), the published value
-    (red cross); on a numeric axis (size, width, lr...) when one is all that varies."""
+def axis_label(outcome: Outcome) -> str:
+    if outcome == ACCURACY:
+        return "test accuracy (%)"
+    return f"{outcome.metric}" + (f" ({outcome.unit})" if outcome.unit else "")
+
+
+def section_figure(name: str, title: str, rows: pd.DataFrame, cells: pd.DataFrame,
+                   outcome: Outcome = ACCURACY) -> Figure:
+    """Each seed's value of the section's outcome (grey), the mean with its 95% CI (blue),
+    the published value (red cross); on a numeric axis (size, width, lr...) when one is all
+    that varies."""
     sns = _sns()
     import matplotlib.pyplot as plt
 
+    y = outcome.metric
+    rows = rows[rows[y].notna()] if y in rows else rows.iloc[:0].assign(**{y: []})
     axis = varying_axis(rows)
     order = list(cells["cell"])
     width = max(4.8, 0.75 * len(order) + 2.2) if axis is None else 5.6
     fig, ax = plt.subplots(figsize=(width, 3.6))
     if axis:
         x, data = axis, rows.assign(**{axis: rows[axis].astype(float)})
-        sns.scatterplot(data=data, x=x, y="test_accuracy", color="0.6", s=18, ax=ax,
+        sns.scatterplot(data=data, x=x, y=y, color="0.6", s=18, ax=ax,
                         label="each seed")
-        sns.lineplot(data=data, x=x, y="test_accuracy", errorbar=t_interval, marker="o",
+        sns.lineplot(data=data, x=x, y=y, errorbar=t_interval if outcome.percent
+                     else t_interval_or_none, marker="o",
                      err_style="bars", err_kws={"capsize": 4}, color="C0", ax=ax,
                      label="mean, 95% CI (1 seed: ±1 SE)")
         published = cells.assign(x=cells["cell"].map(dict(zip(rows["cell"], data[axis],
@@ -191,10 +203,11 @@ def section_figure(name: str, title: str, rows: pd.DataFrame, cells: pd.DataFram
             ax.set_xscale("log")
         ax.set_xlabel(axis.replace("_", " ") + (" (samples)" if axis == "train_size" else ""))
     else:
-        sns.stripplot(data=rows, x="cell", y="test_accuracy", order=order, color="0.6",
+        sns.stripplot(data=rows, x="cell", y=y, order=order, color="0.6",
                       size=4, jitter=0.08, ax=ax, label="each seed")
-        sns.pointplot(data=rows, x="cell", y="test_accuracy", order=order,
-                      errorbar=t_interval, linestyle="none", capsize=0.15, color="C0",
+        sns.pointplot(data=rows, x="cell", y=y, order=order,
+                      errorbar=t_interval if outcome.percent else t_interval_or_none,
+                      linestyle="none", capsize=0.15, color="C0",
                       markers="o", ax=ax, label="mean, 95% CI (1 seed: ±1 SE)")
         published = cells.assign(x=range(len(order)))
         ax.tick_params(axis="x", labelrotation=20 if len(order) > 3 else 0)
@@ -203,10 +216,12 @@ def section_figure(name: str, title: str, rows: pd.DataFrame, cells: pd.DataFram
         ax.scatter(published["x"], published["published"], marker="x", color="C3", s=55,
                    zorder=5, label="published")
     _dedupe_legend(ax)
-    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylabel(axis_label(outcome) + ("" if outcome == ACCURACY else
+                                         f", {outcome.direction}"))
     ax.margins(y=0.12)
     ax.set_title(f"{name}: {title}" if title else name)
-    return Figure(f"section_{slug(name)}", f"{name}: test accuracy by cell", _png(fig))
+    what = "test accuracy" if outcome == ACCURACY else outcome.metric
+    return Figure(f"section_{slug(name)}", f"{name}: {what} by cell", _png(fig))
 
 
 def _dedupe_legend(ax) -> None:
@@ -219,17 +234,21 @@ def _dedupe_legend(ax) -> None:
               frameon=False, fontsize=8)
 
 
-def curves_figure(name: str, epochs: pd.DataFrame) -> Figure:
-    """Per cell, mean test accuracy, train loss and test loss by epoch, with 95% CI bands
-    over seeds, side by side; integer epochs; the legend beside the panels."""
+def curves_figure(name: str, epochs: pd.DataFrame, outcome: Outcome = ACCURACY) -> Figure:
+    """Per cell, mean test accuracy, train loss and test loss by epoch (and the section's
+    outcome, where it is another metric recorded per epoch), with 95% CI bands over
+    seeds, side by side; integer epochs; the legend beside the panels."""
     sns = _sns()
     from matplotlib.ticker import MaxNLocator
 
-    long = epochs.melt(id_vars=["cell", "seed", "epoch"], value_vars=list(METRICS),
+    shown = dict(METRICS)
+    if outcome.metric not in shown and outcome.metric in epochs:
+        shown[outcome.metric] = axis_label(outcome)
+    long = epochs.melt(id_vars=["cell", "seed", "epoch"], value_vars=list(shown),
                        var_name="metric", value_name="value").dropna(subset=["value"])
-    long["metric"] = long["metric"].map(METRICS)
+    long["metric"] = long["metric"].map(shown)
     grid = sns.relplot(data=long, x="epoch", y="value", hue="cell", col="metric", kind="line",
-                       col_order=[m for m in METRICS.values() if m in set(long["metric"])],
+                       col_order=[m for m in shown.values() if m in set(long["metric"])],
                        errorbar=t_interval_or_none, marker="o", markersize=4,
                        facet_kws={"sharey": False}, height=3.0, aspect=1.05)
     grid.set_titles("{col_name}")
@@ -242,19 +261,25 @@ def curves_figure(name: str, epochs: pd.DataFrame) -> Figure:
 
 
 def cost_figure(cells: pd.DataFrame) -> Figure:
-    """Mean accuracy of each cell against its mean training time, coloured by section."""
+    """Mean test accuracy of each cell against its cost, coloured by section: its
+    network's parameters (left) and its mean training time (right), both log scale. The
+    cells of sections deciding on another metric show their test accuracy too
+    (`test_accuracy_mean`)."""
     sns = _sns()
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 3.8))
-    sns.scatterplot(data=cells, x="train_seconds", y="mean", hue="section", s=36, ax=ax)
-    ax.set_xscale("log")
-    ax.set_xlabel("training time per job (s, log scale)")
-    ax.set_ylabel("mean test accuracy (%)")
-    ax.set_title("accuracy against training cost")
-    ax.legend(title="section", loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
-              fontsize=8, ncol=1 + len(cells["section"].unique()) // 12)
-    return Figure("cost", "accuracy against training cost", _png(fig))
+    fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.8), sharey=True)
+    for ax, x, label in ((axes[0], "param_count", "parameters (log scale)"),
+                         (axes[1], "train_seconds", "training time per job (s, log scale)")):
+        sns.scatterplot(data=cells, x=x, y="test_accuracy_mean", hue="section", s=36, ax=ax,
+                        legend=ax is axes[1])
+        ax.set_xscale("log")
+        ax.set_xlabel(label)
+    axes[0].set_ylabel("mean test accuracy (%)")
+    fig.suptitle("accuracy against cost: parameters and training time")
+    axes[1].legend(title="section", loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                   frameon=False, fontsize=8, ncol=1 + len(cells["section"].unique()) // 12)
+    return Figure("cost", "accuracy against cost (parameters, training time)", _png(fig))
 
 
 def sequential_figure(looks: pd.DataFrame) -> Figure:
@@ -270,9 +295,10 @@ def sequential_figure(looks: pd.DataFrame) -> Figure:
     for ax, claim in zip(axes[:, 0], claims, strict=True):
         rows = looks[looks["claim"] == claim]
         margin = rows["margin"].iloc[0]
+        unit = rows["unit"].iloc[0] if "unit" in rows else "pp"
         if margin == margin:  # not NaN
             ax.axhspan(-margin, margin, color="tab:green", alpha=0.12, lw=0,
-                       label=f"±{margin:g} pp")
+                       label=f"±{margin:g} {unit}".rstrip())
         ax.axhline(0, color="0.4", lw=0.8)
         finite = rows[np.isfinite(rows["high"] - rows["low"])]
         ax.errorbar(finite["seeds"], finite["mean"],
@@ -293,7 +319,7 @@ def sequential_figure(looks: pd.DataFrame) -> Figure:
             ax.annotate(r.verdict, (r.seeds, r.mean), textcoords="offset points",
                         xytext=(6, 4), fontsize=8)
         ax.set_title(claim, fontsize=9, loc="left")
-        ax.set_ylabel("difference (pp)")
+        ax.set_ylabel(f"difference ({unit})" if unit else "difference")
         ax.set_xticks(sorted(rows["seeds"].unique()))
     axes[-1, 0].set_xlabel("seeds at the look (repeated CIs: 95% simultaneous over claims "
                            "and looks)")

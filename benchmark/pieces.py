@@ -118,17 +118,29 @@ def metric_values(spec: str, values: Any) -> dict[str, float]:
     return out
 
 
+def recorded(config: TrainConfig, own_metrics: Sequence[str] = ()) -> set[str]:
+    """The names of the numbers a job of `config` records: the built-in ones (the
+    validation split's with `val_size`), and `own_metrics`, the names its metrics return
+    (with their val_ twins)."""
+    names = {"test_accuracy", "test_loss", "train_loss", "train_seconds", "param_count",
+             *own_metrics}
+    if config.val_size:
+        names |= {"val_loss", "val_accuracy", *(f"val_{m}" for m in own_metrics)}
+    return names
+
+
 def check(config: TrainConfig, input_shape: tuple[int, ...], classes: int,
-          dirs: Sequence[str]) -> None:
+          dirs: Sequence[str]) -> list[str]:
     """Call each of the job's own pieces once, on a batch of 4 of zeros of the dataset's
-    shape through the job's net (a PieceError on anything wrong). Imports torch."""
+    shape through the job's net (a PieceError on anything wrong); the names its metrics
+    return. Imports torch."""
     import torch
 
     from . import nets, train
 
     own = user_pieces(config)
     if not own:
-        return
+        return []
     torch.manual_seed(0)
     net = nets.build_net(config, input_shape, classes, tuple(dirs))
     x = torch.zeros(4, *input_shape)
@@ -163,12 +175,22 @@ def check(config: TrainConfig, input_shape: tuple[int, ...], classes: int,
         loss = call("step", net, x, y, optimizer, config, gen)
         scalar_loss(own["step"], loss, "step")
     data = train.DeviceData(x, y, x, y, classes)
+    names: list[str] = []
     for field in own:
         if field.startswith("metrics["):
             net.eval()
             with torch.no_grad():
                 values = call(field, net, data, config)
-            metric_values(own[field], values)
+            for name in metric_values(own[field], values):
+                if name in names:
+                    raise PieceError(f"metric {own[field]!r} returns {name!r}, which another "
+                                     "of the job's metrics returns too: give each its own "
+                                     "name")
+                if name in config.factors:
+                    raise PieceError(f"metric {own[field]!r} returns {name!r}, the name of a "
+                                     "factor of the study: give one of them another name")
+                names.append(name)
+    return names
 
 
 def scalar_loss(spec: str, loss: Any, what: str = "loss") -> None:

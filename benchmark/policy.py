@@ -25,10 +25,17 @@ def planning_alpha(alpha: float, family: int) -> float:
     return alpha / max(family, 1)
 
 
-def claim_margins(claims, study_margin: float | None) -> list[float | None]:
+def claim_margins(claims, study_margin: float | None, study_outcome=None
+                  ) -> list[float | None]:
     """The margin each claim's equivalence hypothesis is tested at: an equivalence
-    claim's own, else the study's (None: no equivalence hypothesis)."""
-    return [c.margin if c.kind == "equivalent" else study_margin for c in claims]
+    claim's own, else the study's where the claim decides on the study's outcome (the
+    margin is in its unit; None: no equivalence hypothesis)."""
+    def other(c) -> bool:
+        return (study_outcome is not None and getattr(c, "outcome", None) is not None
+                and c.outcome != study_outcome)
+
+    return [c.margin if c.kind == "equivalent" else (None if other(c) else study_margin)
+            for c in claims]
 
 
 def measured() -> dict | None:

@@ -29,6 +29,7 @@ from .figures import (
     section_figure,
     sequential_figure,
 )
+from .outcome import ACCURACY, Outcome
 from .records import DONE_STATUSES, JobStatus
 from .store import ResultStore
 
@@ -47,10 +48,15 @@ def _num(x: float, digits: int = 2) -> str:
     return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
-def acc_text(row: pd.Series) -> str:
+def acc_text(row: pd.Series, outcome: Outcome = ACCURACY) -> str:
+    def num(x: float) -> str:
+        return f"{x:.2f}" if outcome.percent else f"{x:.4g}"
+
     if row["n"] >= 2:
-        return f"{row['mean']:.2f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}]"
-    return f"{row['mean']:.2f} ± {row['noise_floor']:.2f}"
+        return f"{num(row['mean'])} [{num(row['ci_low'])}, {num(row['ci_high'])}]"
+    if row["noise_floor"] == row["noise_floor"]:
+        return f"{num(row['mean'])} ± {num(row['noise_floor'])}"
+    return num(row["mean"])
 
 
 def p_text(x: float) -> str:
@@ -78,10 +84,18 @@ def html_table(headers: list[str], rows: list[list[str]]) -> str:
 # --------------------------------------------------------------------------- tables
 
 
-def cell_rows(cells: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
-    headers = ["cell", "n", "test acc % (95% CI, or ±1 SE of the test set)", "published %",
-               "gap pp", "test loss", "train s", "params"]
-    rows = [[r["cell"], str(r["n"]), acc_text(r), _num(r["published"], 1), _num(r["gap"]),
+def cell_rows(cells: pd.DataFrame, outcome: Outcome = ACCURACY
+              ) -> tuple[list[str], list[list[str]]]:
+    if outcome == ACCURACY:
+        headers = ["cell", "n", "test acc % (95% CI, or ±1 SE of the test set)", "published %",
+                   "gap pp", "test loss", "train s", "params"]
+        rows = [[r["cell"], str(r["n"]), acc_text(r), _num(r["published"], 1), _num(r["gap"]),
+                 _num(r["test_loss"], 4), _num(r["train_seconds"], 1), f"{r['param_count']:,}"]
+                for _, r in cells.iterrows()]
+        return headers, rows
+    headers = ["cell", "n", f"{outcome.label} (95% CI)", "test acc %", "test loss", "train s",
+               "params"]
+    rows = [[r["cell"], str(r["n"]), acc_text(r, outcome), _num(r["test_accuracy_mean"]),
              _num(r["test_loss"], 4), _num(r["train_seconds"], 1), f"{r['param_count']:,}"]
             for _, r in cells.iterrows()]
     return headers, rows
@@ -95,14 +109,14 @@ def improve_text(r) -> str:
     return f"{p:.2f}" if math.isnan(low) else f"{p:.2f} [{low:.2f}, {r['p_improve_high']:.2f}]"
 
 
-def _power(r) -> str:
+def _power(r, outcome: Outcome = ACCURACY) -> str:
     """What the paired seeds could see: power for the effect of interest (seeds for 80%),
     or without one the smallest difference they detect with 80% power."""
     if r["power"] == r["power"]:
-        return (f"{r['power']:.2f} for ±{r['effect']:g} pp "
+        return (f"{r['power']:.2f} for {outcome.band(r['effect'])} "
                 f"({aggregate.seeds_text(r['seeds_needed'])} seeds for 80%)")
     if r["detectable"] == r["detectable"]:
-        return f"detects ±{r['detectable']:.2f} pp"
+        return f"detects {aggregate.detectable_text(r['detectable'], outcome)}"
     return ""
 
 
@@ -110,22 +124,35 @@ def _level(r) -> str:
     return "" if r["step_level"] != r["step_level"] else f"{r['step_level']:.3g}"
 
 
-def effect_rows(eff: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
-    headers = ["cell", "vs", "diff pp", "95% CI", "p", "level (family)", "method",
-               "P(cell > vs on a seed) [95% CI]", "80% power (paired seeds)", "verdict"]
-    rows = [[r["cell"], r["baseline"], f"{r['diff']:+.2f}",
-             "" if math.isnan(r["ci_low"]) else f"[{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]",
-             p_text(r["p"]), _level(r), r["method"], improve_text(r), _power(r),
+def effect_rows(eff: pd.DataFrame, outcome: Outcome = ACCURACY
+                ) -> tuple[list[str], list[list[str]]]:
+    def num(x: float) -> str:
+        return f"{x:+.2f}" if outcome.percent else f"{x:+.4g}"
+
+    if outcome == ACCURACY:
+        diff, better = "diff pp", "P(cell > vs on a seed) [95% CI]"
+    else:
+        diff = f"diff {outcome.metric}" + (f" ({outcome.unit})" if outcome.unit else "")
+        better = f"P(cell better on a seed; {outcome.direction}) [95% CI]"
+    headers = ["cell", "vs", diff, "95% CI", "p", "level (family)", "method", better,
+               "80% power (paired seeds)", "verdict"]
+    rows = [[r["cell"], r["baseline"], num(r["diff"]),
+             "" if math.isnan(r["ci_low"]) else f"[{num(r['ci_low'])}, {num(r['ci_high'])}]",
+             p_text(r["p"]), _level(r), r["method"], improve_text(r), _power(r, outcome),
              r["verdict"]]
             for _, r in eff.iterrows()]
     return headers, rows
 
 
-def seed_rows(rows: pd.DataFrame, cells: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+def seed_rows(rows: pd.DataFrame, cells: pd.DataFrame, outcome: Outcome = ACCURACY
+              ) -> tuple[list[str], list[list[str]]]:
     """One row per cell, one column per seed: the drill-down behind each mean."""
     seeds = sorted(rows["seed"].unique())
-    acc = rows.pivot_table(index="cell", columns="seed", values="test_accuracy", aggfunc="first")
-    table = [[cell, *[_num(acc.at[cell, seed]) if seed in acc.columns else "" for seed in seeds]]
+    acc = rows.pivot_table(index="cell", columns="seed", values=outcome.metric,
+                           aggfunc="first")
+    digits = 2 if outcome.percent else 4
+    table = [[cell, *[_num(acc.at[cell, seed], digits) if seed in acc.columns else ""
+                      for seed in seeds]]
              for cell in cells["cell"] if cell in acc.index]
     return ["cell", *[f"seed {seed}" for seed in seeds]], table
 
@@ -199,7 +226,10 @@ def render_figures(parts: list[Part], cache: FigureCache | None = None) -> None:
     cache.prune(set(keys.values()))
 
 
-def _summary(eff: pd.DataFrame) -> list[str]:
+def _summary(eff: pd.DataFrame, outcomes=None) -> list[str]:
+    def diff(r) -> str:
+        return aggregate.outcome_in(outcomes, r.section).diff(r.diff)
+
     lines = []
     own = eff[~eff["verdict"].astype(str).str.startswith(aggregate.CLAIMED)] if len(eff) else eff
     for verdict in (aggregate.BETTER, aggregate.WORSE):
@@ -207,7 +237,7 @@ def _summary(eff: pd.DataFrame) -> list[str]:
         if len(hits):
             lines.append(f"{verdict.capitalize()} than the section baseline beyond seed noise "
                          f"(family-wise alpha {aggregate.ALPHA} in each section): " + "; ".join(
-                             f"{r.section} {r.cell} ({r.diff:+.2f} pp)"
+                             f"{r.section} {r.cell} ({diff(r)})"
                              for r in hits.itertuples()))
     tested = own[own["p"].notna() | own["p_equiv"].notna()] if len(own) else own
     same = tested[tested["verdict"].str.startswith(aggregate.SAME)]
@@ -219,19 +249,19 @@ def _summary(eff: pd.DataFrame) -> list[str]:
     if len(multiple):
         lines.append("Different at p < 0.05 on their own, but not family-wise (the closed "
                      "test over the section): " + "; ".join(
-                         f"{r.section} {r.cell} ({r.diff:+.2f} pp, p = {r.p:.3f})"
+                         f"{r.section} {r.cell} ({diff(r)}, p = {r.p:.3f})"
                          for r in multiple.itertuples()))
     equivalent = tested[tested["verdict"].str.startswith("equivalent within")]
     if len(equivalent):
         lines.append("Equivalent to the section baseline within the study's margin (TOST, "
                      "family-wise): " + "; ".join(
-                         f"{r.section} {r.cell} ({r.diff:+.2f} pp"
+                         f"{r.section} {r.cell} ({diff(r)}"
                          + ("; also different" if r.reject_diff else "") + ")"
                          for r in equivalent.itertuples()))
     undecided = tested[tested["verdict"].str.startswith(aggregate.UNDECIDED)]
     if len(undecided):
         lines.append("Undecided, neither a difference nor equivalence shown: " + "; ".join(
-            f"{r.section} {r.cell} ({r.diff:+.2f} pp, "
+            f"{r.section} {r.cell} ({diff(r)}, "
             f"{aggregate.seeds_text(r.seeds_equivalent)} seeds to show equivalence)"
             for r in undecided.itertuples()))
     single = own[own["p"].isna() & own["method"].astype(str).str.startswith("1 seed")] \
@@ -322,10 +352,12 @@ def build(store: ResultStore, study: str, code_version: str,
                           f"{', '.join(map(str, stored)) or 'none'}; leave out --seeds or "
                           "pick from those")
     good = state.usable(frame, code_version)
-    cells = aggregate.cell_table(good) if len(good) else pd.DataFrame()
+    outcome = info["outcome"]
+    outcomes = {sec["name"]: sec["outcome"] for sec in info["sections"]}
+    cells = aggregate.cell_table(good, outcomes) if len(good) else pd.DataFrame()
     margin = info.get("margin_pp")
     design = info.get("design")
-    judged = sequential_verdicts.judge(good, info["claims"], margin, design)
+    judged = sequential_verdicts.judge(good, info["claims"], margin, design, outcome)
     claim_parts = []
     if info["claims"] and design:
         claim_parts = _sequential_parts(good, design, judged)
@@ -335,18 +367,24 @@ def build(store: ResultStore, study: str, code_version: str,
                                  f"holds family-wise at alpha {aggregate.ALPHA} (see Method)."),
                        Part("table", "", aggregate.CLAIM_COLUMNS,
                             judged.table[aggregate.CLAIM_COLUMNS].astype(str).values.tolist())]
-    eff = (aggregate.effects(good, margin, judged.rows, judged.family) if len(good)
+    eff = (aggregate.effects(good, margin, judged.rows, judged.family, outcomes=outcomes,
+                             study_outcome=outcome) if len(good)
            else pd.DataFrame(columns=["p", "p_equiv", "verdict", "method"]))
     epochs = store.epochs_frame(study, seeds)
     epochs = epochs[epochs["code_version"] == code_version] if len(epochs) else epochs
 
     parts = [Part("p", info["description"])] if info["description"] else []
     parts.append(Part("h2", "Summary"))
+    if outcome != ACCURACY:
+        parts.append(Part("p", f"Decided on {outcome.label}: differences are the cell's "
+                               "value minus the baseline's, and better follows the metric's "
+                               "direction."))
     if margin is not None:
-        parts.append(Part("p", f"Smallest effect of interest: ±{margin:g} pp. Each comparison "
-                               "is better, worse, equivalent within it (two one-sided tests), "
-                               "or undecided."))
-    parts += [Part("p", line) for line in _summary(eff)]
+        on = "" if outcome == ACCURACY else f" in {outcome.metric}"
+        parts.append(Part("p", f"Smallest effect of interest: {outcome.band(margin)}{on}. Each "
+                               "comparison is better, worse, equivalent within it (two "
+                               "one-sided tests), or undecided."))
+    parts += [Part("p", line) for line in _summary(eff, outcomes)]
     parts += claim_parts
     missing = frame[~frame.index.isin(good.index) & (frame["status"] != JobStatus.SKIPPED.value)]
     if len(missing):
@@ -357,7 +395,7 @@ def build(store: ResultStore, study: str, code_version: str,
         parts.append(Part("h2", "Reproduced vs published"))
         parts.append(Part("table", "", *published_rows(cells)))
     for sec in info["sections"]:
-        parts += _section_parts(sec, good, cells, eff, epochs)
+        parts += _section_parts(sec, good, cells, eff, epochs, outcome)
     if len(cells):
         parts += [Part("h2", "Cost"), Part("figure", plot=(cost_figure, (cells,)))]
     parts += _missing_parts(frame, missing, code_version)
@@ -369,26 +407,31 @@ def build(store: ResultStore, study: str, code_version: str,
     return f"cnnbench report: {study}", parts
 
 
-def _section_parts(sec: dict, good, cells, eff, epochs) -> list[Part]:
-    name = sec["name"]
+def _section_parts(sec: dict, good, cells, eff, epochs, study_outcome=ACCURACY) -> list[Part]:
+    name, outcome = sec["name"], sec.get("outcome") or ACCURACY
     parts = [Part("h2", f"{name}: {sec['title']}" if sec["title"] else name)]
     if sec["note"]:
         parts.append(Part("p", f"Note: {sec['note']}"))
+    if outcome != study_outcome:
+        parts.append(Part("p", f"This section decides on {outcome.label}."))
     sec_cells = cells[cells["section"] == name] if len(cells) else cells
     if not len(sec_cells):
         return parts + [Part("p", "No current results yet.")]
-    parts.append(Part("table", "", *cell_rows(sec_cells)))
+    parts.append(Part("table", "", *cell_rows(sec_cells, outcome)))
     sec_eff = eff[eff["section"] == name] if len(eff) else eff
     if len(sec_eff):
-        parts.append(Part("table", "", *effect_rows(sec_eff)))
+        parts.append(Part("table", "", *effect_rows(sec_eff, outcome)))
     rows = good[good["section"] == name]
     if rows["seed"].nunique() > 1:
-        parts.append(Part("table", "", *seed_rows(rows, sec_cells),
-                          fold=f"{name}: each seed's test accuracy (%)"))
-    parts.append(Part("figure", plot=(section_figure, (name, sec["title"], rows, sec_cells))))
+        what = "test accuracy (%)" if outcome == ACCURACY else outcome.metric
+        parts.append(Part("table", "", *seed_rows(rows, sec_cells, outcome),
+                          fold=f"{name}: each seed's {what}"))
+    args = (name, sec["title"], rows, sec_cells) + (() if outcome == ACCURACY else (outcome,))
+    parts.append(Part("figure", plot=(section_figure, args)))
     sec_epochs = epochs[epochs["section"] == name] if len(epochs) else epochs
     if len(sec_epochs) and sec_epochs["epoch"].nunique() > 1:
-        parts.append(Part("figure", plot=(curves_figure, (name, sec_epochs))))
+        args = (name, sec_epochs) + (() if outcome == ACCURACY else (outcome,))
+        parts.append(Part("figure", plot=(curves_figure, args)))
     return parts
 
 

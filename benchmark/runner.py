@@ -166,10 +166,11 @@ def check_pieces(loaded: LoadedStudy, dirs: dict[str, str], sizes: dict[str, int
     of its dataset's shape, and check each validation split against its training slice:
     a StudyFileError naming the study file's line and the piece's, before anything is
     written. Imports torch only for such studies."""
+    from . import pieces
     from .config import user_pieces
     from .studyfile import StudyFileError
 
-    seen = set()
+    names: dict = {}  # fusion key -> the names its jobs record
     for spec in loaded.specs:
         config = spec.config
         if config.val_size and spec.skip_reason is None:
@@ -181,18 +182,46 @@ def check_pieces(loaded: LoadedStudy, dirs: dict[str, str], sizes: dict[str, int
                     f"of the {samples} in its training slice: hold out fewer")
         own = user_pieces(config)
         shape_key = plan.fusion_key(config)
-        if not own or shape_key in seen or spec.skip_reason is not None:
+        if shape_key in names or spec.skip_reason is not None:
             continue
-        seen.add(shape_key)
-        from . import pieces
-
+        names[shape_key] = pieces.recorded(config)
+        if not own:
+            continue
         input_shape, classes = data.input_shape_and_classes(dirs[config.dataset])
         try:
-            pieces.check(config, input_shape, classes, loaded.import_dirs)
+            mine = pieces.check(config, input_shape, classes, loaded.import_dirs)
         except pieces.PieceError as exc:
             culprit = next((p for p in own.values() if repr(p) in str(exc)),
                            next(iter(own.values())))
             raise StudyFileError(f"{loaded.where(culprit)}: {exc}") from None
+        names[shape_key] = pieces.recorded(config, mine)
+    check_outcomes(loaded, {s.key: names[plan.fusion_key(s.config)] for s in loaded.specs
+                            if s.skip_reason is None})
+
+
+def check_outcomes(loaded: LoadedStudy, recorded: dict[str, set[str]]) -> None:
+    """Every section and claim decides on a number its cells' jobs record (StudyFileError
+    naming the study file's line and what the jobs record, before anything is written)."""
+    from .studyfile import StudyFileError
+
+    study = loaded.study
+    wanted = [(f"section {s.name!r}", study.section_outcome(s.name).metric, s.name, None)
+              for s in study.sections]
+    wanted += [(f"claim {c.text!r}", c.outcome.metric, c.section,
+                None if c.kind == "increasing" else {c.cell, c.baseline})
+               for c in study.claims]
+    for what, metric, section, cells in wanted:
+        jobs = [s for s in loaded.specs if s.section == section and s.key in recorded
+                and (cells is None or s.cell in cells)]
+        lacking = [s for s in jobs if metric not in recorded[s.key]]
+        if lacking:
+            s = lacking[0]
+            has = sorted(recorded[s.key])
+            raise StudyFileError(
+                f"{loaded.where(metric)}: {what} decides on {metric!r}, which the jobs of "
+                f"cell {s.cell!r} do not record (they record: {', '.join(has)}): name a "
+                "recorded metric, or give those cells the metric (metrics=...) or the "
+                "validation split (val_size=...) that records it")
 
 
 def job_labels(specs: Sequence[JobSpec]) -> dict[str, str]:
@@ -281,7 +310,7 @@ def run_study(loaded: LoadedStudy, store: ResultStore, options: RunOptions,
             study.name, str(loaded.path), loaded.file_hash, study.description, study.sections,
             loaded.specs, study.claims, study.margin_pp,
             membership=functools.partial(plan.with_stored_seeds, loaded.specs),
-            factors=study.factors)
+            factors=study.factors, outcome=study.outcome)
         summary.reclaimed = store.reclaim()
         _replay(store, events)  # results of an earlier run the database did not get
         sync = summary.sync

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from . import decisions, policy, runner, state
 from .config import SpecError
+from .outcome import ACCURACY
 from .provenance import code_version
 from .store import ResultStore
 from .studyfile import LoadedStudy
@@ -98,15 +99,27 @@ def design_record(loaded: LoadedStudy, until: UntilDecided) -> dict:
     claims = sequential_claims(loaded)
     first = len(loaded.study.seeds)
     looks = decisions.sequence_looks(first, until.batch, until.max_seeds)
-    margins = policy.claim_margins(claims, loaded.study.margin_pp)
+    outcome = loaded.study.outcome
+    margins = policy.claim_margins(claims, loaded.study.margin_pp, outcome)
     design = decisions.Design(looks, until.alpha, loaded.study.margin_pp, len(claims),
                               until.spending, equivalence=any(m is not None for m in margins))
-    return {"rule": decisions.RULE, "spending": until.spending, "alpha": until.alpha,
-            "correction": "closed testing", "claims": len(claims), "first": first,
-            "claimed": [[c.kind, c.section, c.cell, c.baseline, c.margin] for c in claims],
-            "batch": until.batch, "max_seeds": until.max_seeds,
-            "seeds": seed_sequence(loaded, until.max_seeds), "looks": list(looks),
-            "margin_pp": loaded.study.margin_pp, "bounds": design.bounds_record()}
+    record = {"rule": decisions.RULE, "spending": until.spending, "alpha": until.alpha,
+              "correction": "closed testing", "claims": len(claims), "first": first,
+              "claimed": [_claimed(c) for c in claims],
+              "batch": until.batch, "max_seeds": until.max_seeds,
+              "seeds": seed_sequence(loaded, until.max_seeds), "looks": list(looks),
+              "margin_pp": loaded.study.margin_pp, "bounds": design.bounds_record()}
+    if outcome != ACCURACY:  # (records of accuracy studies read as they always did)
+        record["outcome"] = outcome.to_dict()
+    return record
+
+
+def _claimed(claim) -> list:
+    """A claim as its design record holds it; its metric where it is not test accuracy."""
+    entry = [claim.kind, claim.section, claim.cell, claim.baseline, claim.margin]
+    if claim.outcome is not None and claim.outcome != ACCURACY:
+        entry.append(claim.outcome.to_dict())
+    return entry
 
 
 def _same_design(stored: dict, record: dict) -> list[str]:

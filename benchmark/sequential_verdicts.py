@@ -17,33 +17,55 @@ import numpy as np
 import pandas as pd
 
 from . import aggregate, decisions, policy
-from .aggregate import equivalent_text, resolution
+from .aggregate import claim_outcome, equivalent_text, resolution
+from .outcome import ACCURACY, Outcome, from_dict
 
 
 def study_design(record: dict, claims) -> decisions.Design:
     """The design a stored sequential record (`sequential_run.design_record`) describes: its
     looks, alpha, claims and spending, with the bounds stored with it (calibrated now
     for a record written before bounds were stored)."""
-    margins = policy.claim_margins(claims, record["margin_pp"])
+    margins = policy.claim_margins(claims, record["margin_pp"], record_outcome(record))
     return decisions.Design(tuple(record["looks"]), record["alpha"], record["margin_pp"],
                             len(claims), record["spending"], bounds=record.get("bounds"),
                             equivalence=any(m is not None for m in margins))
 
 
+def record_outcome(record: dict) -> Outcome:
+    """The study's outcome a sequential record was written for (test accuracy before
+    records said)."""
+    return from_dict(record.get("outcome")) or ACCURACY
+
+
 def sequence_diffs(frame: pd.DataFrame, record: dict, claim) -> np.ndarray:
-    """A claim's paired differences in the order of the design's seed sequence, up to
-    the first seed missing on either side."""
+    """A claim's paired differences on its outcome in the order of the design's seed
+    sequence, up to the first seed missing on either side; oriented so that a positive
+    difference is better (cell - baseline, or baseline - cell where lower is better)."""
+    outcome = claim_outcome(claim)
     sub = frame[frame["section"] == claim.section]
+    if outcome.metric not in sub:
+        return np.array([])
+    sub = sub[sub[outcome.metric].notna()]
     a = dict(zip(sub[sub["cell"] == claim.baseline]["seed"],
-                 sub[sub["cell"] == claim.baseline]["test_accuracy"], strict=True))
+                 sub[sub["cell"] == claim.baseline][outcome.metric], strict=True))
     b = dict(zip(sub[sub["cell"] == claim.cell]["seed"],
-                 sub[sub["cell"] == claim.cell]["test_accuracy"], strict=True))
+                 sub[sub["cell"] == claim.cell][outcome.metric], strict=True))
     diffs = []
     for seed in record["seeds"]:
         if seed not in a or seed not in b:
             break
-        diffs.append(float(b[seed]) - float(a[seed]))
+        diffs.append(outcome.sign * (float(b[seed]) - float(a[seed])))
     return np.array(diffs)
+
+
+def design_resolution(frame: pd.DataFrame, claims) -> float:
+    """The resolution the design's tests round at: an accuracy's test image where every
+    claim decides on one accuracy, else none (each accuracy claim's differences are
+    rounded to its own step before, `_replayed`)."""
+    outcomes = {claim_outcome(c) for c in claims}
+    if len(outcomes) == 1:
+        return resolution(frame, outcomes.pop())
+    return 0.0
 
 
 def claim_progress(frame: pd.DataFrame, record: dict, claims) -> list:
@@ -56,9 +78,10 @@ def _replayed(frame: pd.DataFrame, record: dict, claims: list):
     """The design, each claim's margin and paired differences, the data's resolution and
     each claim's progress: what the sequential tables and figure are made of, once."""
     design = study_design(record, claims)
-    margins = policy.claim_margins(claims, record["margin_pp"])
-    diffs = [sequence_diffs(frame, record, c) for c in claims]
-    res = resolution(frame)
+    margins = policy.claim_margins(claims, record["margin_pp"], record_outcome(record))
+    diffs = [decisions.at_resolution(sequence_diffs(frame, record, c),
+                                     resolution(frame, claim_outcome(c))) for c in claims]
+    res = design_resolution(frame, claims)
     return design, margins, diffs, res, decisions.progress(design, diffs, res, margins)
 
 
@@ -109,7 +132,8 @@ def sequential_claims(frame: pd.DataFrame, record: dict, claims) -> pd.DataFrame
                                                if p.seeds in design.looks else None)
         rows.append({"claim": c.text, "section": c.section,
                      "verdict": sequential_verdict(c, p, margin),
-                     "evidence": _look_evidence(d, design, k, margin, p, res, (level, level)),
+                     "evidence": _look_evidence(d, design, k, margin, p, res, (level, level),
+                                                claim_outcome(c)),
                      "look": k, "seeds": p.seeds})
     return pd.DataFrame(rows, columns=["claim", "section", "verdict", "evidence", "look",
                                        "seeds"])
@@ -127,8 +151,16 @@ def _look_halfwidths(x: np.ndarray, design: decisions.Design, look: int,
     return half, eq
 
 
+def natural(mean: float, low: float, high: float, sign: int) -> tuple[float, float, float]:
+    """An oriented mean and interval (positive: better) in the metric's own direction."""
+    if sign > 0:
+        return mean, low, high
+    return -mean, -high, -low
+
+
 def _look_evidence(d: np.ndarray, design: decisions.Design, look: int | None,
-                   margin: float | None, p, res: float, required=(math.nan, math.nan)) -> str:
+                   margin: float | None, p, res: float, required=(math.nan, math.nan),
+                   outcome: Outcome = ACCURACY) -> str:
     if look is None:
         return f"{len(d)} paired seed(s) so far; first look at {design.looks[0]}"
     n = design.looks[look]
@@ -136,8 +168,11 @@ def _look_evidence(d: np.ndarray, design: decisions.Design, look: int | None,
     mean, t, _ = decisions.paired_t(x, res)
     half, eq = _look_halfwidths(x, design, look, margin, res)
     level = 1 - design.alpha / design.claims
-    text = (f"{mean:+.2f} pp at look {look + 1} of {len(design.looks)} ({n} seeds), "
-            f"repeated {level:.1%} CI [{mean - half:+.2f}, {mean + half:+.2f}] "
+    mean, low, high = natural(mean, mean - half, mean + half, outcome.sign)
+    num = (lambda v: f"{v:+.2f}") if outcome.percent else (lambda v: f"{v:+.4g}")
+    on = "" if outcome.metric == "test_accuracy" else f" in {outcome.label}"
+    text = (f"{outcome.diff(mean)}{on} at look {look + 1} of {len(design.looks)} ({n} seeds), "
+            f"repeated {level:.1%} CI [{num(low)}, {num(high)}] "
             f"(simultaneous {1 - design.alpha:.0%} over claims and looks); t = {t:.3g} "
             f"against the look's bound {design.difference_bounds(0)[look]:.3g} at alpha/"
             f"{design.claims}")
@@ -145,8 +180,8 @@ def _look_evidence(d: np.ndarray, design: decisions.Design, look: int | None,
         text += (f"; the difference test crosses the bounds down to level "
                  f"{p.p_difference:.3g} (the closed test required {required[0]:.3g})")
     if margin is not None:
-        text += (f"; equivalence interval [{mean - eq:+.2f}, {mean + eq:+.2f}] against "
-                 f"±{margin:g} pp")
+        text += (f"; equivalence interval [{num(mean - eq)}, {num(mean + eq)}] against "
+                 f"{outcome.band(margin)}")
         if p.p_equivalence < math.inf:
             text += (f", TOST crosses down to level {p.p_equivalence:.3g} (required "
                      f"{required[1]:.3g})")
@@ -167,13 +202,16 @@ def sequential_looks(frame: pd.DataFrame, record: dict, claims) -> pd.DataFrame:
                 break
             mean = float(decisions.at_resolution(d[:n], res).mean())
             half, eq = _look_halfwidths(d[:n], design, k, margin, res)
-            rows.append({"claim": c.text, "seeds": n, "mean": mean, "low": mean - half,
-                         "high": mean + half, "eq_low": mean - eq, "eq_high": mean + eq,
+            sign = claim_outcome(c).sign
+            mean, low, high = natural(mean, mean - half, mean + half, sign)
+            rows.append({"claim": c.text, "seeds": n, "mean": mean, "low": low,
+                         "high": high, "eq_low": mean - eq, "eq_high": mean + eq,
                          "decided": p.look == k,
                          "margin": margin if margin is not None else math.nan,
-                         "verdict": p.verdict if p.look == k else ""})
+                         "verdict": p.verdict if p.look == k else "",
+                         "unit": claim_outcome(c).unit})
     return pd.DataFrame(rows, columns=["claim", "seeds", "mean", "low", "high", "eq_low",
-                                       "eq_high", "decided", "margin", "verdict"])
+                                       "eq_high", "decided", "margin", "verdict", "unit"])
 
 
 @dataclass(frozen=True)
@@ -187,8 +225,8 @@ class StudyClaims:
     family: int  # the size of the family `table` is, the level its table rows plan at
 
 
-def judge(good: pd.DataFrame, claims, margin: float | None, design: dict | None
-          ) -> StudyClaims:
+def judge(good: pd.DataFrame, claims, margin: float | None, design: dict | None,
+          study_outcome: Outcome = ACCURACY) -> StudyClaims:
     """The report's and the dashboard's claims: through the stored design when the study
     ran sequentially (its trend claims, outside the design, tested once at fixed n),
     else every claim as one fixed-n family (`aggregate.check_claims`)."""
@@ -197,10 +235,12 @@ def judge(good: pd.DataFrame, claims, margin: float | None, design: dict | None
     if design and paired:
         trends = [c for c in claims if c not in paired]
         table = sequential_claims(good, design, paired)
-        rest = aggregate.check_claims(good, trends, margin) if trends else None
+        rest = (aggregate.check_claims(good, trends, margin, study_outcome=study_outcome)
+                if trends else None)
         decided = paired
     else:
-        table, rest, decided = aggregate.check_claims(good, claims, margin), None, claims
+        table = aggregate.check_claims(good, claims, margin, study_outcome=study_outcome)
+        rest, decided = None, claims
     by_text = dict(zip(table["claim"], table["verdict"], strict=True))
     rows = {key: f"{c.text!r}: {by_text[c.text]}"
             for key, c in aggregate.claimed_pairs(decided).items() if c.text in by_text}

@@ -27,6 +27,7 @@ from .config import (
     coerce,
     coerce_factor,
 )
+from .outcome import ACCURACY, Outcome, check_margin, outcome_of
 
 _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
@@ -207,10 +208,16 @@ class Section:
     seeds: Sequence[int] | None = None  # replicate seeds; None = the study's seeds
     exclude: Sequence[Exclude] = ()
     note: str = ""  # interpretation choices, shown in listings and reports
+    metric: str | None = None  # what its comparisons decide on; None: the study's
+    higher_is_better: bool | None = None  # for a metric of your own
+    unit: str | None = None  # of a difference of your metric, for the reports
+    outcome: Outcome | None = field(default=None, init=False)  # from the three above
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
             raise SpecError("every Section needs a non-empty name")
+        object.__setattr__(self, "outcome", outcome_of(
+            self.metric, self.higher_is_better, self.unit, f"section {self.name!r}"))
         check_name("section", self.name)
         object.__setattr__(self, "origin", _origin())  # its factors are checked by the Study
         if "factors" in self.fixed:
@@ -245,25 +252,18 @@ def _check_seeds(seeds: Any, where: str) -> tuple[int, ...]:
     return seeds
 
 
-def check_margin(margin: Any, where: str) -> float:
-    """A smallest effect of interest: a positive number of percentage points below 100."""
-    if (isinstance(margin, bool) or not isinstance(margin, (int, float))
-            or not math.isfinite(margin) or margin <= 0 or margin >= 100):
-        raise SpecError(f"{where}: margin_pp must be a positive number of percentage points "
-                        f"below 100 (the smallest difference in accuracy that matters), got "
-                        f"{margin!r}")
-    return float(margin)
-
-
 @dataclass(frozen=True)
 class Claim:
     """A statement the report checks against the results.
 
-    `Claim.beats(text, section, cell, baseline)`: `cell` has higher test accuracy than
-    `baseline` in `section`. `Claim.increasing(text, section)`: accuracy rises along the
-    section's cells in their declared order. `Claim.equivalent(text, section, cell,
-    baseline, margin_pp)`: the two cells' accuracies differ by less than `margin_pp`
-    percentage points either way (an equivalence test, not the absence of a difference).
+    `Claim.beats(text, section, cell, baseline)`: `cell` does better than `baseline` in
+    `section`. `Claim.increasing(text, section)`: the outcome rises along the section's
+    cells in their declared order. `Claim.equivalent(text, section, cell, baseline,
+    margin_pp)`: the two cells differ by less than the margin either way (an equivalence
+    test, not the absence of a difference). Each decides on its section's outcome (the
+    study's: final test accuracy unless it says otherwise), or on its own `metric=` (with
+    `higher_is_better=` for a metric of yours); a margin is in that metric's unit
+    (percentage points for an accuracy).
     """
 
     text: str
@@ -271,21 +271,35 @@ class Claim:
     kind: str  # "beats" | "increasing" | "equivalent"
     cell: str | None = None
     baseline: str | None = None
-    margin: float | None = None  # pp, for "equivalent"
+    margin: float | None = None  # for "equivalent", in the outcome's unit
+    outcome: Outcome | None = None  # None: the section's (the Study fills it in)
 
     @classmethod
-    def beats(cls, text: str, section: str, cell: str, baseline: str) -> Claim:
-        return cls(text, section, "beats", cell, baseline)
+    def beats(cls, text: str, section: str, cell: str, baseline: str, *,
+              metric: str | None = None, higher_is_better: bool | None = None,
+              unit: str | None = None) -> Claim:
+        return cls(text, section, "beats", cell, baseline, None,
+                   outcome_of(metric, higher_is_better, unit, f"claim {text!r}"))
 
     @classmethod
-    def increasing(cls, text: str, section: str) -> Claim:
-        return cls(text, section, "increasing")
+    def increasing(cls, text: str, section: str, *, metric: str | None = None,
+                   higher_is_better: bool | None = None, unit: str | None = None) -> Claim:
+        return cls(text, section, "increasing", outcome=outcome_of(
+            metric, higher_is_better, unit, f"claim {text!r}"))
 
     @classmethod
     def equivalent(cls, text: str, section: str, cell: str, baseline: str,
-                   margin_pp: float) -> Claim:
+                   margin_pp: float | None = None, *, margin: float | None = None,
+                   metric: str | None = None, higher_is_better: bool | None = None,
+                   unit: str | None = None) -> Claim:
+        where = f"claim {text!r}"
+        if (margin_pp is None) == (margin is None):
+            raise SpecError(f"{where}: give the equivalence margin once, as margin_pp= (an "
+                            "accuracy's percentage points) or margin= (the metric's unit)")
+        outcome = outcome_of(metric, higher_is_better, unit, where)
+        band = margin_pp if margin is None else margin
         return cls(text, section, "equivalent", cell, baseline,
-                   check_margin(margin_pp, f"claim {text!r}"))
+                   check_margin(band, where, outcome or Outcome("", True, "")), outcome)
 
     def check(self, sections: Sequence[Section]) -> None:
         if not isinstance(self.text, str) or not self.text.strip():
@@ -325,16 +339,29 @@ class Study:
     #                                 better, worse, equivalent within +/- it, or undecided
     factors: Mapping[str, Any] = field(default_factory=dict)  # your own factors: name ->
     #                                 default (bool, int, float or str); cells set them by name
+    metric: str = "test_accuracy"  # what the study decides on: any recorded number
+    higher_is_better: bool | None = None  # for a metric of your own (built-ins know)
+    unit: str | None = None  # of a difference of your metric, for the reports
+    margin: float | None = None  # margin_pp by another name, in the metric's unit
+    outcome: Outcome = field(default=ACCURACY, init=False)  # from the three above
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
             raise SpecError("Study needs a non-empty name")
         check_name("study", self.name)
+        where = f"study {self.name!r}"
+        object.__setattr__(self, "outcome", outcome_of(self.metric, self.higher_is_better,
+                                                       self.unit, where))
+        if self.margin is not None:
+            if self.margin_pp is not None:
+                raise SpecError(f"{where}: give the margin once, as margin= or margin_pp=")
+            object.__setattr__(self, "margin_pp", self.margin)
+            object.__setattr__(self, "margin", None)
         object.__setattr__(self, "factors", check_factors(self.factors,
                                                           f"study {self.name!r}"))
         if self.margin_pp is not None:
-            object.__setattr__(self, "margin_pp", check_margin(self.margin_pp,
-                                                               f"study {self.name!r}"))
+            object.__setattr__(self, "margin_pp", check_margin(self.margin_pp, where,
+                                                               self.outcome))
         if not isinstance(self.baseline, TrainConfig):
             raise SpecError(
                 f"Study baseline must be a TrainConfig, got {type(self.baseline).__name__}"
@@ -354,16 +381,31 @@ class Study:
             _check_section_factors(section, self.factors)
         object.__setattr__(self, "sections", tuple(sections))
         object.__setattr__(self, "seeds", _check_seeds(self.seeds, f"study {self.name!r}"))
-        object.__setattr__(self, "claims", tuple(self.claims))
+        claims = []
         for claim in self.claims:
             if not isinstance(claim, Claim):
                 raise SpecError(f"claims must be Claim objects, got {type(claim).__name__}")
             claim.check(sections)
+            outcome = claim.outcome or self.section_outcome(claim.section)
+            if claim.margin is not None:
+                check_margin(claim.margin, f"claim {claim.text!r}", outcome)
+            claims.append(dataclasses.replace(claim, outcome=outcome))
+        object.__setattr__(self, "claims", tuple(claims))
         texts = [c.text for c in self.claims]
         same = sorted({t for t in texts if texts.count(t) > 1})
         if same:  # a claim is reported, stored and decided by its text
             raise SpecError(f"study {self.name!r} has claims with the same text: {same}; "
                             "give each claim its own words")
+
+    def section_outcome(self, name: str) -> Outcome:
+        """What a section's comparisons decide on: its own metric, else the study's."""
+        section = next((s for s in self.sections if s.name == name), None)
+        return section.outcome if section is not None and section.outcome else self.outcome
+
+    @property
+    def outcomes(self) -> dict[str, Outcome]:
+        """Section name -> its outcome (`section_outcome`)."""
+        return {s.name: self.section_outcome(s.name) for s in self.sections}
 
     def with_seeds(self, seeds: Sequence[int]) -> Study:
         """The same study with other replicate seeds (sections with their own seeds keep them)."""

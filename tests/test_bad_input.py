@@ -449,6 +449,23 @@ CASES = {
     "a validation split as large as the training slice": (_study('''
         return Study(name="t", baseline=base, sections=[Section("A", [Cell("x", val_size=64)])])
     '''), None, "val_size 64 leaves no training samples of the 64 in its training slice"),
+    "a claim on a metric no job records": (_study('''
+        return Study(name="t", baseline=base, seeds=[0, 1],
+                     sections=[Section("A", [Cell("x"), Cell("y", lr=0.1)])],
+                     claims=[Claim.beats("y calibrates", "A", "y", "x", metric="ece",
+                                         higher_is_better=False)])
+    '''), None, "case.py, line 9: claim 'y calibrates' decides on 'ece', which the jobs of "
+                 "cell 'x' do not record (they record: param_count, test_accuracy"),
+    "a study deciding on a metric of its own without a direction": (_study('''
+        return Study(name="t", baseline=base, metric="ece",
+                     sections=[Section("A", [Cell("x")])])
+    '''), None, "study 't': metric 'ece' is your own: say which way is better with "
+                 "higher_is_better=True or False"),
+    "a section on the validation split without one": (_study('''
+        return Study(name="t", baseline=base,
+                     sections=[Section("A", [Cell("x")], metric="val_accuracy")])
+    '''), None, "section 'A' decides on 'val_accuracy', which the jobs of cell 'x' do not "
+                 "record"),
     "a missing dataset on a new database (the file was made)": (
         _study(ONE_CELL.format(dataset="no/such")), ["run", "case.py", "--db", "fresh.sqlite"],
         "does not exist"),

@@ -192,8 +192,9 @@ def power(study: str, db: str | None, effect: float | None, target: float,
         good = state.usable(store.results_frame(name), code_version())
         if not len(good):
             raise UserError(f"{name}: no current results in {store.url_redacted}: run it first")
+        outcomes = {sec["name"]: sec["outcome"] for sec in info["sections"]}
         table = aggregate.power_table(good, info["claims"], effect, target, alpha,
-                                      info["margin_pp"])
+                                      info["margin_pp"], outcomes, info["outcome"])
     file = study if study.endswith(".py") else info["path"]
     planned = ("the study's margin" if effect is None and info["margin_pp"] is not None else
                "the smallest detectable difference" if effect is None else f"{effect:g} pp")
@@ -202,7 +203,13 @@ def power(study: str, db: str | None, effect: float | None, target: float,
                f"(paired t at alpha {alpha:g} over each comparison's family)"
                + ("; TOST: seeds to show equivalence within the margin if there is no "
                   "difference" if margins else ""))
-    click.echo(f"{'comparison':<44} {'n':>3} {'diff pp':>8} {'sd':>6} {'level':>7} "
+    others = sorted({m for m in table["metric"].dropna()} - {"test_accuracy"}) if len(
+        table) else []
+    if others:
+        click.echo("diff and sd in each comparison's metric's unit (pp for accuracy; "
+                   f"metrics: test_accuracy, {', '.join(others)})")
+    click.echo(f"{'comparison':<44} {'n':>3} {'diff pp' if not others else 'diff':>8} "
+               f"{'sd':>6} {'level':>7} "
                f"{'power':>6} {'seeds':>6}" + (f" {'TOST':>6}" if margins else "") + "  state")
     undecided = []
     for r in table.itertuples():

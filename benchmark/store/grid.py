@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
+from ..outcome import Outcome
 from ..records import JobSpec, JobStatus
 from ..study import Claim, Section
 from .database import StoreError, now
@@ -45,7 +46,8 @@ class Grid:
                    sections: Sequence[Section], specs: Sequence[JobSpec],
                    claims: Sequence[Claim] = (), margin_pp: float | None = None,
                    membership: Callable[[Stored], Sequence[JobSpec]] | None = None,
-                   factors: Mapping[str, Any] | None = None) -> SyncSummary:
+                   factors: Mapping[str, Any] | None = None,
+                   outcome: Outcome | None = None) -> SyncSummary:
         """Write the study's whole grid: new jobs as PENDING (SKIPPED if excluded everywhere).
 
         The study's cell runs are `membership(stored)` of the seeds the database holds for
@@ -62,17 +64,21 @@ class Grid:
             study.description, study.updated_at = description, now()
             study.margin_pp = margin_pp
             study.factors = dict(factors or {})
+            study.outcome = outcome.to_dict() if outcome else None
             members = (list(specs) if membership is None else
                        list(membership(self._stored_seeds(s, study.study_id))))
             needed = {m.key for m in members if m.skip_reason is None}
             configs = {m.key: m.config for m in members}
             s.execute(delete(SectionRow).where(SectionRow.study_id == study.study_id))
             s.add_all(SectionRow(study_id=study.study_id, name=sec.name, position=i,
-                                 title=sec.title, note=sec.note) for i, sec in enumerate(sections))
+                                 title=sec.title, note=sec.note,
+                                 outcome=sec.outcome.to_dict() if sec.outcome else None)
+                      for i, sec in enumerate(sections))
             s.execute(delete(ClaimRow).where(ClaimRow.study_id == study.study_id))
             s.add_all(ClaimRow(study_id=study.study_id, position=i, text=c.text,
                                section=c.section, kind=c.kind, cell=c.cell, baseline=c.baseline,
-                               margin=c.margin)
+                               margin=c.margin,
+                               outcome=c.outcome.to_dict() if c.outcome else None)
                       for i, c in enumerate(claims))
             self._adopt_path_keys(s, configs)
             self._adopt_earlier_keys(s, members)

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from .. import provenance, state
 from ..config import CONFIG_FIELDS
+from ..outcome import ACCURACY, from_dict
 from ..records import JobStatus
 from ..state import JobState
 from ..study import Claim
@@ -129,17 +130,22 @@ class Reads:
             row = s.scalar(select(StudyRow).where(StudyRow.name == study))
             if row is None:
                 return None
-            sections = s.execute(select(SectionRow.name, SectionRow.title, SectionRow.note)
+            sections = s.execute(select(SectionRow.name, SectionRow.title, SectionRow.note,
+                                        SectionRow.outcome)
                                  .where(SectionRow.study_id == row.study_id)
                                  .order_by(SectionRow.position)).all()
             claims = s.scalars(select(ClaimRow).where(ClaimRow.study_id == row.study_id)
                                .order_by(ClaimRow.position)).all()
+            outcome = from_dict(row.outcome) or ACCURACY
             return {"name": row.name, "path": row.path, "file_hash": row.file_hash,
                     "description": row.description, "updated_at": row.updated_at,
                     "margin_pp": row.margin_pp, "factors": dict(row.factors or {}),
+                    "outcome": outcome,
                     "design": json.loads(row.design) if row.design else None,
-                    "sections": [dict(r._mapping) for r in sections],
-                    "claims": [Claim(c.text, c.section, c.kind, c.cell, c.baseline, c.margin)
+                    "sections": [{**dict(r._mapping), "outcome": from_dict(r.outcome) or outcome}
+                                 for r in sections],
+                    "claims": [Claim(c.text, c.section, c.kind, c.cell, c.baseline, c.margin,
+                                     from_dict(c.outcome) or outcome)
                                for c in claims]}
 
     @stored(_frame)
@@ -173,6 +179,8 @@ class Reads:
         if frame.empty:
             return _frame()
         frame = with_factor_columns(frame, declared)
+        frame["metrics"] = frame["metrics"].map(lambda v: tuple(v or ()))  # hashable, as in
+        #                                                                     TrainConfig
         if len(metrics):  # each run's values at its last epoch, one column per name
             last = metrics[metrics["epoch"] == metrics.groupby("run_id")["epoch"]
                            .transform("max")]

@@ -61,6 +61,8 @@ class StudyRow(Base):
     design: Mapped[str | None] = mapped_column(Text)  # JSON: a sequential run's decision rule
     factors: Mapped[dict] = mapped_column(JSON, server_default="{}")  # schema 9: declared
     #                                                       factors, name -> default
+    outcome: Mapped[dict | None] = mapped_column(JSON)  # schema 9: what it decides on
+    #                                   (outcome.Outcome.to_dict; NULL: test accuracy)
 
 
 class SectionRow(Base):
@@ -73,6 +75,7 @@ class SectionRow(Base):
     position: Mapped[int]
     title: Mapped[str] = mapped_column(Text, default="")
     note: Mapped[str] = mapped_column(Text, default="")
+    outcome: Mapped[dict | None] = mapped_column(JSON)  # schema 9; NULL: the study's
 
 
 class ClaimRow(Base):
@@ -87,7 +90,9 @@ class ClaimRow(Base):
     kind: Mapped[str] = mapped_column(String(32))  # "beats" | "increasing" | "equivalent"
     cell: Mapped[str | None] = mapped_column(String(NAME_LIMITS["cell"]))
     baseline: Mapped[str | None] = mapped_column(String(NAME_LIMITS["cell"]))
-    margin: Mapped[float | None] = mapped_column(Float)  # pp, of an "equivalent" claim
+    margin: Mapped[float | None] = mapped_column(Float)  # of an "equivalent" claim, in the
+    #                                                      unit of its outcome
+    outcome: Mapped[dict | None] = mapped_column(JSON)  # schema 9; NULL: test accuracy
 
 
 class JobRow(Base):
