@@ -30,6 +30,12 @@ def _study(body: str) -> str:
     return STUDY.format(body=textwrap.indent(textwrap.dedent(body), "    ").strip())
 
 
+def _one_cell(cell: str) -> str:
+    """A study of one cell 'x' with the overrides `cell` (Python source), at line 7."""
+    return _study(f'return Study(name="t", baseline=base, sections=[Section("A", '
+                  f'[Cell("x", {cell})])])')
+
+
 ONE_CELL = ('return Study(name="t", baseline=base, '
             'sections=[Section("A", [Cell("x", dataset="{dataset}")])])')
 
@@ -419,36 +425,28 @@ CASES = {
     "a factor whose default changed since its jobs ran": ("<factor default changed>", None,
                                                            "the study now gives that job "
                                                            "ls=0.5"),
-    "a piece that is not module:function": (_study('''
-        return Study(name="t", baseline=base, sections=[Section("A", [Cell("x", loss="smoothed")])])
-    '''), None, "field 'loss' got 'smoothed'; valid choices: nll, or your own \"module:function\""),
-    "a piece of a missing module": (_study('''
-        return Study(name="t", baseline=base, sections=[Section("A", [Cell("x", step="nomod:step")])])
-    '''), None, "case.py, line 7: step 'nomod:step': no module 'nomod'"),
-    "a piece of a missing function": (_study('''
-        return Study(name="t", baseline=base, sections=[Section("A", [Cell("x", loss="mypieces:nothing")])])
-    '''), None, "case.py, line 7: loss 'mypieces:nothing': module 'mypieces'"),
-    "a piece that raises when checked": (_study('''
-        return Study(name="t", baseline=base, sections=[Section("A", [Cell("x", loss="mypieces:raising_loss")])])
-    '''), None, "case.py, line 7: loss 'mypieces:raising_loss' raised RuntimeError ("),
-    "a loss returning a non-scalar": (_study('''
-        return Study(name="t", baseline=base, sections=[Section("A", [Cell("x", loss="mypieces:vector_loss")])])
-    '''), None, "returned (4,); expected a scalar tensor"),
-    "an optimizer returning no optimizer": (_study('''
-        return Study(name="t", baseline=base, sections=[Section("A", [Cell("x", optimizer="mypieces:not_an_optimizer")])])
-    '''), None, "returned str, not a torch.optim.Optimizer"),
-    "a metric returning a non-dict": (_study('''
-        return Study(name="t", baseline=base, sections=[Section("A", [Cell("x", metrics=("mypieces:list_metric",))])])
-    '''), None, "metric 'mypieces:list_metric' returned list, expected a dict"),
-    "a metric returning a non-number": (_study('''
-        return Study(name="t", baseline=base, sections=[Section("A", [Cell("x", metrics=("mypieces:text_metric",))])])
-    '''), None, "returned ece='low' (str); each value must be a number"),
-    "a metric named like a built-in": (_study('''
-        return Study(name="t", baseline=base, sections=[Section("A", [Cell("x", metrics=("mypieces:shadowing_metric",))])])
-    '''), None, "returned 'test_accuracy', the name of a built-in measurement"),
-    "a validation split as large as the training slice": (_study('''
-        return Study(name="t", baseline=base, sections=[Section("A", [Cell("x", val_size=64)])])
-    '''), None, "val_size 64 leaves no training samples of the 64 in its training slice"),
+    "a piece that is not module:function": (_one_cell('loss="smoothed"'), None,
+        "field 'loss' got 'smoothed'; valid choices: nll, or your own \"module:function\""),
+    "a piece of a missing module": (_one_cell('step="nomod:step"'), None,
+        "case.py, line 7: step 'nomod:step': no module 'nomod'"),
+    "a piece of a missing function": (_one_cell('loss="mypieces:nothing"'), None,
+        "case.py, line 7: loss 'mypieces:nothing': module 'mypieces'"),
+    "a piece that raises when checked": (_one_cell('loss="mypieces:raising_loss"'), None,
+        "case.py, line 7: loss 'mypieces:raising_loss' raised RuntimeError ("),
+    "a loss returning a non-scalar": (_one_cell('loss="mypieces:vector_loss"'), None,
+        "returned (4,); expected a scalar tensor"),
+    "an optimizer returning no optimizer": (
+        _one_cell('optimizer="mypieces:not_an_optimizer"'), None,
+        "returned str, not a torch.optim.Optimizer"),
+    "a metric returning a non-dict": (_one_cell('metrics=("mypieces:list_metric",)'), None,
+        "metric 'mypieces:list_metric' returned list, expected a dict"),
+    "a metric returning a non-number": (_one_cell('metrics=("mypieces:text_metric",)'), None,
+        "returned ece='low' (str); each value must be a number"),
+    "a metric named like a built-in": (
+        _one_cell('metrics=("mypieces:shadowing_metric",)'), None,
+        "returned 'test_accuracy', the name of a built-in measurement"),
+    "a validation split as large as the training slice": (_one_cell('val_size=64'), None,
+        "val_size 64 leaves no training samples of the 64 in its training slice"),
     "a claim on a metric no job records": (_study('''
         return Study(name="t", baseline=base, seeds=[0, 1],
                      sections=[Section("A", [Cell("x"), Cell("y", lr=0.1)])],
