@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from . import aggregate, decisions, state
+from . import aggregate, decisions, state, verdicts
 from .outcome import ACCURACY, Outcome
 from .report import Part, acc_text, improve_text, p_text
 from .store import ResultStore
@@ -170,10 +170,10 @@ def _judged(frame: pd.DataFrame, own, every, margin: float | None,
     own_texts = {c.text for c in own}
     mine = [c for c in every if c.text in own_texts]
     theirs = [c for c in every if c.text not in own_texts]
-    tables = [aggregate.check_claims(frame, group, margin, study_outcome=study_outcome)
+    tables = [verdicts.check_claims(frame, group, margin, study_outcome=study_outcome)
               for group in (mine, theirs) if group]
     if not tables:
-        return aggregate.check_claims(frame, [], margin).set_index("claim")
+        return verdicts.check_claims(frame, [], margin).set_index("claim")
     return pd.concat(tables).set_index("claim")
 
 

@@ -136,7 +136,8 @@ def check(config: TrainConfig, input_shape: tuple[int, ...], classes: int,
     return. Imports torch."""
     import torch
 
-    from . import nets, train
+    from . import nets
+    from .records import DeviceData
 
     own = user_pieces(config)
     if not own:
@@ -174,7 +175,7 @@ def check(config: TrainConfig, input_shape: tuple[int, ...], classes: int,
         gen = torch.Generator().manual_seed(0)
         loss = call("step", net, x, y, optimizer, config, gen)
         scalar_loss(own["step"], loss, "step")
-    data = train.DeviceData(x, y, x, y, classes)
+    data = DeviceData(x, y, x, y, classes)
     names: list[str] = []
     for field in own:
         if field.startswith("metrics["):

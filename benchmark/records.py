@@ -1,8 +1,10 @@
 """Records that flow between stages: a job of the grid (`JobSpec`), its status vocabulary
-(`JobStatus`), and what a worker returns (`JobResult`, its `EpochMetrics`).
+(`JobStatus`), what a job trains on (`DeviceData`) and what a worker returns (`JobResult`,
+its `EpochMetrics`).
 
 Plain frozen values: the planner makes `JobSpec`s, a worker returns a `JobResult`, the store
-writes it; nothing here imports another stage but `config`.
+writes it, a job trains on a `DeviceData`; nothing here imports another stage but `config`
+(and no torch).
 """
 
 from __future__ import annotations
@@ -61,6 +63,22 @@ class JobSpec:
         """The key cnnbench gave this job before unused settings were normalised out of
         job keys (schema < 5), where that differs: stored jobs under it are adopted."""
         return self.config.unnormalised_key(dict(self.unused)) if self.unused else None
+
+
+@dataclass(frozen=True)
+class DeviceData:
+    """A dataset normalised and resident on one device (torch tensors; what a job trains
+    on, and what a metric of yours gets as `data`)."""
+
+    train_x: Any  # torch.Tensor, float32 (N, C, H, W)
+    train_y: Any  # torch.Tensor, int64 (N,)
+    test_x: Any
+    test_y: Any
+    num_classes: int = 10  # 1 + the largest label of either split
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.train_x.shape[1:])
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from string import Template
 
 import pandas as pd
 
-from . import aggregate, policy, sequential_verdicts, state
+from . import aggregate, policy, sequential_verdicts, state, verdicts
 from .figures import (
     Figure,
     FigureCache,
@@ -321,8 +321,8 @@ def _sequential_parts(good: pd.DataFrame, design: dict,
                 " This study was run under an earlier rule; its looks are replayed here "
                 "with the current one."))
     parts = [Part("h2", "Claims"), Part("p", words),
-             Part("table", "", aggregate.CLAIM_COLUMNS,
-                  judged.table[aggregate.CLAIM_COLUMNS].astype(str).values.tolist())]
+             Part("table", "", verdicts.CLAIM_COLUMNS,
+                  judged.table[verdicts.CLAIM_COLUMNS].astype(str).values.tolist())]
     looks = sequential_verdicts.sequential_looks(good, design, judged.decided)
     if len(looks):
         parts.append(Part("figure", plot=(sequential_figure, (looks,))))
@@ -332,7 +332,7 @@ def _sequential_parts(good: pd.DataFrame, design: dict,
                                "seeds there are."))
         parts.append(Part("table", "", ["claim (fixed-n, not in the design)", "section",
                                         "verdict", "evidence"],
-                          judged.trends[aggregate.CLAIM_COLUMNS].astype(str).values.tolist()))
+                          judged.trends[verdicts.CLAIM_COLUMNS].astype(str).values.tolist()))
     return parts
 
 
@@ -365,8 +365,8 @@ def build(store: ResultStore, study: str, code_version: str,
         claim_parts = [Part("h2", "Claims"),
                        Part("p", f"The {judged.family} claims form one family: each verdict "
                                  f"holds family-wise at alpha {aggregate.ALPHA} (see Method)."),
-                       Part("table", "", aggregate.CLAIM_COLUMNS,
-                            judged.table[aggregate.CLAIM_COLUMNS].astype(str).values.tolist())]
+                       Part("table", "", verdicts.CLAIM_COLUMNS,
+                            judged.table[verdicts.CLAIM_COLUMNS].astype(str).values.tolist())]
     eff = (aggregate.effects(good, margin, judged.rows, judged.family, outcomes=outcomes,
                              study_outcome=outcome) if len(good)
            else pd.DataFrame(columns=["p", "p_equiv", "verdict", "method"]))

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from . import aggregate, decisions, policy
-from .aggregate import claim_outcome, equivalent_text, resolution
+from . import aggregate, decisions, policy, verdicts
+from .aggregate import equivalent_text, resolution
 from .outcome import ACCURACY, Outcome, from_dict
+from .verdicts import claim_outcome
 
 
 def study_design(record: dict, claims) -> decisions.Design:
@@ -229,17 +230,17 @@ def judge(good: pd.DataFrame, claims, margin: float | None, design: dict | None,
           study_outcome: Outcome = ACCURACY) -> StudyClaims:
     """The report's and the dashboard's claims: through the stored design when the study
     ran sequentially (its trend claims, outside the design, tested once at fixed n),
-    else every claim as one fixed-n family (`aggregate.check_claims`)."""
+    else every claim as one fixed-n family (`verdicts.check_claims`)."""
     claims = list(claims)
     paired = [c for c in claims if c.kind in ("beats", "equivalent")]
     if design and paired:
         trends = [c for c in claims if c not in paired]
         table = sequential_claims(good, design, paired)
-        rest = (aggregate.check_claims(good, trends, margin, study_outcome=study_outcome)
+        rest = (verdicts.check_claims(good, trends, margin, study_outcome=study_outcome)
                 if trends else None)
         decided = paired
     else:
-        table = aggregate.check_claims(good, claims, margin, study_outcome=study_outcome)
+        table = verdicts.check_claims(good, claims, margin, study_outcome=study_outcome)
         rest, decided = None, claims
     by_text = dict(zip(table["claim"], table["verdict"], strict=True))
     rows = {key: f"{c.text!r}: {by_text[c.text]}"

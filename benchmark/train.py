@@ -42,27 +42,12 @@ from . import augment, pieces
 from .config import TrainConfig, is_user_piece
 from .nets import build_net, channels, param_count
 from .plan import fusable, fusion_key
-from .records import EpochMetrics, JobStatus
+from .records import DeviceData, EpochMetrics, JobStatus
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 EVAL_BATCH = 500  # test samples per forward pass; larger batches fall out of cache on CPU
 STEP_SEED_OFFSET = 7_919  # a user step's generator: seed + this (augmentation has its own)
 VAL_SEED_OFFSET = 104_729  # the validation draw: seed + this, the same for every cell
-
-
-@dataclass(frozen=True)
-class DeviceData:
-    """A dataset normalised and resident on one device."""
-
-    train_x: torch.Tensor  # float32 (N, C, H, W)
-    train_y: torch.Tensor  # int64 (N,)
-    test_x: torch.Tensor
-    test_y: torch.Tensor
-    num_classes: int = 10  # 1 + the largest label of either split
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.train_x.shape[1:])
 
 
 @dataclass(frozen=True)

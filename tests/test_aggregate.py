@@ -5,7 +5,7 @@ import math
 import pandas as pd
 import pytest
 
-from benchmark import aggregate, planning, state
+from benchmark import aggregate, planning, state, verdicts
 
 
 def _frame(rows):
@@ -106,7 +106,7 @@ def test_claims_get_verdicts_with_evidence():
     rows += [("C", 1, "BN", s, 97 + 0.1 * s + (0.01 if s else 0.02)) for s in range(3)]
     claims = [Claim.increasing("rises", "G"), Claim.beats("BN beats base", "C", "BN", "base"),
               Claim.beats("nothing there", "C", "BN", "missing")]
-    out = aggregate.check_claims(_frame(rows), claims).set_index("claim")
+    out = verdicts.check_claims(_frame(rows), claims).set_index("claim")
     assert out.loc["rises", "verdict"].startswith("holds (a rising trend overall")
     assert "rises in 3 of 3 steps" in out.loc["rises", "evidence"]
     # +0.013 pp with a spread of 0.006, floored at one image (0.01 pp): t = 2.3 on 2 df, not
@@ -185,13 +185,13 @@ def test_equivalence_claims_hold_differ_or_stay_undecided():
               Claim.equivalent("far", "B", "far", "base", 0.3),
               Claim.equivalent("loose", "D", "loose", "base", 0.3),
               Claim.beats("near beats", "A", "near", "base")]
-    got = aggregate.check_claims(frame, claims, margin=0.3).set_index("claim")["verdict"]
+    got = verdicts.check_claims(frame, claims, margin=0.3).set_index("claim")["verdict"]
     assert got["near"] == "holds"
     assert got["far"] == "not shown: the cells differ (better, +1.00 pp)"
     assert got["loose"].startswith("undecided (")
     assert got["near beats"].startswith("not shown: equivalent within ±0.3 pp")
     # the same job on both sides: every difference is exactly 0, equivalent (no NaN)
     same = _frame(_section([0.0, 0.0, 0.0], "same", "E"))
-    assert aggregate.check_claims(same, [Claim.equivalent("same", "E", "same", "base", 0.3)]
+    assert verdicts.check_claims(same, [Claim.equivalent("same", "E", "same", "base", 0.3)]
                                   )["verdict"][0] == "holds"
     assert aggregate.effects(same, 0.3)["verdict"][0] == "equivalent within ±0.3 pp"

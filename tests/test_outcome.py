@@ -6,9 +6,10 @@ import pandas as pd
 import pytest
 
 from benchmark import Cell, Claim, Section, SpecError, Study, TrainConfig
-from benchmark.aggregate import cell_table, check_claims, effects
+from benchmark.aggregate import cell_table, effects
 from benchmark.outcome import ACCURACY, Outcome, outcome_of
 from benchmark.sequential_verdicts import sequence_diffs
+from benchmark.verdicts import check_claims
 
 ECE = Outcome("ece", higher_is_better=False, unit="")
 

@@ -97,3 +97,26 @@ def test_the_sql_example_gives_one_row_per_job_under_the_current_code_version(wo
     con.close()
     assert len(rows) == 4 and {r[0] for r in rows} == keys
     assert all(r[-1] is not None and r[-1] > 1.0 for r in rows)
+
+
+def test_the_own_factors_pieces_and_metrics_example_runs(workdir, cli):
+    blocks = _python_blocks()
+    assert {"my_tricks", "my_question"} <= set(blocks)
+    (workdir / "my_tricks.py").write_text(blocks["my_tricks"])
+    small = blocks["my_question"].replace("epochs=3, train_size=5_000",
+                                          'epochs=1, train_size=128, dataset="idx"'
+                                          ).replace("val_size=500", "val_size=32")
+    assert small.count("dataset=") == 1 and "val_size=32" in small, \
+        "the example's baseline changed: update this test"
+    (workdir / "my_question.py").write_text(small)
+    result = cli("run", "my_question.py", "--jobs", "2", "--db", "r.sqlite")
+    assert result.exit_code == 0, result.output
+    assert "finished: 15 complete" in result.output  # 5 distinct cells x 3 seeds
+    con = sqlite3.connect(workdir / "r.sqlite")
+    names = {n for (n,) in con.execute("select distinct name from metrics")}
+    assert names == {"confidence", "val_confidence", "val_loss", "val_accuracy"}
+    report = cli("report", "my_question", "--db", "r.sqlite", "--format", "md")
+    assert report.exit_code == 0, report.output
+    text = (workdir / "reports" / "my_question" / "report.md").read_text()
+    assert "smoothing lowers confidence" in text and "in confidence (lower is better)" in text
+    assert "This section decides on val_accuracy (pp, higher is better)." in text

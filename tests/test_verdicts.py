@@ -8,7 +8,7 @@ import pytest
 from scipy import integrate, stats
 from test_aggregate import _frame  # the hand-made results frames
 
-from benchmark import Claim, aggregate, planning, sequential_verdicts
+from benchmark import Claim, aggregate, planning, sequential_verdicts, verdicts
 
 
 def _acc(correct: int) -> float:
@@ -60,7 +60,7 @@ def test_5_power_counts_the_paired_seeds_the_test_used():
     cell = [97.4 + 0.1 * s + 0.2 * (s % 2) for s in range(10)]
     frame = _frame([("S", 0, "base", s, a) for s, a in enumerate(base)]
                    + [("S", 1, "x", s, a) for s, a in enumerate(cell)])
-    row = aggregate.power_table(frame, effect=0.15).iloc[0]
+    row = verdicts.power_table(frame, effect=0.15).iloc[0]
     assert row["n_paired"] == 3
     assert row["power"] == pytest.approx(planning.paired_power(0.15, row["sd_diff"], 3, 0.05))
     assert row["power"] < planning.paired_power(0.15, row["sd_diff"], 10, 0.05) - 0.2
@@ -73,7 +73,7 @@ def test_6_planning_uses_the_level_the_verdict_uses():
     rows = _pair(base, [b + 0.3 + 0.1 * (s % 2) for s, b in enumerate(base)])
     for k, shift in enumerate((0.2, -0.1, 0.05), start=2):
         rows += [("S", k, f"c{k}", s, b + shift + 0.1 * ((s + k) % 3)) for s, b in enumerate(base)]
-    table = aggregate.power_table(_frame(rows), effect=0.2)
+    table = verdicts.power_table(_frame(rows), effect=0.2)
     assert np.allclose(table["level"], 0.05 / 4)
     r = table.iloc[0]
     assert r["seeds_needed"] == planning.seeds_needed(0.2, r["sd_diff"], 0.8, 0.05 / 4)
@@ -91,7 +91,7 @@ def test_7_a_claim_and_its_table_row_never_disagree():
         rows += [("S", k, f"c{k}", s, b + 0.1 * ((s * k) % 3 - 1)) for s, b in enumerate(base)]
     frame = _frame(rows)
     claims = [Claim.beats("BN beats base", "S", "BN", "base")]
-    table = aggregate.check_claims(frame, claims)
+    table = verdicts.check_claims(frame, claims)
     verdict = table["verdict"].iloc[0]
     assert verdict == "holds"  # p = 0.018: one claim, its family's level is 0.05
     eff = aggregate.effects(frame, None, {("S", frozenset(("BN", "base"))): verdict})
@@ -125,7 +125,7 @@ def test_9_both_facts_are_stated_when_both_hold():
     assert row["verdict"] == ("equivalent within ±0.3 pp; also better by +0.20 pp (a "
                               "difference smaller than the margin)")
     claim = Claim.equivalent("x matches base", "S", "x", "base", 0.3)
-    verdict = aggregate.check_claims(_frame(_pair(base, cell)), [claim])["verdict"].iloc[0]
+    verdict = verdicts.check_claims(_frame(_pair(base, cell)), [claim])["verdict"].iloc[0]
     assert verdict == "holds; also better by +0.20 pp"
 
 
@@ -158,17 +158,17 @@ def test_11_a_perfect_trend_gets_its_exact_permutation_p_value():
     is 2/120 two-sided, and 3 cells in order (1 time in 6 by chance) shows nothing."""
     five = _frame([("F", p, f"k{p}", 0, 97.0 + 0.3 * p) for p in range(5)])
     claim = Claim.increasing("wider is better", "F")
-    out = aggregate.check_claims(five, [claim]).iloc[0]
+    out = verdicts.check_claims(five, [claim]).iloc[0]
     assert out["verdict"].startswith("holds (a rising trend") and "p = 0.0167" in out["evidence"]
     assert "mean Spearman rho +1.00" in out["evidence"]
     three = _frame([("F", p, f"k{p}", 0, 97.0 + 0.3 * p) for p in range(3)])
-    assert aggregate.check_claims(three, [claim])["verdict"].iloc[0] == "not shown"
+    assert verdicts.check_claims(three, [claim])["verdict"].iloc[0] == "not shown"
     # seeds are blocks: 3 seeds of 3 cells in order, 2 x 6^-3 = 0.0093
     blocks = _frame([("F", p, f"k{p}", s, 97.0 + 0.3 * p + 0.5 * s) for p in range(3)
                      for s in range(3)])
-    assert aggregate.page_trend(blocks)["p"] == pytest.approx(2 / 216)
+    assert verdicts.page_trend(blocks)["p"] == pytest.approx(2 / 216)
     down = _frame([("F", p, f"k{p}", 0, 97.0 - 0.3 * p) for p in range(5)])
-    assert aggregate.check_claims(down, [claim])["verdict"].iloc[0].startswith("contradicted")
+    assert verdicts.check_claims(down, [claim])["verdict"].iloc[0].startswith("contradicted")
 
 
 def test_a_claim_on_unpaired_seeds_is_judged_by_welch_without_a_crash():
@@ -177,7 +177,7 @@ def test_a_claim_on_unpaired_seeds_is_judged_by_welch_without_a_crash():
     whole report down)."""
     rows = [("S", 0, "base", 0, 97.0), ("S", 0, "base", 1, 97.2),
             ("S", 1, "x", 1, 97.9), ("S", 1, "x", 2, 98.1)]
-    out = aggregate.check_claims(_frame(rows), [Claim.beats("x beats base", "S", "x", "base")],
+    out = verdicts.check_claims(_frame(rows), [Claim.beats("x beats base", "S", "x", "base")],
                                  margin=0.3).iloc[0]
     assert "Welch t, 2 vs 2 seeds (unpaired)" in out["evidence"]
     assert out["verdict"].startswith(("holds", "not shown"))
@@ -215,7 +215,7 @@ def test_compare_judges_each_side_s_claims_in_its_own_family():
     mine = [Claim.beats("BN beats base", "S", "BN", "base")]
     theirs = mine + [Claim.beats("more", "S", "BN", "nothing here"),
                      Claim.beats("again", "S", "base", "BN")]
-    own = aggregate.check_claims(a, mine)["verdict"].iloc[0]
+    own = verdicts.check_claims(a, mine)["verdict"].iloc[0]
     assert own == "holds"  # p = 0.018, a family of one
     table = compare.claim_rows(a, a, mine, theirs)
     assert [r[1] for r in table if r[0] == "BN beats base"] == [own]
@@ -229,7 +229,7 @@ def test_claims_without_a_test_take_no_share_of_the_family_alpha():
     for k in range(7):
         rows += [(f"S{k}", 0, "a", 0, 97.0), (f"S{k}", 1, "b", 0, 97.5)]
         claims.append(Claim.beats(f"b beats a in S{k}", f"S{k}", "b", "a"))
-    out = aggregate.check_claims(_frame(rows), claims).set_index("claim")
+    out = verdicts.check_claims(_frame(rows), claims).set_index("claim")
     assert out.at["wider is better", "verdict"].startswith("holds")
     assert "family level 0.05" in out.at["wider is better", "evidence"]
     assert out.at["b beats a in S0", "verdict"].startswith("1 seed")

@@ -184,7 +184,7 @@ def power(study: str, db: str | None, effect: float | None, target: float,
     Plan n, run n seeds, test once: adding seeds until a comparison turns significant
     inflates false positives. STUDY is a study name or file.
     """
-    from .. import aggregate, planning
+    from .. import aggregate, planning, verdicts
 
     with user_errors(), opened(db, read_only=True) as store:
         name = _study_names(store, (study,))[0]
@@ -193,7 +193,7 @@ def power(study: str, db: str | None, effect: float | None, target: float,
         if not len(good):
             raise UserError(f"{name}: no current results in {store.url_redacted}: run it first")
         outcomes = {sec["name"]: sec["outcome"] for sec in info["sections"]}
-        table = aggregate.power_table(good, info["claims"], effect, target, alpha,
+        table = verdicts.power_table(good, info["claims"], effect, target, alpha,
                                       info["margin_pp"], outcomes, info["outcome"])
     file = study if study.endswith(".py") else info["path"]
     planned = ("the study's margin" if effect is None and info["margin_pp"] is not None else
