@@ -317,11 +317,17 @@ def family_test(rows: list[dict], alpha: float = ALPHA) -> None:
         r["reject_diff"], r["reject_equiv"], r["step_level"] = bool(d), bool(e), float(level)
 
 
+def pair_key(section: str, cell: str, baseline: str, metric: str) -> tuple:
+    """What identifies a comparison of two cells: a table row, or a claim making it."""
+    return section, frozenset((cell, baseline)), metric
+
+
 def claimed_pairs(claims) -> dict:
-    """(section, {cell, baseline}) -> claim, for the claims comparing two cells: the
-    table rows whose verdict is a claim's."""
-    return {(c.section, frozenset((c.cell, c.baseline))): c for c in claims
-            if c.kind in ("beats", "equivalent")}
+    """(section, {cell, baseline}, metric) -> claim, for the claims comparing two cells:
+    the table rows whose verdict is a claim's (a claim on another metric than its
+    section's makes no row of the section's table)."""
+    return {pair_key(c.section, c.cell, c.baseline, (c.outcome or ACCURACY).metric): c
+            for c in claims if c.kind in ("beats", "equivalent")}
 
 
 def margin_for(margin: float | None, outcome: Outcome, study_outcome: Outcome
@@ -339,8 +345,8 @@ def effects(frame: pd.DataFrame, margin: float | None = None,
     by section name; test accuracy by default); see the module doc. With a `margin` (the
     study's smallest effect of interest, in the unit of `study_outcome`), each comparison
     on that outcome gets one of four verdicts: better, worse, equivalent within +/-
-    margin (TOST), or undecided, from the section's family. `claim_verdicts`: (section,
-    frozenset of the two cells) -> the verdict of the claim that makes this comparison
+    margin (TOST), or undecided, from the section's family. `claim_verdicts`: (`pair_key`:
+    section, the two cells, the metric) -> the verdict of the claim that makes this comparison
     (such rows leave the section's family and show it, and are planned in the claims'
     family of `claims_family` claims)."""
     claim_verdicts = claim_verdicts or {}
@@ -362,12 +368,12 @@ def effects(frame: pd.DataFrame, margin: float | None = None,
                  "n": len(sub), **compare(base, sub, margin, res, outcome)}
                 for _, cell, sub in groups[1:]]
         own = [r for r in rows
-               if (section, frozenset((r["cell"], base_cell))) not in claim_verdicts]
+               if pair_key(section, r["cell"], base_cell, outcome.metric) not in claim_verdicts]
         family_test(own, alpha)
         for row in rows:
             for key in ("noise", "sd_diff", "p_improve", "p_improve_low", "p_improve_high"):
                 row.setdefault(key, math.nan)
-            key = (section, frozenset((row["cell"], base_cell)))
+            key = pair_key(section, row["cell"], base_cell, outcome.metric)
             family = claims_family if key in claim_verdicts else len(own) or 1
             row.update(plan_row(row, family, alpha=alpha, effect=margin))
             row["seeds_equivalent"] = (planning.tost_seeds_needed(

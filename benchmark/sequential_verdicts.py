@@ -222,7 +222,7 @@ class StudyClaims:
     decided: list  # the claims `table` judges: the design's (sequential) or all (fixed n)
     table: pd.DataFrame  # their verdicts and evidence
     trends: pd.DataFrame | None  # a sequential study's trend claims: a fixed-n family apart
-    rows: dict  # (section, frozenset of its two cells) -> "'text': verdict", for `effects`
+    rows: dict  # (`aggregate.pair_key`) -> "'text': verdict", for `effects`
     family: int  # the size of the family `table` is, the level its table rows plan at
 
 

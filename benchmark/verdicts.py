@@ -34,6 +34,7 @@ from .aggregate import (
     margin_for,
     mean_ci,
     outcome_in,
+    pair_key,
     paired,
     plan_row,
     resolution,
@@ -256,17 +257,16 @@ def power_table(frame: pd.DataFrame, claims=(), effect: float | None = None,
     needs to show "within +/- margin" with `power` if there is no difference
     (`seeds_equivalent`), and whether the verdict already decides the comparison."""
     claims = list(claims)
-    paired = [c for c in claims if c.kind in ("beats", "equivalent")]
-    claimed = claimed_pairs(paired)
+    claimed = claimed_pairs(claims)
     claim_table = (check_claims(frame, claims, margin, alpha, study_outcome) if claims
                    else None)
-    verdicts = ({(c.section, frozenset((c.cell, c.baseline))): v for c, v in
-                 zip(claims, claim_table["verdict"], strict=True) if c.kind != "increasing"}
-                if claim_table is not None else {})
+    verdicts = ({pair_key(c.section, c.cell, c.baseline, claim_outcome(c).metric): v
+                 for c, v in zip(claims, claim_table["verdict"], strict=True)
+                 if c.kind != "increasing"} if claim_table is not None else {})
     eff = effects(frame, margin, verdicts, len(claims), alpha, outcomes, study_outcome)
     rows = []
     for _, r in eff.iterrows():
-        key = (r["section"], frozenset((r["cell"], r["baseline"])))
+        key = pair_key(r["section"], r["cell"], r["baseline"], r["metric"])
         if key in claimed:
             continue  # planned as the claim below
         family = int((eff["family"] == r["family"]).sum())

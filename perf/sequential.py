@@ -33,6 +33,10 @@ of seeds), and the coverage of the paired P(better) interval at 3, 5 and 10 seed
 Each rate comes with its Clopper-Pearson 95% Monte Carlo interval, and the upper end is
 checked against its target.
 
+`--resolution 0` simulates a continuous outcome instead (a loss, a training time, a metric
+of your own: what `metric=` decides on, with no rounding and no floor on the sd); the t
+statistics do not depend on the unit, so its figures hold for any such metric's scale.
+
 A harness outside the package (as perf/throughput.py): numpy and scipy only, and the
 package's public `decisions` and `planning` functions.
 """
@@ -90,7 +94,8 @@ def studies_data(rng: np.random.Generator, studies: int, effects: np.ndarray, se
     else:
         z = rng.standard_normal(shape)
     acc = 97.0 + np.concatenate([np.zeros(1), effects])[None, :, None] + z * cell_sd[:, :, None]
-    acc = np.round(acc / RESOLUTION) * RESOLUTION
+    if RESOLUTION > 0:  # whole test images; a continuous outcome stays as it is
+        acc = np.round(acc / RESOLUTION) * RESOLUTION
     diff_sd = np.sqrt(cell_sd[:, 1:] ** 2 + cell_sd[:, :1] ** 2)
     return acc[:, 1:, :] - acc[:, :1, :], diff_sd
 
@@ -233,7 +238,7 @@ def fixed_n(rng, studies: int, seeds: int = FIXED_SEEDS, claims: int = CLAIMS) -
         for name, effect in (("null", 0.0), ("margin", MARGIN)):
             signs = np.where(rng.random(claims) < 0.5, -1.0, 1.0)
             d, _ = studies_data(rng, studies, effect * signs, seeds, noise)
-            d = np.round(d / RESOLUTION) * RESOLUTION
+            d = decisions.at_resolution(d, RESOLUTION)
             n = seeds
             mean = d.mean(axis=-1)
             se = np.maximum(d.std(axis=-1, ddof=1), RESOLUTION) / math.sqrt(n)
@@ -370,7 +375,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--policy", default=None,
                         help="also write the figures the reports quote to this file "
                              "(benchmark/error_rates.json)")
+    parser.add_argument("--resolution", type=float, default=RESOLUTION,
+                        help="the data's step in pp (default: one of 10,000 test images); "
+                             "0: a continuous outcome, as a loss, a time or a metric of "
+                             "your own are decided (no rounding, no floor on the sd)")
     args = parser.parse_args(argv)
+    if args.policy and args.resolution != RESOLUTION:
+        parser.error("--policy writes the accuracy figures: leave --resolution at its default")
+    globals()["RESOLUTION"] = args.resolution  # read by every simulation below
     print(f"{args.studies:,} simulated studies of {CLAIMS} claims, alpha {ALPHA}, margin "
           f"±{MARGIN} pp, paired sd {SD_RANGE[0]}-{SD_RANGE[1]} pp, resolution {RESOLUTION} pp")
     results = simulate(args.studies, args.sequences, args.seed)

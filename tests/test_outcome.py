@@ -135,3 +135,19 @@ def test_a_run_decides_a_claim_on_a_user_metric_and_the_report_says_so(workdir, 
 
     jobs, _ = load_results(workdir / "r.sqlite", "calibrated")
     assert jobs["ece"].notna().all() and list(jobs["ls"].unique()) == [0.0, 0.3]
+
+
+def test_a_claim_on_another_metric_does_not_take_over_the_sections_row():
+    from benchmark.aggregate import claimed_pairs
+
+    frame = _frame(-0.02)
+    on_ece = Claim("calibrates", "A", "beats", "smooth", "plain", outcome=ECE)
+    on_accuracy = Claim("more accurate", "A", "beats", "smooth", "plain", outcome=ACCURACY)
+    rows = {key: f"{c.text!r}" for key, c in claimed_pairs([on_accuracy, on_ece]).items()}
+    assert len(rows) == 2  # one comparison per metric
+    accuracy_row = effects(frame, claim_verdicts=rows, claims_family=2).iloc[0]
+    assert accuracy_row["verdict"] == "claim: 'more accurate'"
+    ece_row = effects(frame, claim_verdicts=rows, claims_family=2, outcomes={"A": ECE}).iloc[0]
+    assert ece_row["verdict"] == "claim: 'calibrates'"
+    only_ece = {k: v for k, v in rows.items() if k[2] == "ece"}
+    assert effects(frame, claim_verdicts=only_ece).iloc[0]["verdict"] == "worse"  # its own
