@@ -185,6 +185,7 @@ def section_figure(name: str, title: str, rows: pd.DataFrame, cells: pd.DataFram
 
     y = outcome.metric
     rows = rows[rows[y].notna()] if y in rows else rows.iloc[:0].assign(**{y: []})
+    mean_label = "mean, 95% CI" + (" (1 seed: ±1 SE)" if outcome.percent else "")
     axis = varying_axis(rows)
     order = list(cells["cell"])
     width = max(4.8, 0.75 * len(order) + 2.2) if axis is None else 5.6
@@ -196,7 +197,7 @@ def section_figure(name: str, title: str, rows: pd.DataFrame, cells: pd.DataFram
         sns.lineplot(data=data, x=x, y=y, errorbar=t_interval if outcome.percent
                      else t_interval_or_none, marker="o",
                      err_style="bars", err_kws={"capsize": 4}, color="C0", ax=ax,
-                     label="mean, 95% CI (1 seed: ±1 SE)")
+                     label=mean_label)
         published = cells.assign(x=cells["cell"].map(dict(zip(rows["cell"], data[axis],
                                                                strict=False))))
         if axis in LOG_AXES:
@@ -208,7 +209,7 @@ def section_figure(name: str, title: str, rows: pd.DataFrame, cells: pd.DataFram
         sns.pointplot(data=rows, x="cell", y=y, order=order,
                       errorbar=t_interval if outcome.percent else t_interval_or_none,
                       linestyle="none", capsize=0.15, color="C0",
-                      markers="o", ax=ax, label="mean, 95% CI (1 seed: ±1 SE)")
+                      markers="o", ax=ax, label=mean_label)
         published = cells.assign(x=range(len(order)))
         ax.tick_params(axis="x", labelrotation=20 if len(order) > 3 else 0)
         ax.set_xlabel("")

@@ -92,8 +92,49 @@ def _sentences(m: dict | None, spending: str | None) -> list[str]:
     return out
 
 
-def method_paragraphs(design: dict | None = None, margin: float | None = None) -> list[str]:
-    """The report's method section: what was tested, how, and what each verdict means."""
+def continuous_sentences(spending: str | None = None) -> list[str]:
+    """The measured figures of a continuous outcome (`perf/sequential.py --resolution 0`)
+    as sentences; [] when not measured."""
+    try:
+        m = (measured() or {}).get("continuous")
+        if not m:
+            return []
+        fixed = m["fixed_n"]
+        text = (f"Measured the same way for a continuous outcome ({fixed['studies']:,} "
+                f"studies of {fixed['claims']} comparisons at {fixed['seeds']} seeds, no "
+                f"rounding): the closed test's family-wise false better or worse "
+                f"{_interval(*fixed['null'])}, false equivalent at the margin "
+                f"{_interval(*fixed['margin'])}")
+        seq = (m.get("sequential") or {}).get(spending) if spending else None
+        if seq:
+            text += (f"; the {spending} design's family-wise false better/worse "
+                     f"{_interval(*seq['null'])}, false equivalent {_interval(*seq['margin'])}"
+                     f", one claim alone {_interval(*seq['single']['null'])}")
+        return [text + "."]
+    except (KeyError, TypeError, IndexError):
+        return []
+
+
+def other_metrics_paragraph(labels: list[str], spending: str | None = None) -> list[str]:
+    """What the method section says of sections and claims deciding on another metric
+    (`labels`: 'ece (lower is better)', ...); [] without any."""
+    if not labels:
+        return []
+    return [
+        f"Other metrics. Sections and claims deciding on {', '.join(labels)} compare each "
+        "seed's value of that metric the same way: the per-seed difference cell minus "
+        "baseline in the metric's own unit, tested by the same paired t tests, closed test "
+        "and sequential bounds (the t statistics do not depend on the unit), with 'better' "
+        "following the metric's direction (P(better on a seed) counts the seeds better in "
+        "that direction). Such a number is continuous: it is not rounded, its spread has "
+        "no floor, and one seed a side has no noise estimate at all.",
+        *continuous_sentences(spending)]
+
+
+def method_paragraphs(design: dict | None = None, margin: float | None = None,
+                      other_metrics: list[str] | None = None) -> list[str]:
+    """The report's method section: what was tested, how, and what each verdict means;
+    `other_metrics`: the labels of the outcomes other than test accuracy it decides on."""
     text = [
         "Unit and tests. The unit of replication is the seed: every cell of a section runs "
         "with the same seeds, and a comparison is the per-seed difference cell minus "
@@ -160,4 +201,6 @@ def method_paragraphs(design: dict | None = None, margin: float | None = None) -
             "section tables of a sequential study are fixed-n tests on seed counts the "
             "claims' stopping chose: they carry no sequential guarantee.")
     text += measured_sentences(design["spending"] if design else None)
+    text += other_metrics_paragraph(other_metrics or [],
+                                    design["spending"] if design else None)
     return text

@@ -400,7 +400,10 @@ def build(store: ResultStore, study: str, code_version: str,
         parts += [Part("h2", "Cost"), Part("figure", plot=(cost_figure, (cells,)))]
     parts += _missing_parts(frame, missing, code_version)
     parts.append(Part("h2", "Method"))
-    parts += [Part("p", text) for text in policy.method_paragraphs(design, margin)]
+    others = sorted({o.label for o in [outcome, *outcomes.values(),
+                                      *(c.outcome for c in info["claims"] if c.outcome)]
+                     if o != ACCURACY})
+    parts += [Part("p", text) for text in policy.method_paragraphs(design, margin, others)]
     parts.append(Part("h2", "Provenance"))
     parts.append(Part("table", "", ["", ""], _provenance(store, info, frame, code_version)))
     render_figures(parts, cache)

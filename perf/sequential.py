@@ -1,7 +1,7 @@
 """Simulation of cnnbench's verdicts: the error rates they promise, measured.
 
     python perf/sequential.py [--studies N] [--sequences N] [--seed S] [--out FILE]
-                              [--policy FILE]                       (or: nox -s sequential)
+                              [--policy FILE] [--resolution 0]      (or: nox -s sequential)
 
 Every figure comes from the package's own functions (`benchmark.decisions.replay`, the
 rule `--until-decided` runs, and `decisions.closed_test`, the fixed-n tables' and claims'
@@ -35,7 +35,8 @@ checked against its target.
 
 `--resolution 0` simulates a continuous outcome instead (a loss, a training time, a metric
 of your own: what `metric=` decides on, with no rounding and no floor on the sd); the t
-statistics do not depend on the unit, so its figures hold for any such metric's scale.
+statistics do not depend on the unit, so its figures hold for any such metric's scale;
+with `--policy` they go to the file's "continuous" record, beside the accuracy figures.
 
 A harness outside the package (as perf/throughput.py): numpy and scipy only, and the
 package's public `decisions` and `planning` functions.
@@ -380,8 +381,10 @@ def main(argv: list[str] | None = None) -> dict:
                              "0: a continuous outcome, as a loss, a time or a metric of "
                              "your own are decided (no rounding, no floor on the sd)")
     args = parser.parse_args(argv)
-    if args.policy and args.resolution != RESOLUTION:
-        parser.error("--policy writes the accuracy figures: leave --resolution at its default")
+    continuous = args.resolution != RESOLUTION
+    if continuous and args.resolution != 0:
+        parser.error("--resolution is the accuracy's step (the default) or 0 (a continuous "
+                     "outcome)")
     globals()["RESOLUTION"] = args.resolution  # read by every simulation below
     print(f"{args.studies:,} simulated studies of {CLAIMS} claims, alpha {ALPHA}, margin "
           f"±{MARGIN} pp, paired sd {SD_RANGE[0]}-{SD_RANGE[1]} pp, resolution {RESOLUTION} pp")
@@ -390,9 +393,16 @@ def main(argv: list[str] | None = None) -> dict:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
     print(f"\nfigures written to {out}")
-    if args.policy:
-        Path(args.policy).write_text(json.dumps(policy_record(results), indent=2) + "\n")
-        print(f"the reports' figures written to {args.policy}")
+    if args.policy:  # a continuous outcome's figures go beside the accuracy's
+        path = Path(args.policy)
+        record = policy_record(results)
+        if continuous:
+            record = {**json.loads(path.read_text()), "continuous": record}
+        elif path.exists() and "continuous" in json.loads(path.read_text()):
+            record["continuous"] = json.loads(path.read_text())["continuous"]
+        path.write_text(json.dumps(record, indent=2) + "\n")
+        print(f"the reports' figures written to {args.policy}"
+              + (" (as a continuous outcome's)" if continuous else ""))
     return results
 
 
