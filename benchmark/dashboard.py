@@ -123,8 +123,9 @@ def study(store: ResultStore, name: str) -> dict | None:
         cells.setdefault(r.section, {})[r.cell] = None
     return {"name": name, "description": info["description"], "path": info["path"],
             "margin_pp": info["margin_pp"], "sequential": info["design"] is not None,
-            "code_version": code,
-            "sections": [{**sec, "cells": list(cells.get(sec["name"], {}))}
+            "code_version": code, "outcome": info["outcome"].to_dict(),
+            "sections": [{**sec, "outcome": sec["outcome"].to_dict(),
+                          "cells": list(cells.get(sec["name"], {}))}
                          for sec in info["sections"]],
             "seeds": sorted({j["seed"] for j in jobs}),
             "jobs": jobs, "cursor": _cursor(marks)}

@@ -297,9 +297,11 @@ class Claim:
             raise SpecError(f"{where}: give the equivalence margin once, as margin_pp= (an "
                             "accuracy's percentage points) or margin= (the metric's unit)")
         outcome = outcome_of(metric, higher_is_better, unit, where)
-        band = margin_pp if margin is None else margin
-        return cls(text, section, "equivalent", cell, baseline,
-                   check_margin(band, where, outcome or Outcome("", True, "")), outcome)
+        # margin_pp is an accuracy's percentage points; margin= is in the unit of the
+        # claim's outcome (checked again against it by the Study, where it is known)
+        band = (check_margin(margin_pp, where, ACCURACY) if margin is None else
+                check_margin(margin, where, outcome or Outcome("the claim's metric", True, "")))
+        return cls(text, section, "equivalent", cell, baseline, band, outcome)
 
     def check(self, sections: Sequence[Section]) -> None:
         if not isinstance(self.text, str) or not self.text.strip():

@@ -40,6 +40,8 @@
   }
 
   const fmt = (x, d = 2) => (x === null || x === undefined) ? "" : Number(x).toFixed(d);
+  // an accuracy's difference to 0.01 pp; another metric's (its own unit) to 4 decimals
+  const digits = e => String(e.metric || "").includes("(pp,") ? 2 : 4;
   const signed = (x, d = 2) => (x === null || x === undefined) ? "" :
     (x >= 0 ? "+" : "") + Number(x).toFixed(d);
   const enc = encodeURIComponent;
@@ -164,9 +166,11 @@
       const verdict = v => h("span", {class: "verdict-" + String(v).split(/[ :]/)[0]}, v);
       const parts = [h("h2", {}, "Effects")];
       parts.push(s.effects.length ? table(
-        ["section", "cell", "vs", "diff pp", "95% CI", "p", "level (family)", "method", "verdict"],
-        s.effects.map(e => [e.section, e.cell, e.baseline, signed(e.diff),
-          e.ci_low === null ? "" : `[${signed(e.ci_low)}, ${signed(e.ci_high)}]`,
+        ["section", "cell", "vs", "decided on", "diff", "95% CI", "p", "level (family)", "method",
+         "verdict"],
+        s.effects.map(e => [e.section, e.cell, e.baseline, e.metric, signed(e.diff, digits(e)),
+          e.ci_low === null ? "" :
+            `[${signed(e.ci_low, digits(e))}, ${signed(e.ci_high, digits(e))}]`,
           fmt(e.p, 4), fmt(e.level, 4), e.method, verdict(e.verdict)]))
         : h("p", {}, "No current results yet."));
       if (s.claims.length) {
