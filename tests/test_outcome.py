@@ -131,6 +131,9 @@ def test_a_run_decides_a_claim_on_a_user_metric_and_the_report_says_so(workdir, 
     assert "| diff ece |" in text and "P(cell better on a seed; lower is better)" in text
     claim = next(line for line in text.splitlines() if "smoothing calibrates" in line)
     assert "in ece (lower is better)" in claim
+    method = next(line for line in text.splitlines() if line.startswith("Other metrics."))
+    assert "deciding on ece (lower is better) compare" in method
+    assert "Measured the same way for a continuous outcome" in text  # error_rates.json
     from benchmark import load_results
 
     jobs, _ = load_results(workdir / "r.sqlite", "calibrated")
