@@ -94,7 +94,8 @@ def test_7_a_claim_and_its_table_row_never_disagree():
     table = verdicts.check_claims(frame, claims)
     verdict = table["verdict"].iloc[0]
     assert verdict == "holds"  # p = 0.018: one claim, its family's level is 0.05
-    eff = aggregate.effects(frame, None, {aggregate.pair_key("S", "BN", "base", "test_accuracy"): verdict})
+    key = aggregate.pair_key("S", "BN", "base", "test_accuracy")
+    eff = aggregate.effects(frame, None, {key: verdict})
     row = eff.set_index("cell").loc["BN"]
     assert row["verdict"] == f"{aggregate.CLAIMED}: holds" and row["family"] == "claims"
     # the seven others form the section's family; without the claim BN's row would be
