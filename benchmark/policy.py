@@ -60,15 +60,17 @@ def measured_sentences(spending: str | None = None) -> list[str]:
         return []
 
 
-def _sentences(m: dict | None, spending: str | None) -> list[str]:
+def _sentences(m: dict | None, spending: str | None, continuous: bool = False) -> list[str]:
     if not m:
         return []
     out = []
     fixed = m.get("fixed_n")
     if fixed:
+        how = ("for a continuous outcome, no rounding, in any unit" if continuous else
+               "paired sd 0.1-1.5 pp")
         out.append(
             f"Measured by simulation ({fixed['studies']:,} studies of {fixed['claims']} "
-            f"comparisons at {fixed['seeds']} seeds, paired sd 0.1-1.5 pp, a shared baseline, "
+            f"comparisons at {fixed['seeds']} seeds, {how}, a shared baseline, "
             f"normal and t(3) noise): the closed test's family-wise rate of a false better or "
             f"worse with every difference 0 is {_interval(*fixed['null'])} at most over those "
             f"noises, and of a false equivalent with every difference at the margin "
@@ -78,7 +80,8 @@ def _sentences(m: dict | None, spending: str | None) -> list[str]:
     seq = (m.get("sequential") or {}).get(spending) if spending else None
     if seq:
         out.append(
-            f"For the {spending} design ({seq['claims']} claims, looks at "
+            f"{'For a continuous outcome, the' if continuous else 'For the'} {spending} "
+            f"design ({seq['claims']} claims, looks at "
             f"{seq['looks'][0]}-{seq['looks'][-1]} seeds): family-wise false better/worse "
             f"with every difference 0 {_interval(*seq['null'])}, false equivalent at the "
             f"margin {_interval(*seq['margin'])}, and one claim alone at its level "
@@ -93,24 +96,10 @@ def _sentences(m: dict | None, spending: str | None) -> list[str]:
 
 
 def continuous_sentences(spending: str | None = None) -> list[str]:
-    """The measured figures of a continuous outcome (`perf/sequential.py --resolution 0`)
-    as sentences; [] when not measured."""
+    """The measured figures of a continuous outcome (`perf/sequential.py --resolution 0`,
+    the file's "continuous" record) as sentences; [] when not measured."""
     try:
-        m = (measured() or {}).get("continuous")
-        if not m:
-            return []
-        fixed = m["fixed_n"]
-        text = (f"Measured the same way for a continuous outcome ({fixed['studies']:,} "
-                f"studies of {fixed['claims']} comparisons at {fixed['seeds']} seeds, no "
-                f"rounding): the closed test's family-wise false better or worse "
-                f"{_interval(*fixed['null'])}, false equivalent at the margin "
-                f"{_interval(*fixed['margin'])}")
-        seq = (m.get("sequential") or {}).get(spending) if spending else None
-        if seq:
-            text += (f"; the {spending} design's family-wise false better/worse "
-                     f"{_interval(*seq['null'])}, false equivalent {_interval(*seq['margin'])}"
-                     f", one claim alone {_interval(*seq['single']['null'])}")
-        return [text + "."]
+        return _sentences((measured() or {}).get("continuous"), spending, continuous=True)
     except (KeyError, TypeError, IndexError):
         return []
 

@@ -133,7 +133,7 @@ def test_a_run_decides_a_claim_on_a_user_metric_and_the_report_says_so(workdir, 
     assert "in ece (lower is better)" in claim
     method = next(line for line in text.splitlines() if line.startswith("Other metrics."))
     assert "deciding on ece (lower is better) compare" in method
-    assert "Measured the same way for a continuous outcome" in text  # error_rates.json
+    assert "seeds, for a continuous outcome, no rounding, in any unit" in text  # error_rates
     from benchmark import load_results
 
     jobs, _ = load_results(workdir / "r.sqlite", "calibrated")
