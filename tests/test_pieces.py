@@ -199,3 +199,9 @@ def test_fused_runs_train_jobs_with_own_pieces_alone(workdir, cli):
     names = {n for (n,) in con.execute("select distinct name from metrics")}
     assert names == {"val_loss", "val_accuracy"}
     assert not math.isnan(con.execute("select min(value) from metrics").fetchone()[0])
+
+
+def test_a_user_loss_turning_non_finite_is_diverged_as_the_built_in(tiny):
+    out = train(_with(loss="mypieces:exploding_loss", epochs=3), tiny, import_dirs=DIRS)
+    assert out.status == JobStatus.DIVERGED and "non-finite" in out.error
+    assert len(out.epochs) == 1

@@ -96,3 +96,9 @@ def text_metric(net, data, config):
 
 def shadowing_metric(net, data, config):
     return {"test_accuracy": 1.0}
+
+
+def exploding_loss(output, targets, config):
+    """Finite at the check, infinite in the job: a divergence, not an error."""
+    loss = F.nll_loss(output, targets)
+    return loss if len(targets) <= 4 else loss * float("inf")
