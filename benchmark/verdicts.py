@@ -255,7 +255,9 @@ def power_table(frame: pd.DataFrame, claims=(), effect: float | None = None,
     the power those seeds have and the seeds a fixed-n design needs; without either, the
     smallest effect those seeds detect with `power`. With a margin, also the seeds TOST
     needs to show "within +/- margin" with `power` if there is no difference
-    (`seeds_equivalent`), and whether the verdict already decides the comparison."""
+    (`seeds_equivalent`), and whether the verdict already decides the comparison. `effect`
+    and the margin are in the unit of `study_outcome`: a comparison on another metric
+    plans for its own smallest detectable difference."""
     claims = list(claims)
     claimed = claimed_pairs(claims)
     claim_table = (check_claims(frame, claims, margin, alpha, study_outcome) if claims
@@ -271,7 +273,9 @@ def power_table(frame: pd.DataFrame, claims=(), effect: float | None = None,
             continue  # planned as the claim below
         family = int((eff["family"] == r["family"]).sum())
         band = margin_for(margin, outcome_in(outcomes, r["section"]), study_outcome)
-        rows.append(_plan(r.to_dict(), "", band, family, effect, power, alpha,
+        rows.append(_plan(r.to_dict(), "", band, family,
+                          margin_for(effect, outcome_in(outcomes, r["section"]), study_outcome),
+                          power, alpha,
                           decided=bool(r["reject_diff"] or r["reject_equiv"])))
     for c, decided in zip(claims, claim_table["decided"] if claim_table is not None else [],
                           strict=False):
@@ -287,7 +291,9 @@ def power_table(frame: pd.DataFrame, claims=(), effect: float | None = None,
         r = {**compare(a, b, band, resolution(frame, outcome), outcome), "section": c.section,
              "cell": c.cell, "baseline": c.baseline, "n": min(len(a), len(b)),
              "metric": outcome.metric}
-        rows.append(_plan(r, c.text, band, len(claims), effect, power, alpha, bool(decided)))
+        rows.append(_plan(r, c.text, band, len(claims),
+                          margin_for(effect, outcome, study_outcome), power, alpha,
+                          bool(decided)))
     columns = ["section", "cell", "baseline", "claim", "metric", "n", "n_paired", "diff",
                "sd_diff", "p", "margin", "p_equiv", "decided", "level", "effect", "power",
                "seeds_needed", "detectable", "seeds_equivalent"]

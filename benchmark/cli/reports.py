@@ -185,6 +185,7 @@ def power(study: str, db: str | None, effect: float | None, target: float,
     inflates false positives. STUDY is a study name or file.
     """
     from .. import aggregate, planning, verdicts
+    from ..outcome import BUILT_IN
 
     with user_errors(), opened(db, read_only=True) as store:
         name = _study_names(store, (study,))[0]
@@ -219,16 +220,21 @@ def power(study: str, db: str | None, effect: float | None, target: float,
         seeds = "" if math.isnan(r.power) else aggregate.seeds_text(needed)
         tost = ("" if r.n_paired < 2 or r.seeds_equivalent is None
                 or r.seeds_equivalent != r.seeds_equivalent else str(int(r.seeds_equivalent)))
+        pp = BUILT_IN.get(r.metric, (True, ""))[1] == "pp"  # else the metric's own unit
+        digits = ".2f" if pp else ".3g"
         power_text = (_fmt(r.power) if not math.isnan(r.power) else
-                      f"±{r.detectable:.2f}" if not math.isnan(r.detectable) else "")
+                      f"±{r.detectable:{digits}}" if not math.isnan(r.detectable) else "")
         verdict = ("decided" if r.decided else
                    "needs 2+ paired seeds to plan" if r.n_paired < 2 else
-                   f"detects ±{r.detectable:.2f} pp now" if math.isnan(r.power) else
+                   f"detects ±{r.detectable:{digits}}{' pp' if pp else ''} now"
+                   if math.isnan(r.power) else
                    "enough seeds" if r.power >= target else "undecided: more seeds")
         settle = min([x for x in (needed, int(tost) if tost else None) if x] or [0])
         if not r.decided and not math.isnan(r.power) and r.power < target and settle:
             undecided.append(settle)
-        click.echo(f"{label[:44]:<44} {r.n:>3} {r.diff:>+8.2f} {_fmt(r.sd_diff):>6} "
+        diff, sd = (f"{r.diff:+.2f}", _fmt(r.sd_diff)) if pp else (f"{r.diff:+.4f}",
+                                                                   f"{r.sd_diff:.4f}")
+        click.echo(f"{label[:44]:<44} {r.n:>3} {diff:>8} {sd:>6} "
                    f"{r.level:>7.4f} {power_text:>6} {seeds:>6}"
                    + (f" {tost:>6}" if margins else "") + f"  {verdict}")
     if not len(table):
