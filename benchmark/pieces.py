@@ -84,10 +84,15 @@ def load(config: TrainConfig, field: str, dirs: Sequence[str] = ()) -> Callable:
         raise PieceError(str(exc)) from None
 
 
-def _raised(field: str, spec: str, exc: BaseException, dirs: Sequence[str]) -> PieceError:
+def _raised(field: str, spec: str, exc: BaseException, dirs: Sequence[str],
+            function: Callable | None = None) -> PieceError:
+    """The piece's error, at the line of its module that raised (or, where the call
+    itself failed, a wrong signature, the function's own line)."""
     try:
         module = usernets.module_file(spec, dirs)
         line = usernets.line_in(module, exc)
+        if line is None and getattr(function, "__code__", None) is not None:
+            line = function.__code__.co_firstlineno
         where = f" ({module}, line {line})" if line else f" ({module})"
     except usernets.UserNetError:
         where = ""
@@ -152,7 +157,7 @@ def check(config: TrainConfig, input_shape: tuple[int, ...], classes: int,
         try:
             return fns[field](*args)
         except Exception as exc:
-            raise _raised(field, own[field], exc, dirs) from None
+            raise _raised(field, own[field], exc, dirs, fns[field]) from None
 
     params = list(net.parameters())
     if "optimizer" in own:

@@ -121,6 +121,8 @@ def test_the_built_in_pieces_keep_every_key():
     ({"metrics": ("mypieces:shadowing_metric",)}, "returned 'test_accuracy', the name of a "
                                                   "built-in"),
     ({"loss": "mypieces:nothing"}, "module 'mypieces' .* has no function 'nothing'"),
+    ({"loss": "mypieces:two_argument_loss"}, r"raised TypeError \(.*mypieces.py, line 1[0-9]{2}"
+                                             r"\): two_argument_loss\(\) takes 2"),
     ({"step": "nomodule:step"}, "step 'nomodule:step': no module 'nomodule'"),
 ])
 def test_a_wrong_piece_is_refused_by_the_check(fields, message):

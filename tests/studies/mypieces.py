@@ -102,3 +102,7 @@ def exploding_loss(output, targets, config):
     """Finite at the check, infinite in the job: a divergence, not an error."""
     loss = F.nll_loss(output, targets)
     return loss if len(targets) <= 4 else loss * float("inf")
+
+
+def two_argument_loss(output, targets):
+    return F.nll_loss(output, targets)
