@@ -51,6 +51,14 @@ UNTESTED_WITHIN = "1 seed: within test-set noise"
 CLAIMED = "claim"  # a table row a claim makes: its verdict is the claim's
 
 
+def images_of(frame: pd.DataFrame, outcome: Outcome) -> int:
+    """The images an accuracy is counted on: the validation split's (`val_size`) for
+    val_accuracy, else the test set's (TEST_SET_SIZE)."""
+    if outcome.metric == "val_accuracy" and "val_size" in frame and len(frame):
+        return int(frame["val_size"].iloc[0]) or TEST_SET_SIZE
+    return TEST_SET_SIZE
+
+
 def binomial_se(accuracy_pct: float, n_test: int = TEST_SET_SIZE) -> float:
     """Standard error (percentage points) of an accuracy measured on n_test samples."""
     p = accuracy_pct / 100.0
@@ -150,8 +158,8 @@ def cell_table(frame: pd.DataFrame, outcomes: Outcomes = None) -> pd.DataFrame:
             "metric": outcome.metric,
             "mean": mean, "std": float(acc.std(ddof=1)) if len(acc) > 1 else math.nan,
             "ci_low": low, "ci_high": high,
-            "noise_floor": (binomial_se(mean) if len(acc) == 1 and outcome.percent
-                            else math.nan),
+            "noise_floor": (binomial_se(mean, images_of(g, outcome))
+                            if len(acc) == 1 and outcome.percent else math.nan),
             "test_accuracy_mean": float(g["test_accuracy"].mean()),
             "test_loss": float(g["test_loss"].mean()),
             "train_seconds": float(g["train_seconds"].mean()),
@@ -214,7 +222,8 @@ def _compare(base: pd.DataFrame, other: pd.DataFrame, d: np.ndarray, res: float,
     if not outcome.percent:
         return {"diff": diff, "ci_low": math.nan, "ci_high": math.nan, "p": math.nan,
                 **unpaired, "method": "1 seed; no noise estimate", "noise": math.nan}
-    noise = math.hypot(binomial_se(a.mean()), binomial_se(b.mean()))
+    n = images_of(pd.concat([base, other]), outcome)
+    noise = math.hypot(binomial_se(a.mean(), n), binomial_se(b.mean(), n))
     return {"diff": diff, "ci_low": math.nan, "ci_high": math.nan, "p": math.nan, **unpaired,
             "method": f"1 seed; test-set noise ±{noise:.2f} pp (1 SE)", "noise": noise}
 

@@ -9,7 +9,7 @@ accuracy unless it names another metric).
 
 - cells: each (section, cell) present on both sides, with each side's mean and
   95% CI and the difference B - A (paired by seed where two or more seeds match, Welch's
-  test otherwise) with its CI, p-value and P(B > A);
+  test otherwise) with its CI, p-value and P(B better than A on a seed);
 - effects: each cell's effect against its section's baseline on A and on B, and whether
   the two effects differ (Welch's test on the per-seed effects): does a conclusion
   transfer?
@@ -105,10 +105,11 @@ def _seed_effects(frame: pd.DataFrame, section: str, cell: str, baseline: str,
 def effect_rows(a: pd.DataFrame, b: pd.DataFrame, margin: float | None = None,
                 outcomes=None, study_outcome: Outcome = ACCURACY) -> list[list[str]]:
     """Each cell's effect against its section baseline, on A and on B, and whether the
-    effects differ beyond seed noise; with a `margin` (pp), whether they are shown to be
-    within it of each other (the effect transfers: Welch TOST). The rows form one family
-    (`decisions.closed_test`, as every verdict of `policy`): "differs" and "transfers" are
-    family-wise at alpha."""
+    effects differ beyond seed noise; with a `margin` (in the unit of `study_outcome`, for
+    the sections deciding on it), whether they are shown to be within it of each other (the
+    effect transfers: Welch TOST). The rows form one family (`decisions.closed_test`, as
+    every verdict of `policy`): "differs" and "transfers" are family-wise at alpha.
+    """
     ea = aggregate.effects(a, margin, outcomes=outcomes, study_outcome=study_outcome)
     eb = aggregate.effects(b, margin, outcomes=outcomes, study_outcome=study_outcome)
     merged = ea.merge(eb, on=["section", "cell", "baseline"], suffixes=("_a", "_b"))
@@ -220,23 +221,27 @@ def build(side_a: Side, side_b: Side) -> tuple[str, list[Part]]:
                   "effects are shown to be within it of each other (two one-sided Welch "
                   "tests)." if margin is not None else "")
         parts += [Part("h2", "Effects against each section's baseline"),
-                  Part("p", "Does a conclusion transfer? Each cell's effect (pp) against its "
-                            "section's first cell on A and on B, and B's effect minus A's "
-                            "(Welch's t on the per-seed effects); the rows are one family, "
+                  Part("p", "Does a conclusion transfer? Each cell's effect (pp, or its "
+                            "metric's unit) against its section's first cell on A and on B, "
+                            "and B's effect minus A's (Welch's t on the per-seed effects); "
+                            "the rows are one family, "
                             f"family-wise at alpha {aggregate.ALPHA} (closed test)." + within),
                   Part("table", "", ["section", "comparison", "effect on A [95% CI]",
                                      "verdict on A", "effect on B [95% CI]", "verdict on B",
                                      "B - A [95% CI]", "p", "effects"], effects)]
     cells = cell_rows(a, b, outcomes)
-    on = ("Test accuracy (%) of each cell on both sides; B - A in pp" if
-          set(outcomes.values()) <= {ACCURACY} else
+    accuracy_only = set(outcomes.values()) <= {ACCURACY}
+    on = ("Test accuracy (%) of each cell on both sides; B - A in pp" if accuracy_only else
           "Each cell's outcome on both sides (its section's metric, as A decides on it: "
           + ", ".join(f"{name}: {o.label}" for name, o in outcomes.items()) + "); B - A in "
           "its unit")
     parts += [Part("h2", "Cells"),
               Part("p", f"{on}, paired by seed where two or more seeds match."),
-              Part("table", "", ["section", "cell", "A", "B", "B - A pp", "95% CI", "p",
-                                 "method", "P(B > A) [95% CI]"], cells)]
+              Part("table", "", ["section", "cell", "A", "B",
+                                 "B - A pp" if accuracy_only else "B - A",
+                                 "95% CI", "p", "method",
+                                 "P(B > A) [95% CI]" if accuracy_only else
+                                 "P(B better on a seed) [95% CI]"], cells)]
     only = _unmatched(a, b)
     if only:
         parts += [Part("h2", "Cells on one side only"), Part("p", only)]

@@ -60,6 +60,17 @@ class Factors(dict):
         raise TypeError("a job's factors are read-only: set a factor in the study's cells")
 
     __setitem__ = __delitem__ = update = pop = popitem = clear = setdefault = _read_only
+    __ior__ = _read_only
+
+    def __eq__(self, other: object) -> bool:
+        """Equal values, and with another Factors the same defaults (which decide the
+        key); a plain dict compares by values."""
+        if isinstance(other, Factors) and self._defaults != other._defaults:
+            return False
+        return dict.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
 
     def __hash__(self) -> int:  # type: ignore[override]
         return hash(tuple(sorted(self.items())))
@@ -131,7 +142,8 @@ class TrainConfig:
     metrics: tuple[str, ...] = ()  # your own "module:function" metrics, evaluated with the
     #                                test set (see pieces); optimizer and schedule also take
     #                                your own "module:function"
-    val_size: int = 0  # training samples held out (after the slice) for validation metrics
+    val_size: int = 0  # training samples held out (after the slice, drawn by the seed) for
+    #                    validation metrics: val_loss, val_accuracy, val_<metric>
     pieces_hash: str = ""  # SHA-256 of the modules of the job's own pieces; set by the loader
     arch_hash: str = ""  # SHA-256 of a "module:function" net's module source; set by the loader
     data_hash: str = ""  # content hash of a path or function dataset; set by the loader.
@@ -151,8 +163,10 @@ class TrainConfig:
         check_applies(self.to_dict(), "")
 
     def to_dict(self) -> dict[str, Any]:
-        """Every field (`factors` a dict of every declared factor's value, with its
-        defaults: `TrainConfig(**config.to_dict())` is the same job)."""
+        """Every field (`factors` the `Factors` itself, with its defaults, so that
+        `TrainConfig(**config.to_dict())` is the same job; a plain dict of factors, as
+        JSON or a `jobs` row holds them, carries no defaults: every value of it is then
+        part of the key)."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
     def identity(self) -> dict[str, Any]:
@@ -320,6 +334,9 @@ def check_factors(declared: Any, where: str) -> dict[str, Any]:
         if name in RESERVED_NAMES:
             raise SpecError(f"{where}: factor {name!r} is a column of every result "
                             f"(reserved: {', '.join(RESERVED_NAMES)}): give it another name")
+        if name.startswith("val_"):
+            raise SpecError(f"{where}: factor {name!r}: val_ is the validation split's prefix "
+                            "(val_loss, val_<metric>): give the factor another name")
         if type(default) not in FACTOR_TYPES or (
                 isinstance(default, float) and not math.isfinite(default)):
             raise SpecError(f"{where}: factor {name!r} has default {default!r} of type "
@@ -328,11 +345,15 @@ def check_factors(declared: Any, where: str) -> dict[str, Any]:
     return dict(declared)
 
 
-# Columns every result frame has beside the fields: a factor cannot take their names.
+# Columns the results and epochs frames (`load_results`, `export`) and the metrics table
+# have beside the fields: neither a factor nor a metric of yours can take their names.
 RESERVED_NAMES = ("study", "section", "cell", "position", "seed", "replicate", "job_key",
                   "status", "published", "skip_reason", "current", "code_version", "error",
-                  "test_accuracy", "test_loss", "train_loss", "epoch", "epochs_done",
-                  "param_count", "train_seconds", "wall_seconds", "metric", "value")
+                  "run_id", "run_status", "test_accuracy", "test_loss", "train_loss", "epoch",
+                  "epochs_done", "param_count", "train_seconds", "wall_seconds", "seconds",
+                  "device", "host", "slurm_job_id", "torch_version", "cuda_version",
+                  "started_at", "finished_at", "live_epoch_id", "written_at", "attempt",
+                  "val_loss", "val_accuracy", "metric", "name", "value")
 
 
 def coerce_factor(name: str, value: Any, default: Any) -> Any:

@@ -17,6 +17,7 @@ import hashlib
 import io
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -29,7 +30,7 @@ from .outcome import ACCURACY, Outcome
 
 FIGURE_VERSION = "3"  # bump when a drawing function changes what it draws
 NUMERIC_AXES = ("train_size", "width", "train_offset", "lr", "batch_size", "dropout_p",
-                "hidden", "epochs", "weight_decay", "warmup_epochs")
+                "hidden", "epochs", "weight_decay", "warmup_epochs", "val_size")
 LOG_AXES = ("train_size", "lr", "weight_decay")
 METRICS = {"test_accuracy": "test accuracy (%)", "train_loss": "train loss",
            "test_loss": "test loss"}
@@ -160,11 +161,16 @@ def _png(fig) -> bytes:
     return buffer.getvalue()
 
 
-def varying_axis(rows: pd.DataFrame) -> str | None:
-    """The one numeric config field that varies across a section's cells, if any."""
-    varying = [c for c in NUMERIC_AXES if c in rows and rows[c].nunique(dropna=False) > 1]
+def varying_axis(rows: pd.DataFrame, factors: Sequence[str] = ()) -> str | None:
+    """The one numeric config field or declared factor that varies across a section's
+    cells, if nothing else does (no other field, factor or piece of your own)."""
+    numeric = [*NUMERIC_AXES, *(f for f in factors if f in rows
+                                and pd.api.types.is_numeric_dtype(rows[f])
+                                and not pd.api.types.is_bool_dtype(rows[f]))]
+    varying = [c for c in numeric if c in rows and rows[c].nunique(dropna=False) > 1]
     others = [c for c in ("arch", "batch_norm", "dropout", "activation", "optimizer",
-                          "precision", "schedule", "dataset")
+                          "precision", "schedule", "dataset", "augment", "loss", "step",
+                          "metrics", *(f for f in factors if f not in numeric))
               if c in rows and rows[c].nunique() > 1]
     return varying[0] if len(varying) == 1 and not others else None
 
@@ -176,7 +182,7 @@ def axis_label(outcome: Outcome) -> str:
 
 
 def section_figure(name: str, title: str, rows: pd.DataFrame, cells: pd.DataFrame,
-                   outcome: Outcome = ACCURACY) -> Figure:
+                   outcome: Outcome = ACCURACY, factors: Sequence[str] = ()) -> Figure:
     """Each seed's value of the section's outcome (grey), the mean with its 95% CI (blue),
     the published value (red cross); on a numeric axis (size, width, lr...) when one is all
     that varies."""
@@ -186,7 +192,7 @@ def section_figure(name: str, title: str, rows: pd.DataFrame, cells: pd.DataFram
     y = outcome.metric
     rows = rows[rows[y].notna()] if y in rows else rows.iloc[:0].assign(**{y: []})
     mean_label = "mean, 95% CI" + (" (1 seed: ±1 SE)" if outcome.percent else "")
-    axis = varying_axis(rows)
+    axis = varying_axis(rows, factors)
     order = list(cells["cell"])
     width = max(4.8, 0.75 * len(order) + 2.2) if axis is None else 5.6
     fig, ax = plt.subplots(figsize=(width, 3.6))

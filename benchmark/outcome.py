@@ -43,9 +43,10 @@ class Outcome:
 
     @property
     def percent(self) -> bool:
-        """An accuracy in percent: measured in whole test images (a resolution, a
-        binomial noise floor for one seed)."""
-        return self.unit == "pp"
+        """A built-in accuracy in percent: measured in whole images of the test set or
+        the validation split (a resolution, a binomial noise floor for one seed). A
+        metric of yours in "pp" is formatted as such, and decided as a continuous one."""
+        return self.metric in ACCURACIES
 
     def better(self, diff: float) -> bool:
         return self.sign * diff > 0
@@ -53,9 +54,6 @@ class Outcome:
     def diff(self, x: float) -> str:
         """A difference in the metric's unit: '+0.42 pp', '-0.0123', '+1.2e+03 s'."""
         return f"{x:+.2f} pp" if self.percent else f"{_number(x, '+')}{self._unit}"
-
-    def value(self, x: float) -> str:
-        return f"{x:.2f}%" if self.percent else f"{_number(x, '')}{self._unit}"
 
     def band(self, margin: float) -> str:
         return f"±{margin:g} pp" if self.percent else f"±{margin:g}{self._unit}"
@@ -80,6 +78,7 @@ class Outcome:
 
 
 ACCURACY = Outcome()
+ACCURACIES = ("test_accuracy", "val_accuracy")  # in percent of whole images
 
 
 def _number(x: float, sign: str) -> str:

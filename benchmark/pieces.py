@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from . import usernets
-from .config import METRIC_NAME_LIMIT, RESERVED_NAMES, TrainConfig, user_pieces
+from .config import CONFIG_FIELDS, METRIC_NAME_LIMIT, RESERVED_NAMES, TrainConfig, user_pieces
 
 # Names the built-in measurements take (a metric of yours cannot): beside the result
 # columns, the validation split's.
@@ -110,10 +110,12 @@ def metric_values(spec: str, values: Any) -> dict[str, float]:
         if not isinstance(name, str) or not name.isidentifier() or len(name) > METRIC_NAME_LIMIT:
             raise PieceError(f"metric {spec!r} returned the name {name!r}: a metric's name is "
                              f"an identifier of at most {METRIC_NAME_LIMIT} characters")
-        if name in BUILT_IN_METRICS or name in RESERVED_NAMES or name.startswith("val_"):
+        if (name in BUILT_IN_METRICS or name in RESERVED_NAMES or name in CONFIG_FIELDS
+                or name.startswith("val_") or f"val_{name}" in BUILT_IN_METRICS):
             raise PieceError(f"metric {spec!r} returned {name!r}, the name of a built-in "
-                             "measurement or column (and val_ is the validation split's "
-                             "prefix): give your metric another name")
+                             "measurement, a field or a column of the results (and val_ is "
+                             "the validation split's prefix, so 'accuracy' and 'loss' are "
+                             "taken too): give your metric another name")
         if hasattr(value, "item") and getattr(value, "ndim", 0) == 0:
             value = value.item()  # a 0-d tensor or numpy number
         if isinstance(value, bool) or not isinstance(value, (int, float)):

@@ -395,7 +395,7 @@ def build(store: ResultStore, study: str, code_version: str,
         parts.append(Part("h2", "Reproduced vs published"))
         parts.append(Part("table", "", *published_rows(cells)))
     for sec in info["sections"]:
-        parts += _section_parts(sec, good, cells, eff, epochs, outcome)
+        parts += _section_parts(sec, good, cells, eff, epochs, outcome, info["factors"])
     if len(cells):
         parts += [Part("h2", "Cost"), Part("figure", plot=(cost_figure, (cells,)))]
     parts += _missing_parts(frame, missing, code_version)
@@ -410,7 +410,8 @@ def build(store: ResultStore, study: str, code_version: str,
     return f"cnnbench report: {study}", parts
 
 
-def _section_parts(sec: dict, good, cells, eff, epochs, study_outcome=ACCURACY) -> list[Part]:
+def _section_parts(sec: dict, good, cells, eff, epochs, study_outcome=ACCURACY,
+                   factors=()) -> list[Part]:
     name, outcome = sec["name"], sec.get("outcome") or ACCURACY
     parts = [Part("h2", f"{name}: {sec['title']}" if sec["title"] else name)]
     if sec["note"]:
@@ -429,8 +430,8 @@ def _section_parts(sec: dict, good, cells, eff, epochs, study_outcome=ACCURACY) 
         what = "test accuracy (%)" if outcome == ACCURACY else outcome.metric
         parts.append(Part("table", "", *seed_rows(rows, sec_cells, outcome),
                           fold=f"{name}: each seed's {what}"))
-    args = (name, sec["title"], rows, sec_cells) + (() if outcome == ACCURACY else (outcome,))
-    parts.append(Part("figure", plot=(section_figure, args)))
+    parts.append(Part("figure", plot=(section_figure, (name, sec["title"], rows, sec_cells,
+                                                       outcome, tuple(factors)))))
     sec_epochs = epochs[epochs["section"] == name] if len(epochs) else epochs
     if len(sec_epochs) and sec_epochs["epoch"].nunique() > 1:
         args = (name, sec_epochs) + (() if outcome == ACCURACY else (outcome,))

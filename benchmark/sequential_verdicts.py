@@ -104,12 +104,13 @@ def sequential_verdict(claim, p, margin) -> str:
         p = dataclasses.replace(p, verdict=p.also, also=decisions.EQUIVALENT)
     verdict = _SEQUENTIAL_VERDICTS.get((claim.kind, p.verdict))
     if verdict is None and p.verdict == decisions.EQUIVALENT:
-        verdict = f"not shown: {equivalent_text(margin)}"
+        verdict = f"not shown: {equivalent_text(margin, claim_outcome(claim))}"
     if verdict is None:
         return (f"undecided after {p.seeds} seeds (the most)" if p.finished else
                 f"undecided so far ({p.seeds} seeds; next look at {p.needs})")
     if p.also == decisions.EQUIVALENT:
-        verdict += f"; also {equivalent_text(margin)} (a difference smaller than the margin)"
+        verdict += (f"; also {equivalent_text(margin, claim_outcome(claim))} (a difference "
+                    "smaller than the margin)")
     elif p.also in (decisions.BETTER, decisions.WORSE):
         verdict += f"; also {p.also} (a difference inside the margin)"
     return verdict

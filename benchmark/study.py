@@ -273,6 +273,7 @@ class Claim:
     baseline: str | None = None
     margin: float | None = None  # for "equivalent", in the outcome's unit
     outcome: Outcome | None = None  # None: the section's (the Study fills it in)
+    margin_in_pp: bool = field(default=False, compare=False)  # given as margin_pp=
 
     @classmethod
     def beats(cls, text: str, section: str, cell: str, baseline: str, *,
@@ -301,7 +302,8 @@ class Claim:
         # claim's outcome (checked again against it by the Study, where it is known)
         band = (check_margin(margin_pp, where, ACCURACY) if margin is None else
                 check_margin(margin, where, outcome or Outcome("the claim's metric", True, "")))
-        return cls(text, section, "equivalent", cell, baseline, band, outcome)
+        return cls(text, section, "equivalent", cell, baseline, band, outcome,
+                   margin_in_pp=margin is None)
 
     def check(self, sections: Sequence[Section]) -> None:
         if not isinstance(self.text, str) or not self.text.strip():
@@ -359,6 +361,8 @@ class Study:
                 raise SpecError(f"{where}: give the margin once, as margin= or margin_pp=")
             object.__setattr__(self, "margin_pp", self.margin)
             object.__setattr__(self, "margin", None)
+        elif self.margin_pp is not None:
+            _check_margin_unit(True, self.outcome, where)
         object.__setattr__(self, "factors", check_factors(self.factors,
                                                           f"study {self.name!r}"))
         if self.margin_pp is not None:
@@ -390,6 +394,7 @@ class Study:
             claim.check(sections)
             outcome = claim.outcome or self.section_outcome(claim.section)
             if claim.margin is not None:
+                _check_margin_unit(claim.margin_in_pp, outcome, f"claim {claim.text!r}")
                 check_margin(claim.margin, f"claim {claim.text!r}", outcome)
             claims.append(dataclasses.replace(claim, outcome=outcome))
         object.__setattr__(self, "claims", tuple(claims))
@@ -412,6 +417,14 @@ class Study:
     def with_seeds(self, seeds: Sequence[int]) -> Study:
         """The same study with other replicate seeds (sections with their own seeds keep them)."""
         return dataclasses.replace(self, seeds=tuple(seeds))
+
+
+def _check_margin_unit(in_pp: bool, outcome: Outcome, where: str) -> None:
+    """margin_pp is percentage points of an accuracy: refused on another outcome."""
+    if in_pp and not outcome.percent:
+        raise SpecError(f"{where}: margin_pp is percentage points of an accuracy, and this "
+                        f"decides on {outcome.label}: give the margin as margin= in that "
+                        "metric's unit")
 
 
 def _check_factors_in(values: Mapping[str, Any], where: str, factors: Mapping[str, Any],

@@ -47,7 +47,7 @@ from .records import DeviceData, EpochMetrics, JobStatus
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 EVAL_BATCH = 500  # test samples per forward pass; larger batches fall out of cache on CPU
 STEP_SEED_OFFSET = 7_919  # a user step's generator: seed + this (augmentation has its own)
-VAL_SEED_OFFSET = 104_729  # the validation draw: seed + this, the same for every cell
+VAL_SEED_OFFSET = 104_729  # the validation draw: seed + this, whatever the cell
 
 
 @dataclass(frozen=True)
@@ -272,8 +272,9 @@ OnEpoch = Callable[[int, EpochMetrics], None]  # (model index in the call, its e
 
 def split_validation(config: TrainConfig, n: int) -> tuple[torch.Tensor, torch.Tensor] | None:
     """(training, validation) positions within a training slice of `n` samples: `val_size`
-    of them held out by a draw seeded with the job's seed alone, so every cell of a
-    replicate validates on the same samples (None without a validation split)."""
+    of them held out by a draw seeded with the job's seed alone (not its cell), so the
+    cells of a replicate that share a training slice and `val_size` validate on the same
+    samples; cells of other slices hold out other samples (None without a split)."""
     if config.val_size == 0:
         return None
     if config.val_size >= n:
@@ -335,8 +336,6 @@ def measure(net: torch.nn.Module, data: DeviceData, config: TrainConfig, own: Pi
     loss and accuracy and each metric on it (as val_<name>)."""
     device = data.test_x.device
     values: dict[str, float] = {}
-    if val is not None:
-        values["val_loss"], values["val_accuracy"] = evaluate(net, val, config, device)
     for spec, function in own.metrics:
         for split, prefix in ((data, ""), (val, "val_")):
             if split is None:
@@ -345,6 +344,8 @@ def measure(net: torch.nn.Module, data: DeviceData, config: TrainConfig, own: Pi
             with torch.no_grad():
                 got = pieces.metric_values(spec, function(net, split, config))
             values.update({prefix + name: value for name, value in got.items()})
+    if val is not None:  # last: no metric's name overwrites the built-in ones
+        values["val_loss"], values["val_accuracy"] = evaluate(net, val, config, device)
     return values
 
 

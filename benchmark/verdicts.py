@@ -251,7 +251,7 @@ def power_table(frame: pd.DataFrame, claims=(), effect: float | None = None,
     """Seed planning for every comparison of `effects` (cell vs section baseline) and every
     "beats" and "equivalent" claim, at the level its verdict uses (`policy.planning_alpha`:
     alpha / the size of its family) with the seeds its paired test used: for the effect
-    planned for (`effect` pp, else the margin: the study's, or an equivalence claim's own)
+    planned for (`effect`, else the margin: the study's, or an equivalence claim's own)
     the power those seeds have and the seeds a fixed-n design needs; without either, the
     smallest effect those seeds detect with `power`. With a margin, also the seeds TOST
     needs to show "within +/- margin" with `power` if there is no difference

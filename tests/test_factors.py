@@ -57,6 +57,8 @@ def test_a_misspelt_factor_names_the_cells_line_and_the_declared_name():
     ({"lr": 0.5}, "factor 'lr' shadows the built-in field 'lr'"),
     ({"status": "x"}, "factor 'status' is a column of every result"),
     ({"x": None}, "factor 'x' has default None of type NoneType"),
+    ({"device": "a"}, "factor 'device' is a column of every result"),
+    ({"val_x": 1}, "val_ is the validation split's prefix"),
     ({"x": float("nan")}, "has default nan"),
     ({"not a name": 1}, "must be a Python identifier"),
     ([("x", 1)], "factors must be a dict"),
@@ -110,3 +112,23 @@ def test_factor_columns_in_the_results_and_a_changed_default_is_refused(tmp_path
         _sync(store, moved)
     assert store.study_info("s")["factors"]["label_smoothing"] == 0.0  # nothing written
     store.close()
+
+
+def test_factors_cannot_be_changed_in_place():
+    config = expand(_study([Cell("x", label_smoothing=0.3)]))[0].config
+    with pytest.raises(TypeError, match="read-only"):
+        config.factors["label_smoothing"] = 0.5
+    with pytest.raises(TypeError, match="read-only"):
+        config.factors |= {"label_smoothing": 0.5}
+    assert config.factors["label_smoothing"] == 0.3
+
+
+def test_a_numeric_factor_is_the_section_figures_axis():
+    import pandas as pd
+
+    from benchmark.figures import varying_axis
+
+    rows = pd.DataFrame({"lr": [0.1, 0.1, 0.1], "ls": [0.0, 0.1, 0.2], "mix": [False] * 3})
+    assert varying_axis(rows, ("ls", "mix")) == "ls"
+    assert varying_axis(rows.assign(lr=[0.1, 0.2, 0.3]), ("ls",)) is None  # two vary
+    assert varying_axis(rows.assign(mix=[False, True, True]), ("ls", "mix")) is None

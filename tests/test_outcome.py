@@ -95,6 +95,12 @@ def test_a_study_a_section_and_a_claim_name_their_outcome():
                               higher_is_better=False),
      "the margin must be a positive finite number in the unit of ece"),
     (lambda: Claim.equivalent("t", "A", "b", "a"), "give the equivalence margin once"),
+    (lambda: Study("s", TrainConfig(), [Section("A", [Cell("a"), Cell("b", lr=0.1)],
+                                                metric="test_loss")],
+                   claims=[Claim.equivalent("t", "A", "b", "a", 0.5)]),
+     "margin_pp is percentage points of an accuracy, and this decides on test_loss"),
+    (lambda: Study("s", TrainConfig(), [Section("A", [Cell("a")])], metric="test_loss",
+                   margin_pp=0.1), "give the margin as margin= in that metric's unit"),
     (lambda: Section("A", [Cell("a")], higher_is_better=True),
      "higher_is_better and unit go with metric="),
 ])
@@ -154,3 +160,15 @@ def test_a_claim_on_another_metric_does_not_take_over_the_sections_row():
     assert ece_row["verdict"] == "claim: 'calibrates'"
     only_ece = {k: v for k, v in rows.items() if k[2] == "ece"}
     assert effects(frame, claim_verdicts=only_ece).iloc[0]["verdict"] == "worse"  # its own
+
+
+def test_one_seed_of_a_validation_accuracy_has_the_noise_of_its_split():
+    from benchmark.aggregate import binomial_se
+
+    frame = _frame(0.0, seeds=1).assign(val_accuracy=[90.0, 91.0], val_size=[500, 500])
+    val = Outcome("val_accuracy", True, "pp")
+    row = effects(frame, outcomes={"A": val}).iloc[0]
+    assert row["noise"] == pytest.approx(np.hypot(binomial_se(90.0, 500),
+                                                  binomial_se(91.0, 500)))
+    assert cell_table(frame, {"A": val})["noise_floor"].iloc[0] == pytest.approx(
+        binomial_se(90.0, 500))

@@ -121,6 +121,9 @@ def test_the_built_in_pieces_keep_every_key():
     ({"metrics": ("mypieces:shadowing_metric",)}, "returned 'test_accuracy', the name of a "
                                                   "built-in"),
     ({"loss": "mypieces:nothing"}, "module 'mypieces' .* has no function 'nothing'"),
+    ({"metrics": ("mypieces:accuracy_metric",)}, "so 'accuracy' and 'loss' are taken too"),
+    ({"metrics": ("mypieces:lr_metric",)}, "returned 'lr', the name of a built-in measurement, "
+                                          "a field"),
     ({"loss": "mypieces:two_argument_loss"}, r"raised TypeError \(.*mypieces.py, line 1[0-9]{2}"
                                              r"\): two_argument_loss\(\) takes 2"),
     ({"step": "nomodule:step"}, "step 'nomodule:step': no module 'nomodule'"),

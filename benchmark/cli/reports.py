@@ -198,7 +198,9 @@ def power(study: str, db: str | None, effect: float | None, target: float,
                                       info["margin_pp"], outcomes, info["outcome"])
     file = study if study.endswith(".py") else info["path"]
     planned = ("the study's margin" if effect is None and info["margin_pp"] is not None else
-               "the smallest detectable difference" if effect is None else f"{effect:g} pp")
+               "the smallest detectable difference" if effect is None else
+               f"{effect:g} pp" if info["outcome"].percent else
+               f"{effect:g} in {info['outcome'].label}")
     margins = table["margin"].notna().any() if len(table) else False
     click.echo(f"{name}: seeds for {target:.0%} power to detect {planned} "
                f"(paired t at alpha {alpha:g} over each comparison's family)"

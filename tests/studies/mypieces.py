@@ -106,3 +106,11 @@ def exploding_loss(output, targets, config):
 
 def two_argument_loss(output, targets):
     return F.nll_loss(output, targets)
+
+
+def accuracy_metric(net, data, config):
+    return {"accuracy": 0.5}
+
+
+def lr_metric(net, data, config):
+    return {"lr": 0.5}
