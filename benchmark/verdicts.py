@@ -158,7 +158,7 @@ def _claim_evidence(t: dict, outcome: Outcome = ACCURACY) -> str:
 
     ci = ("" if math.isnan(t["ci_low"]) else
           f", 95% CI [{num(t['ci_low'])}, {num(t['ci_high'])}]")
-    on = "" if outcome.metric == "test_accuracy" else f" in {outcome.label}"
+    on = "" if outcome.metric == "test_accuracy" else f" in {outcome.metric} ({outcome.direction})"
     text = f"{outcome.diff(t['diff'])}{on}{ci}, {_p(t['p'])} ({t['method']})"
     if t.get("band") is not None and t.get("paired_diffs") is not None:
         level = 1 - 2 * t["step_level"]  # what TOST at the family's level compares

@@ -172,3 +172,26 @@ def test_one_seed_of_a_validation_accuracy_has_the_noise_of_its_split():
                                                   binomial_se(91.0, 500)))
     assert cell_table(frame, {"A": val})["noise_floor"].iloc[0] == pytest.approx(
         binomial_se(90.0, 500))
+
+
+def test_until_decided_on_a_lower_is_better_metric_holds_the_right_way(workdir, cli):
+    (workdir / "loss_claim.py").write_text(
+        "from benchmark import Cell, Claim, Section, Study, TrainConfig\n\n\n"
+        "def study():\n"
+        "    base = TrainConfig(arch='sk', width=0.2, batch_norm=True, epochs=1, "
+        "batch_size=32, lr=0.05, train_size=128, dataset='idx')\n"
+        "    return Study(name='loss_claim', baseline=base, seeds=[0, 1, 2],\n"
+        "                 sections=[Section('A', [Cell('good'), Cell('stuck', lr=1e-6)])],\n"
+        "                 claims=[Claim.beats('a working rate has the lower test loss', 'A',\n"
+        "                                     'good', 'stuck', metric='test_loss')])\n")
+    result = cli("run", "loss_claim.py", "--db", "r.sqlite", "--until-decided",
+                 "--max-seeds", "5", "--batch", "2")
+    assert result.exit_code == 0, result.output
+    assert "a working rate has the lower test loss: better at 3 seeds" in result.output
+    report = cli("report", "loss_claim", "--db", "r.sqlite", "--format", "md")
+    assert report.exit_code == 0, report.output
+    text = (workdir / "reports" / "loss_claim" / "report.md").read_text()
+    row = next(x for x in text.splitlines() if x.startswith("| a working rate has"))
+    assert "| holds |" in row and " nats in test_loss (lower is better) at look 1" in row
+    mean = float(row.split(" nats in test_loss")[0].rsplit("| ", 1)[1])
+    assert mean < 0  # the natural difference: good's loss minus stuck's
