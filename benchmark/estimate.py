@@ -64,15 +64,7 @@ def calibrate_one(config: TrainConfig, device: str, threads: int,
     gen = torch.Generator(device=dev).manual_seed(0)
 
     def step() -> None:
-        if own.step is not None:
-            with train.autocast(config, dev):
-                own.step(net, x, y, opt, config, gen)
-            return
-        with train.autocast(config, dev):
-            loss = own.loss(net(x).float(), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        train.train_step(net, x, y, opt, config, own, gen)
 
     net.train()
     for _ in range(WARMUP_STEPS):

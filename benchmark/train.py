@@ -330,6 +330,24 @@ def train(config: TrainConfig, data: DeviceData, eval_every: int = 1,
     return outcome
 
 
+def train_step(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
+               optimizer: torch.optim.Optimizer, config: TrainConfig, own: Pieces,
+               generator: torch.Generator | None) -> torch.Tensor:
+    """One training step on a batch: your own `step` (forward, backward, optimizer step),
+    or the job's loss, backward and the optimizer's step; the batch's mean loss."""
+    if own.step is not None:
+        with autocast(config, x.device):
+            loss = own.step(net, x, y, optimizer, config, generator)
+        pieces.scalar_loss(config.step, loss, "step")
+        return loss.reshape(()).float()
+    with autocast(config, x.device):
+        loss = own.loss(net(x).float(), y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss
+
+
 def measure(net: torch.nn.Module, data: DeviceData, config: TrainConfig, own: Pieces,
             val: DeviceData | None) -> dict[str, float]:
     """The job's own metrics on the test set, and with a validation split the validation
@@ -373,17 +391,7 @@ def _epochs(config: TrainConfig, data: DeviceData, net: torch.nn.Module,
             idx = order[i:i + config.batch_size]
             x = train_x[idx] if aug_gen is None else augment.apply(train_x[idx],
                                                                     config.augment, aug_gen)
-            if own.step is not None:  # your own step: forward, backward, optimizer step
-                with autocast(config, device):
-                    loss = own.step(net, x, train_y[idx], optimizer, config, gens["step"])
-                pieces.scalar_loss(config.step, loss, "step")
-                loss = loss.reshape(()).float()
-            else:
-                with autocast(config, device):
-                    loss = own.loss(net(x).float(), train_y[idx])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+            loss = train_step(net, x, train_y[idx], optimizer, config, own, gens.get("step"))
             loss_sum += loss.detach() * len(idx)
         train_loss = loss_sum.item() / n  # the one host sync of the epoch
         seconds = time.perf_counter() - t0
