@@ -405,9 +405,8 @@ def coerce(name: str, value: Any) -> Any:
         raise SpecError(
             f"field {name!r} must be {kind}, got {type(value).__name__} {value!r}"
         )
-    if name == "arch" and len(value) > ARCH_LIMIT:
-        raise SpecError(f"field 'arch' = {value!r} is {len(value)} characters long; at most "
-                        f"{ARCH_LIMIT}: shorten the module or function name")
+    if name == "arch":
+        _check_length(name, value)
     if name == "arch" and value not in BUILT_IN_ARCHS and not USER_ARCH.match(value):
         close = difflib.get_close_matches(value, BUILT_IN_ARCHS, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
@@ -427,6 +426,7 @@ def coerce(name: str, value: Any) -> Any:
 
 
 def _check_length(name: str, value: str) -> None:
+    """An arch or a piece fits its column (ARCH_LIMIT characters)."""
     if len(value) > ARCH_LIMIT:
         raise SpecError(f"field {name!r} = {value!r} is {len(value)} characters long; at "
                         f"most {ARCH_LIMIT}: shorten the module or function name")
