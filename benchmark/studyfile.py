@@ -14,7 +14,7 @@ import difflib
 import hashlib
 import importlib.util
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -173,34 +173,32 @@ def _check_dataset_name(dataset: str, base: Path) -> None:
                         "an .npz file) or a \"module:function\"")
 
 
-def _user_nets(specs: Sequence[JobSpec], path: Path) -> dict[str, str]:
-    """The source hash of each "module:function" net's module (the job's identity);
-    built-in nets carry none."""
+def _source_hashes(used: Iterable[tuple[str, str]], path: Path) -> dict[str, str]:
+    """The SHA-256 of each (field, "module:function") module's source (the job's
+    identity), by "module:function"; a module that cannot be found is a StudyFileError at
+    the study file's line that names it."""
     hashes: dict[str, str] = {}
-    for arch in dict.fromkeys(s.config.arch for s in specs):
-        if is_user_arch(arch):
-            try:
-                hashes[arch] = usernets.source_hash(arch, [str(path.parent)])
-            except usernets.UserNetError as exc:
-                line = LoadedStudy(None, path, "", ()).where(arch)  # type: ignore[arg-type]
-                raise StudyFileError(f"{line}: {exc}") from None
+    for what, spec in used:
+        if spec in hashes:
+            continue
+        try:
+            hashes[spec] = usernets.source_hash(spec, [str(path.parent)], what)
+        except usernets.UserNetError as exc:
+            line = LoadedStudy(None, path, "", ()).where(spec)  # type: ignore[arg-type]
+            raise StudyFileError(f"{line}: {exc}") from None
     return hashes
+
+
+def _user_nets(specs: Sequence[JobSpec], path: Path) -> dict[str, str]:
+    """The source hash of each "module:function" net's module; built-in nets carry none."""
+    return _source_hashes((("arch", s.config.arch) for s in specs
+                           if is_user_arch(s.config.arch)), path)
 
 
 def _user_pieces(specs: Sequence[JobSpec], path: Path) -> dict[str, str]:
-    """The source hash of each "module:function" piece's module (the job's identity)."""
-    hashes: dict[str, str] = {}
-    for job in specs:
-        for name, spec in user_pieces(job.config).items():
-            if spec in hashes:
-                continue
-            try:
-                hashes[spec] = usernets.source_hash(spec, [str(path.parent)],
-                                                    name.split("[")[0])
-            except usernets.UserNetError as exc:
-                line = LoadedStudy(None, path, "", ()).where(spec)  # type: ignore[arg-type]
-                raise StudyFileError(f"{line}: {exc}") from None
-    return hashes
+    """The source hash of each "module:function" piece's module."""
+    return _source_hashes(((name.split("[")[0], spec) for s in specs
+                           for name, spec in user_pieces(s.config).items()), path)
 
 
 def load_study(path: str | Path, seeds: Sequence[int] | None = None) -> LoadedStudy:
