@@ -52,12 +52,13 @@ def studies(store: ResultStore) -> list[dict]:
         by_status: dict[str, int] = {}
         versions = set()
         cells = 0
-        for stored, cv, skipped, count in row["groups"]:
-            shown = JobStatus.SKIPPED if skipped else state.shown_status(stored, cv, code)
-            by_status[shown.value] = by_status.get(shown.value, 0) + count
-            cells += count
-            if cv and not skipped:
-                versions.add(cv)
+        for group in row["groups"]:
+            shown = (JobStatus.SKIPPED if group.skipped
+                     else state.shown_status(group.status, group.code_version, code))
+            by_status[shown.value] = by_status.get(shown.value, 0) + group.count
+            cells += group.count
+            if group.code_version and not group.skipped:
+                versions.add(group.code_version)
         out.append({"name": row["name"], "description": row["description"],
                     "cell_runs": cells, "jobs_by_status": by_status,
                     "last_activity": _iso(row["last_activity"]),
@@ -185,8 +186,8 @@ class SummaryCache:
                 self._items.popitem(last=False)
         elif entry.mark != mark:
             changed = store.changed_since(name, entry.mark)
-            _refresh(store, name, code, info, entry, {j for j, _ in changed},
-                     {s for _, s in changed})
+            _refresh(store, name, code, info, entry, {c.job_id for c in changed},
+                     {c.section for c in changed})
             entry.mark = mark
         self._items.move_to_end(key)
         order = [s["name"] for s in info.get("sections", ())]

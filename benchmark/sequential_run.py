@@ -7,7 +7,6 @@ replayed from the stored results, so a killed run continues at the look it reach
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -181,9 +180,8 @@ def run_until_decided(loaded: LoadedStudy, store: ResultStore, options: runner.R
                                "that another runner holds (rerun when it is done)")
                 break
             wanted = _wanted_seeds(claims, progress, record)
-            subset = dataclasses.replace(loaded, specs=tuple(
-                s for s in full.specs if s.config.seed in wanted.get((s.section, s.cell),
-                                                                     record["seeds"][:first])))
+            subset = full.running(lambda s, wanted=wanted: s.config.seed in wanted.get(
+                (s.section, s.cell), record["seeds"][:first]))
             left = (len(state.left_to_run(subset.specs, state.of_jobs(store, subset.specs)))
                     if store.exists else len(subset.specs))
             on_look(LookSummary(max((p.seeds for p in progress.values()), default=0), progress,

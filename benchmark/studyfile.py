@@ -14,7 +14,7 @@ import difflib
 import hashlib
 import importlib.util
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,6 +73,11 @@ class LoadedStudy:
         study = self.study.with_seeds(seeds)
         return dataclasses.replace(self, study=study,
                                    specs=self.resolution.apply(expand(study)))
+
+    def running(self, keep: Callable[[JobSpec], bool]) -> LoadedStudy:
+        """This study with only the jobs `keep` selects, as the loader resolved them (a
+        sequential look runs the seeds its claims still need)."""
+        return dataclasses.replace(self, specs=tuple(s for s in self.specs if keep(s)))
 
     @property
     def import_dirs(self) -> tuple[str, ...]:

@@ -43,6 +43,22 @@ class CellRun(NamedTuple):
     live_epochs: int | None  # the running attempt's epochs written so far
 
 
+class StatusGroup(NamedTuple):
+    """A study's cell runs of one stored status and result code version (the overview)."""
+
+    status: str
+    code_version: str | None
+    skipped: bool
+    count: int
+
+
+class ChangedCell(NamedTuple):
+    """A study's cell whose job has a run newer than a reader's mark."""
+
+    job_id: int
+    section: str
+
+
 class DashboardReads:
     """The dashboard's queries (a part of `ResultStore`)."""
 
@@ -66,7 +82,7 @@ class DashboardReads:
                for sid, name, description, synced in studies}
         for sid, status, cv, skipped, count, last in groups:
             row = out[sid]
-            row["groups"].append((status, cv, bool(skipped), count))
+            row["groups"].append(StatusGroup(status, cv, bool(skipped), count))
             if last is not None and (row["last_activity"] is None or last > row["last_activity"]):
                 row["last_activity"] = last
         return list(out.values())
@@ -103,7 +119,7 @@ class DashboardReads:
         if changed_after is not None:
             query = query.where(JobRow.updated_at > changed_after)
         with self.session() as s:
-            return [CellRun._make(row) for row in s.execute(query)]
+            return [CellRun(**row._mapping) for row in s.execute(query)]
 
     @stored(lambda: {"run_id": 0, "live_epoch_id": 0, "updated_at": None})
     def marks(self, study: str) -> dict:
@@ -181,11 +197,11 @@ class DashboardReads:
                                   RunRow.job_id, ids))
 
     @stored(list)
-    def changed_since(self, study: str, run_id: int) -> list[tuple[int, str]]:
-        """(job id, section) of the study's cells whose job has a run newer than `run_id`."""
+    def changed_since(self, study: str, run_id: int) -> list[ChangedCell]:
+        """The study's cells whose job has a run newer than `run_id`."""
         newer = select(RunRow.job_id).where(RunRow.run_id > run_id)
         with self.session() as s:
-            return [tuple(r) for r in s.execute(
+            return [ChangedCell(*r) for r in s.execute(
                 select(CellRow.job_id, CellRow.section).distinct()
                 .join(StudyRow, StudyRow.study_id == CellRow.study_id)
                 .where(StudyRow.name == study, CellRow.job_id.in_(newer)))]
