@@ -5,6 +5,7 @@
 
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import nox
@@ -49,8 +50,12 @@ def wheel(session: nox.Session) -> None:
     session.install(*TORCH)
     dist = Path(session.create_tmp()) / "dist"
     shutil.rmtree(dist, ignore_errors=True)
+    # Built from a clean copy of the source: an editable install (the tests session's)
+    # leaves cnnbench.egg-info in the checkout, whose file list setuptools would take as
+    # package data, putting in the wheel what the packaging itself leaves out.
+    source = _clean_source(Path(session.create_tmp()) / "source")
     session.run("python", "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir",
-                str(dist), ".")
+                str(dist), str(source))
     (built,) = dist.glob("cnnbench-*.whl")
     session.install(str(built))
     elsewhere = Path(session.create_tmp()) / "elsewhere"
@@ -64,6 +69,24 @@ def wheel(session: nox.Session) -> None:
         session.run("cnnbench", "--help", silent=True)
         session.run("cnnbench", "run", "studies/mnist_quick.py", "--dry-run",
                     "--db", str(elsewhere / "none.sqlite"))
+
+
+def _clean_source(to: Path) -> Path:
+    """The checkout's own files (git's tracked and not ignored ones, else the tree without
+    build state) copied to `to`."""
+    shutil.rmtree(to, ignore_errors=True)
+    try:
+        listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others",
+                                 "--exclude-standard"], capture_output=True, check=True)
+    except (OSError, subprocess.CalledProcessError):  # not a git checkout
+        shutil.copytree(".", to, ignore=shutil.ignore_patterns(
+            "*.egg-info", "build", "dist", ".nox", ".venv", "venv", ".git", "__pycache__"))
+        return to
+    for name in filter(None, listed.stdout.decode().split("\0")):
+        if Path(name).is_file():  # a file deleted but not yet staged is listed too
+            (to / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(name, to / name)
+    return to
 
 
 @nox.session
