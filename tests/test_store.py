@@ -414,3 +414,7 @@ def test_live_epochs_are_the_current_attempts_of_the_runner_holding_the_job(tmp_
     assert list(zip(live["epoch"], live["test_accuracy"], strict=True)) == [(1, 70.0)]
     by_study = store.live_epochs(study="s")
     assert set(by_study["test_accuracy"]) == {70.0}
+    # the dashboard's reads too: the cell rows and the job's page
+    rows = [r for r in store.cell_runs("s") if r.job_key == key]
+    assert rows and {r.live_epochs for r in rows} == {1}, rows
+    assert [e["test_accuracy"] for e in store.job_detail(key)["live_epochs"]] == [70.0]
