@@ -222,8 +222,8 @@ def _compare(base: pd.DataFrame, other: pd.DataFrame, d: np.ndarray, res: float,
     if not outcome.percent:
         return {"diff": diff, "ci_low": math.nan, "ci_high": math.nan, "p": math.nan,
                 **unpaired, "method": "1 seed; no noise estimate", "noise": math.nan}
-    n = images_of(pd.concat([base, other]), outcome)
-    noise = math.hypot(binomial_se(a.mean(), n), binomial_se(b.mean(), n))
+    noise = math.hypot(binomial_se(a.mean(), images_of(base, outcome)),
+                       binomial_se(b.mean(), images_of(other, outcome)))
     return {"diff": diff, "ci_low": math.nan, "ci_high": math.nan, "p": math.nan, **unpaired,
             "method": f"1 seed; test-set noise ±{noise:.2f} pp (1 SE)", "noise": noise}
 

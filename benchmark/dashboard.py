@@ -245,7 +245,8 @@ def _refresh(store: ResultStore, name: str, code: str, info: dict, entry: _Summa
                  "diff": _num(r["diff"]), "ci_low": _num(r["ci_low"]),
                  "ci_high": _num(r["ci_high"]), "p": _num(r["p"]),
                  "level": _num(r["step_level"]), "method": r["method"],
-                 "verdict": r["verdict"], "metric": outcomes[sec].label}
+                 "verdict": r["verdict"], "metric": outcomes[sec].label,
+                 "percent": outcomes[sec].percent}
                 for _, r in rows.iterrows()]
     if jobs is None:
         entry.sums, entry.runs = store.curve_sums(name, code)

@@ -67,6 +67,12 @@ class Outcome:
         return "higher is better" if self.higher_is_better else "lower is better"
 
     @property
+    def in_words(self) -> str:
+        """What a difference is in, after its number: ' in ece (lower is better)'; nothing
+        for test accuracy, the default outcome."""
+        return "" if self.metric == "test_accuracy" else f" in {self.metric} ({self.direction})"
+
+    @property
     def label(self) -> str:
         """'test_accuracy (pp, higher is better)'."""
         unit = f"{self.unit}, " if self.unit else ""

@@ -172,8 +172,8 @@ def _look_evidence(d: np.ndarray, design: decisions.Design, look: int | None,
     level = 1 - design.alpha / design.claims
     mean, low, high = natural(mean, mean - half, mean + half, outcome.sign)
     num = (lambda v: f"{v:+.2f}") if outcome.percent else (lambda v: f"{v:+.4g}")
-    on = "" if outcome.metric == "test_accuracy" else f" in {outcome.metric} ({outcome.direction})"
-    text = (f"{outcome.diff(mean)}{on} at look {look + 1} of {len(design.looks)} ({n} seeds), "
+    text = (f"{outcome.diff(mean)}{outcome.in_words} at look {look + 1} of "
+            f"{len(design.looks)} ({n} seeds), "
             f"repeated {level:.1%} CI [{num(low)}, {num(high)}] "
             f"(simultaneous {1 - design.alpha:.0%} over claims and looks); t = {t:.3g} "
             f"against the look's bound {design.difference_bounds(0)[look]:.3g} at alpha/"

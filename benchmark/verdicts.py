@@ -158,8 +158,7 @@ def _claim_evidence(t: dict, outcome: Outcome = ACCURACY) -> str:
 
     ci = ("" if math.isnan(t["ci_low"]) else
           f", 95% CI [{num(t['ci_low'])}, {num(t['ci_high'])}]")
-    on = "" if outcome.metric == "test_accuracy" else f" in {outcome.metric} ({outcome.direction})"
-    text = f"{outcome.diff(t['diff'])}{on}{ci}, {_p(t['p'])} ({t['method']})"
+    text = f"{outcome.diff(t['diff'])}{outcome.in_words}{ci}, {_p(t['p'])} ({t['method']})"
     if t.get("band") is not None and t.get("paired_diffs") is not None:
         level = 1 - 2 * t["step_level"]  # what TOST at the family's level compares
         low, high = mean_ci(t["paired_diffs"], level, t["res"])[1:]
@@ -272,10 +271,9 @@ def power_table(frame: pd.DataFrame, claims=(), effect: float | None = None,
         if key in claimed:
             continue  # planned as the claim below
         family = int((eff["family"] == r["family"]).sum())
-        band = margin_for(margin, outcome_in(outcomes, r["section"]), study_outcome)
-        rows.append(_plan(r.to_dict(), "", band, family,
-                          margin_for(effect, outcome_in(outcomes, r["section"]), study_outcome),
-                          power, alpha,
+        outcome = outcome_in(outcomes, r["section"])
+        rows.append(_plan(r.to_dict(), "", margin_for(margin, outcome, study_outcome), family,
+                          margin_for(effect, outcome, study_outcome), power, alpha,
                           decided=bool(r["reject_diff"] or r["reject_equiv"])))
     for c, decided in zip(claims, claim_table["decided"] if claim_table is not None else [],
                           strict=False):

@@ -95,8 +95,7 @@ def studies_data(rng: np.random.Generator, studies: int, effects: np.ndarray, se
     else:
         z = rng.standard_normal(shape)
     acc = 97.0 + np.concatenate([np.zeros(1), effects])[None, :, None] + z * cell_sd[:, :, None]
-    if RESOLUTION > 0:  # whole test images; a continuous outcome stays as it is
-        acc = np.round(acc / RESOLUTION) * RESOLUTION
+    acc = decisions.at_resolution(acc, RESOLUTION)  # whole test images, or continuous
     diff_sd = np.sqrt(cell_sd[:, 1:] ** 2 + cell_sd[:, :1] ** 2)
     return acc[:, 1:, :] - acc[:, :1, :], diff_sd
 
@@ -395,11 +394,13 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"\nfigures written to {out}")
     if args.policy:  # a continuous outcome's figures go beside the accuracy's
         path = Path(args.policy)
+        # a continuous outcome's figures go into the accuracy's file, which must exist
+        kept = json.loads(path.read_text()) if continuous or path.exists() else {}
         record = policy_record(results)
         if continuous:
-            record = {**json.loads(path.read_text()), "continuous": record}
-        elif path.exists() and "continuous" in json.loads(path.read_text()):
-            record["continuous"] = json.loads(path.read_text())["continuous"]
+            record = {**kept, "continuous": record}
+        elif "continuous" in kept:
+            record["continuous"] = kept["continuous"]
         path.write_text(json.dumps(record, indent=2) + "\n")
         print(f"the reports' figures written to {args.policy}"
               + (" (as a continuous outcome's)" if continuous else ""))

@@ -280,7 +280,13 @@ def test_the_summary_brought_up_to_date_equals_one_computed_afresh(db):
     con.close()
     assert writer.claim(KEYS[0], me, code_version())
     writer.record(_result(KEYS[0], acc=80.0, cv=code_version()), me)
-    same(cache.get(reader, "s"), dashboard.SummaryCache().get(reader, "s"))
+    final = cache.get(reader, "s")
+    same(final, dashboard.SummaryCache().get(reader, "s"))
+    # each effect says what it decides on, and whether that is an accuracy in pp (the page
+    # shows it to 2 decimals, another metric to 4)
+    assert final["effects"] and all(
+        e["metric"] == "test_accuracy (pp, higher is better)" and e["percent"] is True
+        for e in final["effects"])
     reader.close()
 
 

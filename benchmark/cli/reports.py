@@ -185,7 +185,7 @@ def power(study: str, db: str | None, effect: float | None, target: float,
     inflates false positives. STUDY is a study name or file.
     """
     from .. import aggregate, planning, verdicts
-    from ..outcome import BUILT_IN
+    from ..outcome import ACCURACIES
 
     with user_errors(), opened(db, read_only=True) as store:
         name = _study_names(store, (study,))[0]
@@ -222,7 +222,7 @@ def power(study: str, db: str | None, effect: float | None, target: float,
         seeds = "" if math.isnan(r.power) else aggregate.seeds_text(needed)
         tost = ("" if r.n_paired < 2 or r.seeds_equivalent is None
                 or r.seeds_equivalent != r.seeds_equivalent else str(int(r.seeds_equivalent)))
-        pp = BUILT_IN.get(r.metric, (True, ""))[1] == "pp"  # else the metric's own unit
+        pp = r.metric in ACCURACIES  # in pp (as Outcome.percent); else the metric's own unit
         digits = ".2f" if pp else ".3g"
         power_text = (_fmt(r.power) if not math.isnan(r.power) else
                       f"±{r.detectable:{digits}}" if not math.isnan(r.detectable) else "")

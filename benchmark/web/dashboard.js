@@ -41,7 +41,7 @@
 
   const fmt = (x, d = 2) => (x === null || x === undefined) ? "" : Number(x).toFixed(d);
   // an accuracy's difference to 0.01 pp; another metric's (its own unit) to 4 decimals
-  const digits = e => String(e.metric || "").includes("(pp,") ? 2 : 4;
+  const digits = e => e.percent ? 2 : 4;
   const signed = (x, d = 2) => (x === null || x === undefined) ? "" :
     (x >= 0 ? "+" : "") + Number(x).toFixed(d);
   const enc = encodeURIComponent;
